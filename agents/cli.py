@@ -1,0 +1,242 @@
+"""The `vipstream` command (CONTRACT.md section 3)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agents.settings import ConfigError, Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.run(args)
+        return code
+    except ConfigError as exc:
+        print(f"vipstream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vipstream",
+        description="Streaming customer-value engine for contact centres. "
+        "Kafka commands take the broker from VIPSTREAM_BROKER (default kafka://127.0.0.1:9092); "
+        "configuration from the TOML file in VIPSTREAM_CONFIG and VIPSTREAM_* variables.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="embedded broker + worker + simulator, with a live feed")
+    p.add_argument("--customers", type=int, default=400)
+    p.add_argument("--days", type=float, default=365.0, help="history to simulate up to now")
+    p.add_argument(
+        "--days-per-second",
+        type=float,
+        default=3.0,
+        help="simulated days per wall-clock second while catching up to now",
+    )
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(run=_broker)
+
+    p = sub.add_parser("worker", help="run a Faust worker (several share the work)")
+    p.add_argument("--web-port", type=int, help="HTTP port (default: web.port, 6066)")
+    p.add_argument("--datadir", type=Path, help="table data directory (default: datadir)")
+    p.set_defaults(run=_worker)
+
+    p = sub.add_parser("simulate", help="synthetic, seeded events to a JSONL file or the topics")
+    p.add_argument("--customers", type=int, default=1000)
+    p.add_argument("--days", type=float, default=365.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--start", type=_date, help="event time of day 0 (default: DAYS before now)")
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        help="write JSONL here ('-' for stdout) instead of producing to the topics",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="events per second when producing (0: as fast as possible)",
+    )
+    p.add_argument("--invalid-share", type=float, default=0.0)
+    p.add_argument("--duplicate-share", type=float, default=0.0)
+    p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("replay", help="produce JSONL events to the input topics")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(run=_replay)
+
+    p = sub.add_parser("tail", help="print the events on a topic")
+    p.add_argument("topic", help="a topic name, e.g. tier-changes or dead-letters")
+    p.add_argument("--from-end", action="store_true", help="only new events")
+    p.add_argument("--idle-timeout", type=float, help="exit after this many idle seconds")
+    p.add_argument("--max-events", type=int, help="exit after this many events")
+    p.set_defaults(run=_tail)
+
+    p = sub.add_parser("schemas", help="write the JSON Schemas of every event")
+    p.add_argument("directory", nargs="?", type=Path, default=Path("."))
+    p.set_defaults(run=_schemas)
+    return parser
+
+
+def _date(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _tool_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- commands ------------------------------------------------------------------------------
+def _broker(args: argparse.Namespace) -> int:
+    from agents.broker import BrokerError, run_foreground
+
+    try:
+        return run_foreground(args.host, args.port)
+    except BrokerError as exc:
+        print(f"vipstream: {exc}", file=sys.stderr)
+        return 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.web_port is not None:
+        overrides["web"] = {"port": args.web_port}
+    if args.datadir is not None:
+        overrides["datadir"] = args.datadir
+    settings = load_settings(overrides)
+    from agents.worker import run_worker
+
+    return run_worker(settings)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from agents.simulator import SimulationConfig, Simulator
+
+    settings = load_settings()
+    start = args.start or datetime.fromtimestamp(
+        datetime.now(UTC).timestamp() - args.days * 86400, UTC
+    )
+    config = SimulationConfig(
+        customers=args.customers,
+        days=args.days,
+        seed=args.seed,
+        start=start,
+        currency=settings.ingest.currency,
+        invalid_share=args.invalid_share,
+        duplicate_share=args.duplicate_share,
+    )
+    simulator = Simulator(config)
+    if args.output is not None:
+        from agents.simulate_io import write_jsonl
+
+        count, seconds = write_jsonl(simulator, args.output)
+        print(
+            f"vipstream: wrote {count:,} events in {seconds:.1f}s "
+            f"({count / max(seconds, 1e-9):,.0f} events/s)",
+            file=sys.stderr,
+        )
+        return 0
+    from agents.simulate_io import produce
+
+    _tool_logging()
+    count = asyncio.run(produce(settings, simulator, rate=args.rate))
+    print(f"vipstream: produced {count:,} events to {settings.broker}", file=sys.stderr)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from agents.replay import print_invalid, replay_files
+
+    settings = load_settings()
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        print(f"vipstream: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    _tool_logging()
+    report = asyncio.run(replay_files(settings, args.files, progress=not args.quiet))
+    print_invalid(report)
+    print(
+        f"vipstream: replayed {report.sent:,} events in {report.seconds:.1f}s; "
+        f"{len(report.invalid):,} invalid lines",
+        file=sys.stderr,
+    )
+    return 1 if report.invalid else 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from agents.kafka_io import consume_topics
+
+    settings = load_settings()
+    topic = resolve_topic(settings, args.topic)
+    _tool_logging()
+
+    async def run() -> None:
+        shown = 0
+        async for _, _, _, _, value in consume_topics(
+            settings, [topic], from_beginning=not args.from_end, idle_timeout=args.idle_timeout
+        ):
+            sys.stdout.write((value or b"null").decode("utf-8", "replace") + "\n")
+            sys.stdout.flush()
+            shown += 1
+            if args.max_events is not None and shown >= args.max_events:
+                return
+
+    asyncio.run(run())
+    return 0
+
+
+def resolve_topic(settings: Settings, name: str) -> str:
+    """Accept a configured topic key or default name ('tier-changes') or a full name."""
+    for key in settings.topics.model_fields:
+        if key == "prefix":
+            continue
+        default = Settings.model_fields["topics"].default.model_dump()[key]
+        if name in (key, default, key.replace("_", "-")):
+            return settings.topics.name(key)
+    return name
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from schemas.export import write_schemas
+
+    for path in write_schemas(args.directory):
+        print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agents.demo import run_demo
+
+    return run_demo(
+        customers=args.customers,
+        days=args.days,
+        days_per_second=args.days_per_second,
+        seed=args.seed,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

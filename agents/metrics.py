@@ -1,0 +1,123 @@
+"""vipstream's own Prometheus metrics (CONTRACT.md section 5): base units, `_total` on
+counters, and never a customer id as a label."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Event lag spans live traffic (sub-second) to replays of history (months).
+_LAG_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+    6 * 3600,
+    86400,
+    7 * 86400,
+    30 * 86400,
+    365 * 86400,
+)
+_PROCESSING_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
+_FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """All metrics of one worker, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_consumed = Counter(
+            "vipstream_events_consumed_total", "Input messages consumed.", ["topic"], registry=r
+        )
+        self.events_invalid = Counter(
+            "vipstream_events_invalid_total",
+            "Input messages that could not be used, sent to dead-letters, by reason.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "vipstream_events_duplicate_total",
+            "Input events ignored because their event_id was already applied.",
+            ["topic"],
+            registry=r,
+        )
+        self.events_applied = Counter(
+            "vipstream_events_applied_total",
+            "Input events applied to customer state.",
+            ["topic"],
+            registry=r,
+        )
+        self.event_lag = Histogram(
+            "vipstream_event_lag_seconds",
+            "Processing wall-clock time minus the event's occurred_at.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.processing = Histogram(
+            "vipstream_event_processing_seconds",
+            "Time to decode, validate and apply one input message.",
+            buckets=_PROCESSING_BUCKETS,
+            registry=r,
+        )
+        self.watermark = Gauge(
+            "vipstream_watermark_timestamp_seconds",
+            "Latest event time seen on this worker's partitions less the allowed lateness.",
+            registry=r,
+        )
+        self.outputs = Counter(
+            "vipstream_output_events_total",
+            "Events produced, by output topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.state_writes = Counter(
+            "vipstream_state_writes_total",
+            "Customer states written to the changelog (at most one per customer per commit).",
+            registry=r,
+        )
+        self.commit_flush = Histogram(
+            "vipstream_commit_flush_seconds",
+            "Time to make outputs and state durable before an offset commit.",
+            buckets=_FLUSH_BUCKETS,
+            registry=r,
+        )
+        self.state_customers = Gauge(
+            "vipstream_state_customers",
+            "Customers whose state this worker holds (active).",
+            registry=r,
+        )
+        self.processing_errors = Counter(
+            "vipstream_processing_errors_total",
+            "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """Prometheus text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,183 @@
+"""Per-worker processing: one input message in, state updated, outputs queued, counted.
+
+Synchronous on purpose: nothing here awaits, so a message is applied and its outputs are
+queued as one step that the commit barrier can never split.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from agents.logs import Throttle
+from agents.metrics import Metrics
+from agents.settings import Settings
+from agents.state_store import CustomerStore
+from agents.topics import input_topic_names
+from schemas.inputs import InputEvent
+from schemas.outputs import DeadLetter
+from streams.customer import CustomerState, Outcome, apply_event, refuse_before
+from streams.decode import Rejected, decode_input
+from streams.ids import deterministic_id
+from streams.units import MICROS_PER_SECOND, from_micros, rfc3339, to_micros
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InputMessage:
+    """The parts of a Kafka message the runtime uses."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float  # Kafka message timestamp, seconds
+
+
+class _TopicCounters:
+    __slots__ = ("applied", "consumed", "duplicate")
+
+    def __init__(self, metrics: Metrics, topic: str) -> None:
+        self.consumed = metrics.events_consumed.labels(topic=topic)
+        self.applied = metrics.events_applied.labels(topic=topic)
+        self.duplicate = metrics.events_duplicate.labels(topic=topic)
+
+
+Sender = Callable[[str, bytes | None, bytes], Any]
+
+
+class Runtime:
+    """Applies input messages to the customer store and queues the resulting outputs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: CustomerStore,
+        metrics: Metrics,
+        send: Sender,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self._send = send  # (topic key, message key, value) -> send future
+        self._clock = clock
+        self._input_types = input_topic_names(settings)
+        self._counters = {t: _TopicCounters(metrics, t) for t in self._input_types}
+        self._pending: list[Any] = []
+        self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
+        self.max_event_at: int | None = None
+        self._log_throttle = Throttle(10.0)
+
+    # -- the hot path ------------------------------------------------------------------
+    def handle(self, message: InputMessage) -> None:
+        """Apply one input message. Never raises for anything the message contains."""
+        started = time.perf_counter()
+        counters = self._counters.get(message.topic)
+        if counters is None:  # cannot happen: the agent only subscribes to input topics
+            log.error("message from unexpected topic %s ignored", message.topic)
+            return
+        counters.consumed.inc()
+        now = self._clock()
+        decoded = decode_input(
+            message.value,
+            message.key,
+            expected_event_type=self._input_types[message.topic],
+            topic=message.topic,
+            rules=self.settings.ingest,
+            now_micros=int(now * MICROS_PER_SECOND),
+        )
+        if isinstance(decoded, Rejected):
+            self._dead_letter(message, decoded, now)
+            return
+        key = decoded.customer_id.encode()
+        try:
+            state = self.store.get(key)
+            state, outcome = apply_event(
+                state, decoded, ingest=self.settings.ingest, costs=self.settings.cost
+            )
+        except Exception as exc:  # a bug, not bad input: keep the worker and the event
+            log.exception(
+                "processing error at %s[%d]@%d", message.topic, message.partition, message.offset
+            )
+            self.metrics.processing_errors.inc()
+            self._dead_letter(
+                message, Rejected("processing_error", repr(exc)[:1000], decoded.customer_id), now
+            )
+            return
+        if outcome is Outcome.APPLIED:
+            self.store.put(key, message.partition, state)
+            counters.applied.inc()
+            at = to_micros(decoded.occurred_at)
+            self.metrics.event_lag.observe(max(0.0, now - at / MICROS_PER_SECOND))
+            if self.max_event_at is None or at > self.max_event_at:
+                self.max_event_at = at
+                self.metrics.watermark.set((at - self._lateness) / MICROS_PER_SECOND)
+        elif outcome is Outcome.DUPLICATE:
+            counters.duplicate.inc()
+        else:
+            self._dead_letter(message, self._late(decoded, state), now)
+        self.metrics.processing.observe(time.perf_counter() - started)
+
+    # -- outputs -----------------------------------------------------------------------
+    def take_pending(self) -> list[Any]:
+        """Send futures of the outputs queued since the last call (for the commit barrier)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def emit(self, topic_key: str, key: bytes | None, event: BaseModel) -> None:
+        """Queue one output event (JSON) on a contract topic."""
+        self._pending.append(self._send(topic_key, key, event.model_dump_json().encode()))
+        self.metrics.outputs.labels(topic=self.settings.topics.name(topic_key)).inc()
+
+    def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float) -> None:
+        payload = message.value or b""
+        limit = self.settings.ingest.dead_letter_payload_max_bytes
+        letter = DeadLetter(
+            event_id=deterministic_id("dl", message.topic, message.partition, message.offset),
+            customer_id=rejected.customer_id,
+            as_of=from_micros(int(message.timestamp * MICROS_PER_SECOND)),
+            emitted_at=from_micros(int(now * MICROS_PER_SECOND)),
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            reason=rejected.reason,  # type: ignore[arg-type]
+            detail=rejected.detail,
+            payload=base64.b64encode(payload[:limit]).decode("ascii"),
+            payload_bytes=len(payload),
+            payload_truncated=len(payload) > limit,
+        )
+        self.metrics.events_invalid.labels(topic=message.topic, reason=rejected.reason).inc()
+        key = rejected.customer_id.encode() if rejected.customer_id else message.key
+        self.emit("dead_letters", key, letter)
+        allowed, held = self._log_throttle.allow(rejected.reason)
+        if allowed:
+            log.info(
+                "dead letter %s from %s[%d]@%d: %s%s",
+                rejected.reason,
+                message.topic,
+                message.partition,
+                message.offset,
+                rejected.detail[:200],
+                f" ({held} more {rejected.reason} held back)" if held else "",
+            )
+
+    def _late(self, event: InputEvent, state: CustomerState) -> Rejected:
+        memory = state.streams[event.event_type]
+        cutoff = rfc3339(refuse_before(memory, self.settings.ingest))
+        return Rejected(
+            "late_event",
+            f"occurred_at {rfc3339(to_micros(event.occurred_at))} is before {cutoff}: this "
+            "customer's "
+            f"latest {event.event_type} event less allowed_lateness_seconds="
+            f"{self.settings.ingest.allowed_lateness_seconds}",
+            state.customer_id,
+        )

@@ -1,0 +1,222 @@
+"""The one validated configuration object.
+
+Sources, strongest first: explicit overrides (CLI flags), `VIPSTREAM_*` environment
+variables (nested keys joined by `__`), the TOML file named by `VIPSTREAM_CONFIG`,
+defaults. Faust's own environment variables (WEB_PORT, BROKER_URL, ...) are never read:
+the app is built with an empty Faust environment, so they cannot override these.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from schemas.config import CostSettings, IngestSettings, Section
+
+ENV_PREFIX = "VIPSTREAM_"
+CONFIG_ENV = "VIPSTREAM_CONFIG"
+#: VIPSTREAM_* variables that are not settings keys.
+_NOT_SETTINGS = frozenset({CONFIG_ENV})
+
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")]
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the key and where it came from."""
+
+
+class TopicSettings(Section):
+    """Topic names (CONTRACT.md section 2); `prefix` is prepended to every one of them."""
+
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{0,100}$")] = ""
+    calls: TopicName = "calls"
+    orders: TopicName = "orders"
+    tickets: TopicName = "tickets"
+    contact_preferences: TopicName = "contact-preferences"
+    tier_changes: TopicName = "tier-changes"
+    basic_question_spikes: TopicName = "basic-question-spikes"
+    care_tasks: TopicName = "care-tasks"
+    ticket_priorities: TopicName = "ticket-priorities"
+    dead_letters: TopicName = "dead-letters"
+
+    def name(self, key: str) -> str:
+        """The full topic name of a logical topic key such as 'calls'."""
+        return self.prefix + str(getattr(self, key))
+
+
+class KafkaSettings(Section):
+    """Consumer-group and topic behaviour. Timeouts are chosen, not inherited: see README."""
+
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 8
+    replication_factor: Annotated[int, Field(ge=1, le=7)] = 1
+    #: After a worker dies without leaving, its partitions move after this long.
+    session_timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
+    heartbeat_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    #: How long the group waits for members to rejoin during a rebalance. Faust's 60 s
+    #: default made every group join on the embedded broker take ~30 s.
+    rebalance_timeout_seconds: Annotated[float, Field(ge=1, le=600)] = 10.0
+    #: Offsets (and the coalesced state before them) are committed this often.
+    commit_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    standby_replicas: Annotated[int, Field(ge=0, le=3)] = 0
+    #: A request to the broker that takes longer than this fails and is retried.
+    request_timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 30.0
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> KafkaSettings:
+        if self.heartbeat_interval_seconds * 3 > self.session_timeout_seconds:
+            raise ValueError(
+                "heartbeat_interval_seconds must be at most a third of session_timeout_seconds"
+            )
+        return self
+
+
+class WebSettings(Section):
+    """Each worker's HTTP server (health, metrics, customer look-ups)."""
+
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    #: The host other workers use to reach this one (requests are routed to the owner
+    #: of a customer). Defaults to this machine's host name.
+    advertised_host: str | None = None
+
+
+class Settings(BaseSettings):
+    """All of vipstream's configuration. Units are in the key names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "vipstream"
+    #: kafka://host:port, several separated by ';' or ','.
+    broker: str = "kafka://127.0.0.1:9092"
+    #: Table store: memory:// (rebuilt from the changelog at start) or rocksdb://.
+    store: Literal["memory://", "rocksdb://"] = "memory://"
+    datadir: Path = Path("vipstream-data")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    #: Decoded customer states kept in memory per worker (the rest are decoded on demand).
+    state_cache_customers: Annotated[int, Field(ge=100, le=50_000_000)] = 200_000
+
+    topics: TopicSettings = TopicSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    web: WebSettings = WebSettings()
+    ingest: IngestSettings = IngestSettings()
+    cost: CostSettings = CostSettings()
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_urls(cls, value: str) -> str:
+        broker_servers(value)
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """host:port of every broker, for aiokafka clients."""
+        return broker_servers(self.broker)
+
+    @property
+    def advertised_host(self) -> str:
+        return self.web.advertised_host or socket.gethostname()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def broker_servers(url: str) -> list[str]:
+    """'kafka://a:9092;kafka://b:9092' -> ['a:9092', 'b:9092'] (port defaults to 9092)."""
+    servers = []
+    for raw in url.replace(",", ";").split(";"):
+        part = raw.strip()
+        if not part:
+            continue
+        scheme, sep, rest = part.partition("://")
+        if not sep or scheme != "kafka":
+            raise ValueError(f"{part!r} is not a kafka://host:port URL")
+        host, _, port = rest.rstrip("/").partition(":")
+        if not host or (port and not port.isdigit()):
+            raise ValueError(f"{part!r} is not a kafka://host:port URL")
+        servers.append(f"{host}:{port or 9092}")
+    if not servers:
+        raise ValueError("no broker URL given")
+    return servers
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read and validate the configuration; raise ConfigError naming each bad key."""
+    env = os.environ
+    path = env.get(CONFIG_ENV)
+    if path and not Path(path).is_file():
+        raise ConfigError(f"{CONFIG_ENV}={path!r}: no such file")
+    unknown = sorted(
+        name
+        for name in env
+        if name.startswith(ENV_PREFIX) and name not in _NOT_SETTINGS and not _is_known(name)
+    )
+    if unknown:
+        raise ConfigError(
+            "unknown configuration variable(s): "
+            + ", ".join(unknown)
+            + f" (keys are {ENV_PREFIX}<KEY>, nested keys joined by '__')"
+        )
+    try:
+        return Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from None
+    except (OSError, ValueError) as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"cannot read configuration {path!r}: {exc}") from None
+
+
+def _is_known(env_name: str) -> bool:
+    path = env_name[len(ENV_PREFIX) :].lower().split("__")
+    model: Any = Settings
+    for i, part in enumerate(path):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        if i == len(path) - 1:
+            return True
+        model = annotation
+        if not (isinstance(model, type) and issubclass(model, Section)):
+            # a mapping such as cost.channel_rate_per_minute takes one more level
+            return i == len(path) - 2 and "dict" in str(annotation)
+    return False
+
+
+def _explain(exc: ValidationError, path: str | None) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in error["loc"])
+        env_name = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+        shown = error.get("input")
+        got = "" if isinstance(shown, dict) else f" (got {shown!r})"
+        lines.append(f"  {key}: {error['msg']}{got}  [env {env_name}; file {path or '-'}]")
+    return "\n".join(lines)

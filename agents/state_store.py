@@ -1,0 +1,122 @@
+"""Write-back cache of customer states over a Faust table: one changelog write per changed
+customer per commit, instead of one per event.
+
+The working state lives here, decoded; the table's store holds the encoded bytes and the
+changelog topic makes them durable. `flush()` is only called by the commit barrier
+(agents/durability.py) at a point where no event is being applied, right before the
+offsets of the applied events are committed; that is what keeps at-least-once intact.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from streams.codec import decode_state, encode_state
+from streams.customer import CustomerState
+
+log = logging.getLogger(__name__)
+
+
+class CustomerStore:
+    """Customer states of the partitions this worker owns, keyed by customer id bytes."""
+
+    def __init__(self, table: Any, *, capacity: int) -> None:
+        self._table = table
+        self._capacity = capacity
+        self._cache: dict[bytes, CustomerState] = {}
+        self._dirty: dict[bytes, int] = {}  # key -> partition of the changelog
+
+    def get(self, key: bytes) -> CustomerState | None:
+        """The customer's state, or None for a customer never seen."""
+        state = self._cache.get(key)
+        if state is not None:
+            return state
+        raw = self._read_local(key)
+        if raw is None:
+            return None
+        state = decode_state(raw)
+        self._admit(key, state)
+        return state
+
+    def put(self, key: bytes, partition: int, state: CustomerState) -> None:
+        """Record a changed state; it reaches the changelog at the next flush."""
+        if key not in self._cache:
+            self._admit(key, state)
+        else:
+            self._cache[key] = state
+        self._dirty[key] = partition
+
+    @property
+    def dirty_count(self) -> int:
+        return len(self._dirty)
+
+    def flush(self) -> list[Any]:
+        """Write every changed state to the local store and the changelog (buffered).
+
+        Returns the changelog send futures; the caller waits for them before committing.
+        """
+        if not self._dirty:
+            return []
+        table = self._table
+        futures = []
+        for key, partition in self._dirty.items():
+            value = encode_state(self._cache[key])
+            self._write_local(key, value, partition)
+            futures.append(
+                table.send_changelog(
+                    partition, key, value, key_serializer="raw", value_serializer="raw"
+                )
+            )
+        self._dirty.clear()
+        self._evict()
+        return futures
+
+    def forget_cache(self) -> None:
+        """Drop decoded states (partitions moved); the store stays the source of truth."""
+        if self._dirty:
+            # Cannot happen: Faust commits (and so flushes) before revoking partitions.
+            log.error("forgetting %d unflushed customer states", len(self._dirty))
+            self._dirty.clear()
+        self._cache.clear()
+
+    def local_size(self) -> int:
+        """Customers in this worker's local store (active partitions, and standbys)."""
+        return len(self._table.data)
+
+    def _admit(self, key: bytes, state: CustomerState) -> None:
+        self._cache[key] = state
+        if len(self._cache) > self._capacity + self._capacity // 8:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Forget the oldest clean entries down to capacity (FIFO; dirty ones stay)."""
+        excess = len(self._cache) - self._capacity
+        if excess <= 0:
+            return
+        victims = []
+        for key in self._cache:
+            if key not in self._dirty:
+                victims.append(key)
+                if len(victims) >= excess:
+                    break
+        for key in victims:
+            del self._cache[key]
+
+    def _read_local(self, key: bytes) -> bytes | None:
+        store = self._table.data
+        value = store.get(key)
+        return value if value is None or isinstance(value, bytes) else bytes(value)
+
+    def _write_local(self, key: bytes, value: bytes, partition: int) -> None:
+        # Faust's store API takes the partition from the "current event"; a flush runs
+        # outside any event, so the partition is given explicitly per store type.
+        store = self._table.data
+        if hasattr(store, "_key_partition"):  # faust.stores.memory.Store
+            store.data[key] = value
+            store._key_partition[key] = partition
+        elif hasattr(store, "_db_for_partition"):  # faust.stores.rocksdb.Store
+            store._db_for_partition(partition).put(key, value)
+            store._key_index[key] = partition
+        else:
+            raise TypeError(f"unsupported table store {type(store).__name__}")

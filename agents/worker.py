@@ -1,0 +1,46 @@
+"""`vipstream worker`: wait for the broker, create the topics, run the Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from agents.settings import Settings
+from agents.topics import TopicError, ensure_topics
+
+log = logging.getLogger("vipstream.worker")
+
+
+def run_worker(settings: Settings) -> int:
+    import faust
+
+    from agents.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        # A worker started before the broker waits for it (logging each retry).
+        loop.run_until_complete(ensure_topics(settings, wait_seconds=float("inf")))
+    except TopicError as exc:
+        print(f"vipstream: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    app = create_app(settings)
+    log.info(
+        "starting worker app_id=%s broker=%s partitions=%d web=%s:%d store=%s",
+        settings.app_id,
+        ",".join(settings.bootstrap_servers),
+        settings.kafka.partitions,
+        settings.web.host,
+        settings.web.port,
+        settings.store,
+    )
+    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()  # returns only via SystemExit
+    return 0

@@ -1,0 +1,46 @@
+"""JSON Schema export: one file per event type, plus the stored customer state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.inputs import INPUT_MODELS
+from schemas.outputs import OUTPUT_MODELS
+from schemas.state import CustomerStateRecord
+
+#: The copy kept in the repository; a test fails when it drifts from the models.
+REPOSITORY_DIR = Path(__file__).parent / "json"
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """file name -> JSON Schema, for every input event, output event and the state record."""
+    models: dict[str, type[BaseModel]] = {**INPUT_MODELS, **OUTPUT_MODELS}
+    schemas = {}
+    for event_type, model in sorted(models.items()):
+        schema = model.model_json_schema(mode="serialization")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://vipstream.dev/schemas/{event_type}.schema.json"
+        schemas[f"{event_type}.schema.json"] = schema
+    state = CustomerStateRecord.model_json_schema()
+    state["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schemas["customer_state.schema.json"] = state
+    return schemas
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    """Write every schema into `directory` (created if needed); the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in all_schemas().items():
+        path = directory / name
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written

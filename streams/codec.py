@@ -1,0 +1,94 @@
+"""Customer state <-> bytes for the table and its changelog (format: schemas/state.py)."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from typing import Any
+
+import orjson
+
+from schemas.state import STATE_VERSION
+from streams.customer import CustomerState, StreamMemory
+
+_LITTLE = sys.byteorder == "little"
+
+
+class StateDecodeError(ValueError):
+    """A stored state that this version cannot read."""
+
+
+def encode_state(state: CustomerState) -> bytes:
+    """Serialise a customer's state (compact JSON; the id memory packed as binary)."""
+    return orjson.dumps(
+        {
+            "v": STATE_VERSION,
+            "customer_id": state.customer_id,
+            "first_seen_at": state.first_seen_at,
+            "last_event_at": state.last_event_at,
+            "last_order_at": state.last_order_at,
+            "revenue": state.revenue,
+            "service_cost": state.service_cost,
+            "purchases": state.purchases,
+            "purchase_amount": state.purchase_amount,
+            "refund_amount": state.refund_amount,
+            "contacts": state.contacts,
+            "basic_questions": state.basic_questions,
+            "do_not_call": state.do_not_call,
+            "preference_at": state.preference_at,
+            "streams": {
+                name: [m.last_at, m.floor, _pack_seen(m.seen)] for name, m in state.streams.items()
+            },
+        }
+    )
+
+
+def decode_state(data: bytes) -> CustomerState:
+    """Read a stored state; raise StateDecodeError for a format this version does not know."""
+    try:
+        obj: dict[str, Any] = orjson.loads(data)
+        version = obj.get("v")
+        if version != STATE_VERSION:
+            raise StateDecodeError(f"unknown state version {version!r}")
+        return CustomerState(
+            customer_id=obj["customer_id"],
+            first_seen_at=obj["first_seen_at"],
+            last_event_at=obj["last_event_at"],
+            last_order_at=obj["last_order_at"],
+            revenue=obj["revenue"],
+            service_cost=obj["service_cost"],
+            purchases=obj["purchases"],
+            purchase_amount=obj["purchase_amount"],
+            refund_amount=obj["refund_amount"],
+            contacts=obj["contacts"],
+            basic_questions=obj["basic_questions"],
+            do_not_call=obj["do_not_call"],
+            preference_at=obj["preference_at"],
+            streams={
+                name: StreamMemory(last_at, floor, _unpack_seen(seen))
+                for name, (last_at, floor, seen) in obj["streams"].items()
+            },
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, StateDecodeError):
+            raise
+        raise StateDecodeError(f"corrupt customer state: {exc!r}") from exc
+
+
+def _pack_seen(seen: dict[int, int]) -> str:
+    flat = array("q")
+    for key, at in seen.items():
+        flat.append(key)
+        flat.append(at)
+    if not _LITTLE:
+        flat.byteswap()
+    return base64.b64encode(flat.tobytes()).decode("ascii")
+
+
+def _unpack_seen(text: str) -> dict[int, int]:
+    flat = array("q")
+    flat.frombytes(base64.b64decode(text, validate=True))
+    if not _LITTLE:
+        flat.byteswap()
+    return dict(zip(flat[0::2], flat[1::2], strict=True))

@@ -1,0 +1,160 @@
+"""Per-customer state and how one input event changes it: (state, event, rules) -> state.
+
+Idempotence: each applied event's id is remembered (as a 64-bit hash) while a copy of it
+could still be accepted. Per input stream, an event dated before `refuse_before` is
+refused as late, and every applied event dated at or after it is remembered, so a
+duplicate is never applied twice, with memory bounded by `dedupe_max_ids_per_customer`
+per stream. `refuse_before` never decreases, so a forgotten id can never come back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from schemas.config import CostSettings, IngestSettings
+from schemas.inputs import CallEvent, ContactPreferenceEvent, InputEvent, OrderEvent, TicketEvent
+from streams.cost import call_cost, is_basic_question, ticket_cost
+from streams.ids import id_hash
+from streams.revenue import BUYING_KINDS, revenue_delta
+from streams.units import MICROS_PER_SECOND, money, saturating_add, to_micros
+
+_NEVER = -(2**62)
+
+
+class Outcome(enum.Enum):
+    """What happened to an event offered to a customer's state."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # its event_id was applied before: ignored
+    LATE = "late"  # older than its stream's lateness horizon for this customer: refused
+
+
+@dataclass(slots=True)
+class StreamMemory:
+    """What one input stream (calls, orders, tickets or preferences) of a customer needs
+    for exact duplicate suppression.
+
+    Lateness is measured within the stream: a worker catching up on a backlog may read
+    July's tickets before January's calls, which must not make the calls late.
+    """
+
+    last_at: int = _NEVER  # latest occurred_at applied from this stream
+    floor: int = _NEVER  # events before this are refused: their ids may be forgotten
+    #: event-id hash -> occurred_at, in arrival order (oldest first, approximately)
+    seen: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything vipstream knows about one customer. Times: epoch µs; money: micro-units."""
+
+    customer_id: str
+    first_seen_at: int
+    last_event_at: int
+    last_order_at: int | None = None  # latest purchase or subscription
+    revenue: int = 0  # lifetime direct revenue (refunds subtracted)
+    service_cost: int = 0  # lifetime service cost
+    purchases: int = 0  # purchase and subscription orders
+    purchase_amount: int = 0
+    refund_amount: int = 0
+    contacts: int = 0  # calls plus opened/reopened tickets
+    basic_questions: int = 0
+    do_not_call: bool = False
+    preference_at: int | None = None
+    #: event_type -> duplicate-suppression memory of that input stream
+    streams: dict[str, StreamMemory] = field(default_factory=dict)
+
+
+def refuse_before(memory: StreamMemory, rules: IngestSettings) -> int:
+    """Events of this stream dated before this instant are refused as late."""
+    horizon = memory.last_at - rules.allowed_lateness_seconds * MICROS_PER_SECOND
+    return max(horizon, memory.floor)
+
+
+def apply_event(
+    state: CustomerState | None,
+    event: InputEvent,
+    *,
+    ingest: IngestSettings,
+    costs: CostSettings,
+) -> tuple[CustomerState, Outcome]:
+    """Apply one validated event; a duplicate or late event leaves the state unchanged."""
+    at = to_micros(event.occurred_at)
+    key = id_hash(event.event_id)
+    if state is None:
+        state = CustomerState(customer_id=event.customer_id, first_seen_at=at, last_event_at=at)
+    memory = state.streams.get(event.event_type)
+    if memory is None:
+        memory = state.streams[event.event_type] = StreamMemory()
+    elif key in memory.seen:
+        return state, Outcome.DUPLICATE
+    elif at < refuse_before(memory, ingest):
+        return state, Outcome.LATE
+
+    state.first_seen_at = min(state.first_seen_at, at)
+    state.last_event_at = max(state.last_event_at, at)
+    _remember(memory, key, at, ingest)
+
+    if isinstance(event, CallEvent):
+        _apply_contact(state, call_cost(event, costs))
+        if is_basic_question(event.is_basic, event.category, ingest.basic_categories):
+            state.basic_questions += 1
+    elif isinstance(event, TicketEvent):
+        is_contact = event.status in ("opened", "reopened")
+        state.service_cost = saturating_add(state.service_cost, ticket_cost(event, costs))
+        if is_contact:
+            state.contacts += 1
+        if event.status == "opened" and is_basic_question(
+            event.is_basic, event.category, ingest.basic_categories
+        ):
+            state.basic_questions += 1
+    elif isinstance(event, OrderEvent):
+        _apply_order(state, event, at)
+    elif isinstance(event, ContactPreferenceEvent):
+        _apply_preference(state, event, at)
+    return state, Outcome.APPLIED
+
+
+def _apply_contact(state: CustomerState, cost: int) -> None:
+    state.service_cost = saturating_add(state.service_cost, cost)
+    state.contacts += 1
+
+
+def _apply_order(state: CustomerState, order: OrderEvent, at: int) -> None:
+    state.revenue = saturating_add(state.revenue, revenue_delta(order))
+    if order.kind in BUYING_KINDS:
+        state.purchases += 1
+        state.purchase_amount = saturating_add(state.purchase_amount, money(order.amount))
+        if state.last_order_at is None or at > state.last_order_at:
+            state.last_order_at = at
+    elif order.kind == "refund":
+        state.refund_amount = saturating_add(state.refund_amount, money(order.amount))
+
+
+def _apply_preference(state: CustomerState, pref: ContactPreferenceEvent, at: int) -> None:
+    # The latest preference by event time wins; on a tie, opting out wins, so the
+    # result does not depend on which of two simultaneous events arrived first.
+    previous = state.preference_at
+    if previous is None or at > previous or (at == previous and pref.do_not_call):
+        state.do_not_call = pref.do_not_call
+        state.preference_at = at
+
+
+def _remember(memory: StreamMemory, key: int, at: int, rules: IngestSettings) -> None:
+    seen = memory.seen
+    seen[key] = at
+    memory.last_at = max(memory.last_at, at)
+    horizon = memory.last_at - rules.allowed_lateness_seconds * MICROS_PER_SECOND
+    # Drop ids that fell behind the lateness horizon: their events are refused anyway.
+    # Arrival order is nearly time order, so this pops from the front in amortised O(1).
+    while seen:
+        oldest_key = next(iter(seen))
+        if seen[oldest_key] >= horizon:
+            break
+        del seen[oldest_key]
+    # Over the bound: forget the oldest id and refuse everything at or before its time.
+    while len(seen) > rules.dedupe_max_ids_per_customer:
+        oldest_key = next(iter(seen))
+        forgotten_at = seen.pop(oldest_key)
+        memory.floor = max(memory.floor, forgotten_at + 1)
