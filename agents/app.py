@@ -32,7 +32,7 @@ class VipApp(faust.App):
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
-        consumer.force_commit = self.barrier.wrap(consumer.force_commit)
+        consumer.force_commit = self.barrier.wrap(consumer)
         return consumer
 
 
@@ -91,7 +91,8 @@ def create_app(settings: Settings) -> VipApp:
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
         take_outputs=runtime.take_pending,
-        flush_state=_counting_flush(store, metrics),
+        snapshot_state=store.snapshot,
+        write_state=_counting_writes(store, metrics),
         observe_seconds=metrics.commit_flush.observe,
     )
     health = Health(app, settings.bootstrap_servers)
@@ -103,16 +104,15 @@ def create_app(settings: Settings) -> VipApp:
         value_serializer="raw",
         partitions=kafka.partitions,
     )
-    barrier = app.barrier
 
     @app.agent(inputs, name="apply_customer_events")
     async def apply_customer_events(stream: Any) -> None:
         """Validate each input event and apply it to its customer's state."""
         async for event in stream.events():
             m = event.message
-            message = InputMessage(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-            async with barrier.lock:
-                runtime.handle(message)
+            runtime.handle(
+                InputMessage(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            )
 
     @app.on_partitions_revoked.connect
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -164,10 +164,9 @@ class _LazyProducer:
         await self._app.producer.flush()
 
 
-def _counting_flush(store: CustomerStore, metrics: Metrics) -> Any:
-    def flush() -> list[Any]:
-        futures = store.flush()
-        metrics.state_writes.inc(len(futures))
-        return futures
+def _counting_writes(store: CustomerStore, metrics: Metrics) -> Any:
+    def write(changed: list[tuple[bytes, int, bytes]]) -> list[Any]:
+        metrics.state_writes.inc(len(changed))
+        return store.write_changelog(changed)
 
-    return flush
+    return write

@@ -169,22 +169,36 @@ class EmbeddedBroker:
         self.stop()
 
 
-def run_foreground(host: str, port: int) -> int:
+def run_foreground(host: str, port: int, *, stop_timeout: float = 10.0) -> int:
     """`vipstream broker`: run until SIGINT/SIGTERM, then stop the broker cleanly."""
     broker = EmbeddedBroker(host, port).start()
-    print(f"vipstream: embedded broker listening on {broker.url} (Ctrl-C to stop)", flush=True)
-    stopping = False
-
-    def _stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        broker.stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     process = broker._process
-    code = process.wait() if process is not None else 0
-    if stopping:
+    assert process is not None
+    print(f"vipstream: embedded broker listening on {broker.url} (Ctrl-C to stop)", flush=True)
+    stop_requested_at: float | None = None
+
+    def request_stop(signum: int, _frame: object) -> None:
+        # Only signal here: the main thread is inside Popen.wait() and owns its lock.
+        nonlocal stop_requested_at
+        if stop_requested_at is None:
+            stop_requested_at = time.monotonic()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while True:
+        try:
+            code = process.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if (
+                stop_requested_at is not None
+                and time.monotonic() - stop_requested_at > stop_timeout
+            ):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+    if stop_requested_at is not None:
         print("vipstream: embedded broker stopped", flush=True)
         return 0
     print(f"vipstream: embedded broker exited unexpectedly (code {code}):\n{broker.output()}")

@@ -1,21 +1,27 @@
 """The commit barrier: what must be durable, in which order, before offsets are committed.
 
 Faust commits offsets on a timer, on rebalance and on shutdown, all through
-`Consumer.force_commit`. We wrap it so that, while no event is being applied:
+`Consumer.force_commit`, which vipstream replaces (faust-streaming 0.15.3). Applying an
+event is synchronous, so one synchronous snapshot sees a consistent cut:
 
-1. every output produced so far is delivered (broker-acknowledged);
-2. every customer state changed since the last commit is written to the changelog once
-   and delivered;
-3. only then does Faust snapshot the acknowledged offsets and commit them.
+1. the offsets Faust may commit now (every event up to them has been applied),
+2. the outputs queued so far (those events' outputs, and possibly a few more),
+3. every customer state changed since the last commit, encoded as it is now.
+
+Then, while events keep flowing:
+
+4. the outputs are delivered (broker-acknowledged),
+5. the state snapshot is written to the changelog and delivered,
+6. exactly the offsets of step 1 are committed.
 
 Outputs before state: if the worker dies between the two, the events replay and, their
-ids not yet remembered in the durable state, produce their outputs again (same ids).
-State before offsets: a committed offset never points past state that is not durable.
-A delivery failure crashes the worker before anything is committed, so the events are
-replayed after restart instead of being lost.
+ids not yet in the durable state, produce their outputs again (same ids). State before
+offsets: a committed offset never points past state that is not durable. Events applied
+during steps 4-6 are in the next commit's snapshot. A delivery failure crashes the worker
+before anything is committed, so the events are replayed instead of lost.
 
-Faust's own `ProducerBuffer.flush()` returns after 0.1 s even with messages still queued
-(faust-streaming 0.15.3, transport/producer.py); `drain()` waits until it is empty.
+Faust's `ProducerBuffer.flush()` returns after 0.1 s even with messages still queued
+(transport/producer.py); `drain()` waits until the buffer is empty.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -53,34 +59,50 @@ async def await_delivery(futures: list[Any], what: str) -> None:
         )
 
 
+StateSnapshot = Any  # opaque to the barrier: produced by snapshot_state, consumed by write_state
+
+
 class CommitBarrier:
-    """Serialises event application and commits, and orders what a commit makes durable."""
+    """Orders what a commit makes durable; never pauses event processing."""
 
     def __init__(
         self,
         producer: Any,
         take_outputs: Callable[[], list[Any]],
-        flush_state: Callable[[], list[Any]],
+        snapshot_state: Callable[[], StateSnapshot],
+        write_state: Callable[[StateSnapshot], list[Any]],
         observe_seconds: Callable[[float], None],
     ) -> None:
-        self.lock = asyncio.Lock()
         self._producer = producer
         self._take_outputs = take_outputs
-        self._flush_state = flush_state
+        self._snapshot_state = snapshot_state
+        self._write_state = write_state
         self._observe = observe_seconds
 
-    def wrap(self, force_commit: Callable[..., Awaitable[bool]]) -> Callable[..., Awaitable[bool]]:
-        """Return force_commit preceded by the durability steps, under the lock."""
+    def wrap(self, consumer: Any) -> Callable[..., Any]:
+        """A replacement for `consumer.force_commit` (Faust calls it for every commit)."""
 
-        async def durable_force_commit(*args: Any, **kwargs: Any) -> bool:
-            async with self.lock:
-                started = time.perf_counter()
-                await drain(self._producer)
-                await await_delivery(self._take_outputs(), "output events")
-                changelog = self._flush_state()
-                await drain(self._producer)
-                await await_delivery(changelog, "customer state writes")
-                self._observe(time.perf_counter() - started)
-                return await force_commit(*args, **kwargs)
+        async def durable_force_commit(
+            topics: Any = None, start_new_transaction: bool = True
+        ) -> bool:
+            started = time.perf_counter()
+            # -- the synchronous snapshot: no await until all three are taken -----------
+            tps = list(consumer._filter_tps_with_pending_acks(topics))
+            offsets = consumer._filter_committable_offsets(tps)
+            outputs = self._take_outputs()
+            state = self._snapshot_state()
+            # -- durability, in order, while events keep flowing ------------------------
+            await drain(self._producer)
+            await await_delivery(outputs, "output events")
+            changelog = self._write_state(state)
+            await drain(self._producer)
+            await await_delivery(changelog, "customer state writes")
+            self._observe(time.perf_counter() - started)
+            if not offsets:
+                return False
+            committed: bool = await consumer._commit_offsets(
+                offsets, start_new_transaction=start_new_transaction
+            )
+            return committed
 
         return durable_force_commit

@@ -6,6 +6,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agents.fastmetrics import FastCollector, FastCounter, FastGauge, FastHistogram
+
 # Event lag spans live traffic (sub-second) to replays of history (months).
 _LAG_BUCKETS = (
     0.05,
@@ -52,49 +54,53 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.events_consumed = Counter(
-            "vipstream_events_consumed_total", "Input messages consumed.", ["topic"], registry=r
+        # updated for every event: the lock-free kind (agents/fastmetrics.py)
+        self.events_consumed = FastCounter(
+            "vipstream_events_consumed", "Input messages consumed.", ["topic"]
         )
-        self.events_invalid = Counter(
-            "vipstream_events_invalid_total",
+        self.events_invalid = FastCounter(
+            "vipstream_events_invalid",
             "Input messages that could not be used, sent to dead-letters, by reason.",
             ["topic", "reason"],
-            registry=r,
         )
-        self.events_duplicate = Counter(
-            "vipstream_events_duplicate_total",
+        self.events_duplicate = FastCounter(
+            "vipstream_events_duplicate",
             "Input events ignored because their event_id was already applied.",
             ["topic"],
-            registry=r,
         )
-        self.events_applied = Counter(
-            "vipstream_events_applied_total",
-            "Input events applied to customer state.",
-            ["topic"],
-            registry=r,
+        self.events_applied = FastCounter(
+            "vipstream_events_applied", "Input events applied to customer state.", ["topic"]
         )
-        self.event_lag = Histogram(
+        self.event_lag = FastHistogram(
             "vipstream_event_lag_seconds",
             "Processing wall-clock time minus the event's occurred_at.",
-            buckets=_LAG_BUCKETS,
-            registry=r,
+            _LAG_BUCKETS,
         )
-        self.processing = Histogram(
+        self.processing = FastHistogram(
             "vipstream_event_processing_seconds",
             "Time to decode, validate and apply one input message.",
-            buckets=_PROCESSING_BUCKETS,
-            registry=r,
+            _PROCESSING_BUCKETS,
         )
-        self.watermark = Gauge(
+        self.watermark = FastGauge(
             "vipstream_watermark_timestamp_seconds",
             "Latest event time seen on this worker's partitions less the allowed lateness.",
-            registry=r,
         )
-        self.outputs = Counter(
-            "vipstream_output_events_total",
-            "Events produced, by output topic.",
-            ["topic"],
-            registry=r,
+        self.outputs = FastCounter(
+            "vipstream_output_events", "Events produced, by output topic.", ["topic"]
+        )
+        r.register(
+            FastCollector(
+                [
+                    self.events_consumed,
+                    self.events_invalid,
+                    self.events_duplicate,
+                    self.events_applied,
+                    self.event_lag,
+                    self.processing,
+                    self.watermark,
+                    self.outputs,
+                ]
+            )
         )
         self.state_writes = Counter(
             "vipstream_state_writes_total",
@@ -112,11 +118,11 @@ class Metrics:
             "Customers whose state this worker holds (active).",
             registry=r,
         )
-        self.processing_errors = Counter(
-            "vipstream_processing_errors_total",
+        self.processing_errors = FastCounter(
+            "vipstream_processing_errors",
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",
-            registry=r,
         )
+        r.register(FastCollector([self.processing_errors]))
 
     def render(self) -> bytes:
         """Prometheus text exposition format."""

@@ -67,7 +67,7 @@ class KafkaSettings(Section):
     #: default made every group join on the embedded broker take ~30 s.
     rebalance_timeout_seconds: Annotated[float, Field(ge=1, le=600)] = 10.0
     #: Offsets (and the coalesced state before them) are committed this often.
-    commit_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    commit_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     standby_replicas: Annotated[int, Field(ge=0, le=3)] = 0
     #: A request to the broker that takes longer than this fails and is retried.
     request_timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 30.0

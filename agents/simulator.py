@@ -59,7 +59,7 @@ _TOPIC_OF = {
 }
 
 # process kinds in the event heap
-_ORDER, _CONTACT, _SUBSCRIPTION, _FEE, _TICKET_STEP, _REFUND, _PREFERENCE = range(7)
+_ORDER, _CONTACT, _SUBSCRIPTION, _FEE, _TICKET_STEP, _REFUND, _PREFERENCE, _BURST = range(8)
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,8 @@ class Simulator:
                 )
             if r.random() < 0.03:
                 self._push(c.join + r.uniform(0, 2) * DAY, index, _PREFERENCE, True)
+            if c.burst is not None:
+                self._push(self._office_hours(c.burst[0]), index, _BURST, None)
         invalid = self.config.invalid_share
         duplicate = self.config.duplicate_share
         recent: list[SimEvent] = []
@@ -199,6 +201,8 @@ class Simulator:
             return self._order(at, c, index)
         if kind == _CONTACT:
             return self._contact(at, c, index)
+        if kind == _BURST:
+            return self._burst_contact(at, c, index)
         if kind == _TICKET_STEP:
             return self._ticket_step(at, c, index, data)
         if kind == _SUBSCRIPTION:
@@ -256,16 +260,23 @@ class Simulator:
     # -- contacts ----------------------------------------------------------------------
     def _contact(self, at: float, c: _Customer, index: int) -> SimEvent | None:
         r = self._rng
-        gap = c.contact_gap_days
-        in_burst = c.burst is not None and c.burst[0] <= at < c.burst[1]
-        if in_burst:
-            gap /= 8.0
-        if c.churn_at is not None and at > c.churn_at:
-            gap *= 3.0
+        gap = c.contact_gap_days * (3.0 if c.churn_at is not None and at > c.churn_at else 1.0)
         self._push(self._office_hours(at + gap * r.expovariate(1.0) * DAY), index, _CONTACT, None)
         if _weekday(at) >= 5 and r.random() < 0.65:
             return None  # weekends are quiet
-        basic = r.random() < (0.85 if in_burst else c.basic_share)
+        return self._contact_event(at, c, index, basic=r.random() < c.basic_share)
+
+    def _burst_contact(self, at: float, c: _Customer, index: int) -> SimEvent | None:
+        """New staff at the customer: basic questions several times a day, for a week."""
+        r = self._rng
+        assert c.burst is not None
+        following = self._office_hours(at + 0.3 * r.expovariate(1.0) * DAY)
+        if following < c.burst[1]:
+            self._push(following, index, _BURST, None)
+        return self._contact_event(at, c, index, basic=r.random() < 0.85)
+
+    def _contact_event(self, at: float, c: _Customer, index: int, *, basic: bool) -> SimEvent:
+        r = self._rng
         category = r.choice(BASIC_CATEGORIES if basic else OTHER_CATEGORIES)
         if r.random() < c.ticket_share:
             ticket_id = f"T{self._next_id()}"

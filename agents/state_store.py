@@ -2,9 +2,9 @@
 customer per commit, instead of one per event.
 
 The working state lives here, decoded; the table's store holds the encoded bytes and the
-changelog topic makes them durable. `flush()` is only called by the commit barrier
-(agents/durability.py) at a point where no event is being applied, right before the
-offsets of the applied events are committed; that is what keeps at-least-once intact.
+changelog topic makes them durable. The commit barrier (agents/durability.py) takes
+`snapshot()` in the same synchronous step as the offsets it will commit, and writes it
+with `write_changelog()` before committing them; that keeps at-least-once intact.
 """
 
 from __future__ import annotations
@@ -41,36 +41,44 @@ class CustomerStore:
 
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
         """Record a changed state; it reaches the changelog at the next flush."""
+        self._dirty[key] = partition  # before admitting: eviction must never pick it
         if key not in self._cache:
             self._admit(key, state)
         else:
             self._cache[key] = state
-        self._dirty[key] = partition
 
     @property
     def dirty_count(self) -> int:
         return len(self._dirty)
 
-    def flush(self) -> list[Any]:
-        """Write every changed state to the local store and the changelog (buffered).
+    def snapshot(self) -> list[tuple[bytes, int, bytes]]:
+        """(key, partition, encoded state) of every customer changed since the last call.
 
-        Returns the changelog send futures; the caller waits for them before committing.
+        Writes the local store too, and starts a new change set: a customer changed after
+        this call is in the next snapshot.
         """
         if not self._dirty:
             return []
-        table = self._table
-        futures = []
+        changed = []
         for key, partition in self._dirty.items():
             value = encode_state(self._cache[key])
             self._write_local(key, value, partition)
-            futures.append(
-                table.send_changelog(
-                    partition, key, value, key_serializer="raw", value_serializer="raw"
-                )
-            )
+            changed.append((key, partition, value))
         self._dirty.clear()
         self._evict()
-        return futures
+        return changed
+
+    def write_changelog(self, changed: list[tuple[bytes, int, bytes]]) -> list[Any]:
+        """Queue a snapshot's states on the changelog; the send futures."""
+        send = self._table.send_changelog
+        return [
+            send(partition, key, value, key_serializer="raw", value_serializer="raw")
+            for key, partition, value in changed
+        ]
+
+    def flush(self) -> list[Any]:
+        """snapshot() and write_changelog() at once."""
+        return self.write_changelog(self.snapshot())
 
     def forget_cache(self) -> None:
         """Drop decoded states (partitions moved); the store stays the source of truth."""

@@ -23,10 +23,11 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     for event_type, model in sorted(models.items()):
         schema = model.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"https://vipstream.dev/schemas/{event_type}.schema.json"
+        schema["$id"] = f"urn:vipstream:schema:{event_type}"
         schemas[f"{event_type}.schema.json"] = schema
     state = CustomerStateRecord.model_json_schema()
     state["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    state["$id"] = "urn:vipstream:schema:customer_state"
     schemas["customer_state.schema.json"] = state
     return schemas
 

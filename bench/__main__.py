@@ -1,0 +1,174 @@
+"""`make bench`: throughput of the vipstream worker against the Faust floor, in one run.
+
+Starts the embedded broker, writes a simulated history to the input topics once, then
+lets (a) a bare Faust agent that only decodes the events and (b) a vipstream worker
+consume the same topics from the beginning, one after the other, on the same machine.
+Reports events/s of each and the ratio; writes the figures to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.broker import EmbeddedBroker, free_port
+from agents.settings import load_settings
+from agents.simulate_io import produce, write_jsonl
+from agents.simulator import SimulationConfig, Simulator
+from tests.support import Worker, isolated_env, wait_for
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> int:
+    # SIGTERM (e.g. from `timeout`) must unwind like Ctrl-C, so the broker and the
+    # subprocesses started below are stopped rather than orphaned.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--customers", type=int, default=1400)
+    parser.add_argument("--days", type=float, default=365)
+    args = parser.parse_args()
+
+    figures: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        }
+    }
+    config = SimulationConfig(customers=args.customers, days=args.days, seed=1)
+    with tempfile.TemporaryDirectory(prefix="vipstream-bench-") as tmp:
+        work = Path(tmp)
+        count, seconds = write_jsonl(Simulator(config), work / "history.jsonl")
+        figures["simulator_to_file"] = {"events": count, "events_per_second": count / seconds}
+        print(f"simulator: {count:,} events to a file at {count / seconds:,.0f} events/s")
+
+        with EmbeddedBroker() as broker:
+            # production group settings, except a quick join (a benchmark measures work,
+            # not the rebalance timeout)
+            defaults = {
+                "VIPSTREAM_KAFKA__COMMIT_INTERVAL_SECONDS": "5.0",
+                "VIPSTREAM_KAFKA__PARTITIONS": "8",
+            }
+            env = isolated_env(broker.url, **defaults)
+            os.environ.update(env)
+            settings = load_settings()
+            started = time.perf_counter()
+            produced = asyncio.run(produce(settings, Simulator(config)))
+            print(f"produced {produced:,} events in {time.perf_counter() - started:.1f}s")
+
+            floor = _run_floor(env, produced, work)
+            figures["floor"] = floor
+            print(
+                f"floor (bare Faust agent, JSON decode only): {floor['events_per_second']:,.0f}"
+                " events/s"
+            )
+            pipeline = _run_worker(env, produced, work)
+            figures["worker"] = pipeline
+            print(
+                f"vipstream worker (validate, dedupe, cost/revenue state, coalesced "
+                f"changelog): {pipeline['events_per_second']:,.0f} events/s"
+            )
+
+    ratio = figures["worker"]["events_per_second"] / figures["floor"]["events_per_second"]
+    figures["worker_over_floor"] = ratio
+    _print_table(figures)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(figures, indent=2))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
+    floor_env = {**env, "BENCH_WEB_PORT": str(free_port()), "BENCH_DATADIR": str(work / "floor")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor_app", str(events)],
+        env=floor_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # Faust logs (and so prints) to stderr
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in iter(process.stdout.readline, b""):
+            # Faust routes print() through its logger: the marker may follow a log prefix
+            marker = line.find(b"RESULT ")
+            if marker >= 0:
+                result = json.loads(line[marker + 7 :])
+                return {
+                    "events": events,
+                    "seconds": result["seconds"],
+                    "events_per_second": events / result["seconds"],
+                }
+        raise RuntimeError("the floor app exited without a result")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _run_worker(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
+    worker = Worker(env, work / "worker", work / "worker.log").start()
+    try:
+        worker.wait_healthy(120)
+        first = wait_for(
+            lambda: worker.metric("vipstream_events_consumed_total") > 0 and time.perf_counter(),
+            timeout=120,
+            what="the first event",
+            interval=0.02,
+        )
+        last = wait_for(
+            lambda: (
+                worker.metric("vipstream_events_consumed_total") >= events and time.perf_counter()
+            ),
+            timeout=900,
+            what="every event",
+            interval=0.05,
+        )
+        metrics = worker.metrics()
+        seconds = last - first
+        return {
+            "events": events,
+            "seconds": seconds,
+            "events_per_second": events / seconds,
+            "applied": metrics.get("vipstream_events_applied_total", 0),
+            "changelog_writes": metrics.get("vipstream_state_writes_total", 0),
+            "commits": metrics.get("vipstream_commit_flush_seconds_count", 0),
+        }
+    finally:
+        worker.stop()
+
+
+def _print_table(figures: dict[str, Any]) -> None:
+    floor = figures["floor"]["events_per_second"]
+    rows = [
+        ("floor: bare Faust agent, JSON decode", floor, 1.0),
+        ("vipstream worker", figures["worker"]["events_per_second"], figures["worker_over_floor"]),
+    ]
+    print(f"\n{'':40} {'events/s':>12} {'x floor':>8}")
+    for name, rate, ratio in rows:
+        print(f"{name:40} {rate:12,.0f} {ratio:8.2f}")
+    worker = figures["worker"]
+    print(
+        f"\nchangelog writes: {worker['changelog_writes']:,.0f} for {worker['applied']:,.0f} "
+        f"applied events ({worker['changelog_writes'] / max(worker['applied'], 1):.3f} per "
+        "event)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The floor: a bare Faust agent that only decodes the same JSON events and counts them.
+
+Run by the benchmark as `python -m bench.floor_app N`; prints one `RESULT {json}` line
+when N events were consumed. Same broker, partitions and group timings as the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from agents.settings import load_settings
+from agents.topics import INPUT_EVENT_TYPES
+
+
+def main() -> None:
+    target = int(sys.argv[1])
+    settings = load_settings()
+    kafka = settings.kafka
+    app = faust.App(
+        f"{settings.app_id}-floor",
+        broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
+        store="memory://",
+        env={},
+        autodiscover=False,
+        web_port=int(os.environ["BENCH_WEB_PORT"]),
+        datadir=os.environ["BENCH_DATADIR"],
+        topic_partitions=kafka.partitions,
+        broker_session_timeout=kafka.session_timeout_seconds,
+        broker_heartbeat_interval=kafka.heartbeat_interval_seconds,
+        broker_rebalance_timeout=kafka.rebalance_timeout_seconds,
+        broker_commit_interval=kafka.commit_interval_seconds,
+        consumer_auto_offset_reset="earliest",
+    )
+    topic = app.topic(
+        *[settings.topics.name(k) for k in INPUT_EVENT_TYPES],
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    progress: dict[str, Any] = {"count": 0, "first": None}
+
+    @app.agent(topic)
+    async def decode_only(stream: Any) -> None:
+        async for event in stream.events():
+            if progress["first"] is None:
+                progress["first"] = time.perf_counter()
+            orjson.loads(event.message.value)
+            progress["count"] += 1
+            if progress["count"] == target:
+                seconds = time.perf_counter() - progress["first"]
+                line = orjson.dumps({"events": target, "seconds": seconds})
+                print("RESULT " + line.decode(), flush=True)
+
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

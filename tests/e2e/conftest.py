@@ -1,0 +1,1 @@
+from tests.integration.conftest import broker, env  # noqa: F401  (shared session broker)

@@ -1,0 +1,64 @@
+"""Direct Kafka access for tests: produce raw bytes, read a topic to its end."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from agents.kafka_io import consume_topics
+from agents.settings import Settings, load_settings
+from agents.topics import ensure_topics
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    """The settings a worker started with `env` would load."""
+    import os
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def produce(env: dict[str, str], messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    """Send (topic key, key, value) messages, in order, and wait for acknowledgement."""
+    settings = settings_for(env)
+
+    async def run() -> None:
+        await ensure_topics(settings, wait_seconds=30)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            max_request_size=4 * 1024 * 1024,
+        )
+        await producer.start()
+        try:
+            for topic_key, key, value in messages:
+                await producer.send(settings.topics.name(topic_key), value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def read_topic(env: dict[str, str], topic_key: str, idle: float = 2.0) -> list[dict[str, Any]]:
+    """Every JSON value on a topic, read until it has been idle for `idle` seconds."""
+    settings = settings_for(env)
+
+    async def run() -> list[dict[str, Any]]:
+        values = []
+        async for *_, value in consume_topics(
+            settings, [settings.topics.name(topic_key)], idle_timeout=idle
+        ):
+            values.append(orjson.loads(value or b"null"))
+        return values
+
+    return asyncio.run(run())

@@ -1,0 +1,98 @@
+"""An independent computation of customer figures from a JSONL history, for comparisons.
+
+Written from CONTRACT.md section 1, not from streams/: the contract's cost formula and
+revenue signs, duplicates dropped by event_id, money rounded to micro-units per event.
+Validity is judged by the published schemas (the thing being compared is the arithmetic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.config import CostSettings
+from schemas.inputs import INPUT_MODELS
+
+SIGN = {"purchase": 1, "service_fee": 1, "subscription": 1, "refund": -1}
+
+
+@dataclass
+class Expected:
+    revenue: int = 0  # micro-units
+    service_cost: int = 0
+    contacts: int = 0
+    first_seen: datetime | None = None
+    last_order: datetime | None = None
+
+
+def micro(value: float) -> int:
+    return round(value * 1_000_000)
+
+
+def expected_figures(
+    lines: Iterable[bytes], rates: CostSettings | None = None, currency: str = "EUR"
+) -> tuple[dict[str, Expected], int]:
+    """(customer -> figures, number of usable distinct events)."""
+    rates = rates or CostSettings()
+    seen: set[tuple[str, str]] = set()
+    out: dict[str, Expected] = {}
+    for line in lines:
+        try:
+            body = orjson.loads(line)
+            model = INPUT_MODELS[body["event_type"]]
+            event = model.model_validate(body)
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValidationError):
+            continue
+        if body["event_type"] == "order" and body["currency"] != currency:
+            continue
+        identity = (body["customer_id"], body["event_id"])
+        if identity in seen:
+            continue
+        seen.add(identity)
+        figures = out.setdefault(body["customer_id"], Expected())
+        when = event.occurred_at
+        if figures.first_seen is None or when < figures.first_seen:
+            figures.first_seen = when
+        _apply(figures, body, when, rates)
+    return out, len(seen)
+
+
+def figures_of_file(path: Path) -> tuple[dict[str, Expected], int]:
+    return expected_figures(path.read_bytes().splitlines())
+
+
+def _apply(figures: Expected, body: dict[str, Any], when: datetime, rates: CostSettings) -> None:
+    kind = body["event_type"]
+    if kind == "order":
+        figures.revenue += SIGN[body["kind"]] * micro(body["amount"])
+        buying = body["kind"] in ("purchase", "subscription")
+        if buying and (figures.last_order is None or when > figures.last_order):
+            figures.last_order = when
+    elif kind == "call":
+        figures.contacts += 1
+        if body.get("cost") is not None:
+            figures.service_cost += micro(body["cost"])
+        else:
+            minutes = body["duration_seconds"] / 60
+            labour_hours = (body["duration_seconds"] + body.get("wrap_up_seconds", 0)) / 3600
+            figures.service_cost += micro(
+                minutes * rates.channel_rate_per_minute[body["channel"]]
+                + labour_hours * rates.labour_rate_per_hour
+                + rates.overhead_per_contact
+            )
+    elif kind == "ticket":
+        new_contact = body["status"] in ("opened", "reopened")
+        figures.contacts += int(new_contact)
+        if body.get("cost") is not None:
+            figures.service_cost += micro(body["cost"])
+        else:
+            figures.service_cost += micro(
+                body.get("handling_seconds", 0) / 3600 * rates.labour_rate_per_hour
+                + (rates.overhead_per_contact if new_contact else 0.0)
+            )

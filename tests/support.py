@@ -1,0 +1,194 @@
+"""Helpers for tests that run vipstream as a user does: subprocesses on a real broker."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from agents.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+_ids = itertools.count(1)
+
+#: Group timings for tests: a join takes about the rebalance timeout on the embedded broker.
+TEST_ENV = {
+    "VIPSTREAM_KAFKA__PARTITIONS": "4",
+    "VIPSTREAM_KAFKA__REBALANCE_TIMEOUT_SECONDS": "2",
+    "VIPSTREAM_KAFKA__SESSION_TIMEOUT_SECONDS": "6",
+    "VIPSTREAM_KAFKA__HEARTBEAT_INTERVAL_SECONDS": "0.5",
+    "VIPSTREAM_KAFKA__COMMIT_INTERVAL_SECONDS": "0.5",
+    "VIPSTREAM_WEB__ADVERTISED_HOST": "127.0.0.1",
+}
+
+
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.2
+) -> Any:
+    """Poll until `condition()` is truthy; its value. Fails with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError) as exc:  # not up yet
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}"
+        + (f" (last error: {last_error!r})" if last_error else "")
+    )
+
+
+def isolated_env(broker_url: str, **extra: str) -> dict[str, str]:
+    """An environment with no stray VIPSTREAM_* settings, a unique app id and topic prefix."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIPSTREAM_")}
+    run = f"t{os.getpid()}-{next(_ids)}"
+    env.update(TEST_ENV)
+    env.update(
+        {
+            "VIPSTREAM_BROKER": broker_url,
+            "VIPSTREAM_APP_ID": run,
+            "VIPSTREAM_TOPICS__PREFIX": f"{run}-",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def cli(
+    args: list[str], env: dict[str, str], *, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,  # the exit code is checked below, with the output in the message
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"vipstream {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass
+class Worker:
+    """A `vipstream worker` subprocess."""
+
+    env: dict[str, str]
+    datadir: Path
+    log_path: Path
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start(self) -> Worker:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "agents.cli",
+                    "worker",
+                    "--web-port",
+                    str(self.web_port),
+                    "--datadir",
+                    str(self.datadir),
+                ],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_healthy(self, timeout: float = 60) -> Worker:
+        def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited {self.process.returncode}:\n{self.log()}")
+            return self.get("/healthz")[0] == 200
+
+        wait_for(healthy, timeout=timeout, what=f"worker on {self.url} to be healthy")
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            body, status = error.read(), error.code
+        kind = "json" if body[:1] in (b"{", b"[") else "text"
+        return status, orjson.loads(body) if kind == "json" else body.decode()
+
+    def metrics(self) -> dict[str, float]:
+        """Every metric family summed over its labels (e.g. events consumed on all topics)."""
+        status, text = self.get("/metrics")
+        assert status == 200
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        return totals
+
+    def metric(self, name: str) -> float:
+        return self.metrics().get(name, 0.0)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait: the worker commits and leaves the group."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return process.returncode if process else 0
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise AssertionError(f"worker did not stop on SIGTERM:\n{self.log()}") from None
+
+    def kill(self) -> None:
+        """kill -9: no commit, no goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+
+@contextlib.contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    worker.start()
+    try:
+        yield worker.wait_healthy()
+    finally:
+        worker.kill()

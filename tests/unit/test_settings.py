@@ -1,0 +1,148 @@
+"""Configuration: TOML file, environment overrides, defaults, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.settings import ConfigError, broker_servers, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("VIPSTREAM_"):
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "vipstream.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = load_settings()
+    assert settings.broker == "kafka://127.0.0.1:9092"
+    assert settings.kafka.partitions == 8
+    assert settings.ingest.currency == "EUR"
+    assert settings.cost.channel_rate_per_minute["phone"] > 0
+
+
+def test_toml_then_environment_then_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path,
+        """
+        app_id = "from-file"
+        [kafka]
+        partitions = 4
+        [cost]
+        labour_rate_per_hour = 50
+        [cost.channel_rate_per_minute]
+        phone = 0.1
+        chat = 0.1
+        email = 0.1
+        video = 0.1
+        web = 0.1
+    """,
+    )
+    monkeypatch.setenv("VIPSTREAM_CONFIG", str(config))
+    monkeypatch.setenv("VIPSTREAM_COST__LABOUR_RATE_PER_HOUR", "60")
+    monkeypatch.setenv("VIPSTREAM_BROKER", "kafka://k1:9093;kafka://k2")
+    settings = load_settings({"web": {"port": 7000}})
+    assert settings.app_id == "from-file"
+    assert settings.kafka.partitions == 4
+    assert settings.cost.labour_rate_per_hour == 60  # the environment beats the file
+    assert settings.cost.overhead_per_contact == 0.5  # untouched keys keep their default
+    assert settings.web.port == 7000
+    assert settings.web.host == "0.0.0.0"
+    assert settings.bootstrap_servers == ["k1:9093", "k2:9092"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("VIPSTREAM_KAFKA__PARTITIONS", "0", "kafka.partitions"),
+        ("VIPSTREAM_KAFKA__PARTITIONS", "eight", "kafka.partitions"),
+        ("VIPSTREAM_COST__LABOUR_RATE_PER_HOUR", "-1", "cost.labour_rate_per_hour"),
+        ("VIPSTREAM_INGEST__CURRENCY", "euro", "ingest.currency"),
+        ("VIPSTREAM_BROKER", "http://x:9092", "broker"),
+        ("VIPSTREAM_STORE", "redis://", "store"),
+        ("VIPSTREAM_KAFKA__HEARTBEAT_INTERVAL_SECONDS", "9", "kafka"),
+    ],
+)
+def test_invalid_values_fail_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert named in str(caught.value)
+
+
+def test_the_error_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPSTREAM_KAFKA__PARTITIONS", "0")
+    with pytest.raises(ConfigError, match="VIPSTREAM_KAFKA__PARTITIONS"):
+        load_settings()
+
+
+def test_unknown_key_in_the_file_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPSTREAM_CONFIG", str(write(tmp_path, "[kafka]\npartitons = 4\n")))
+    with pytest.raises(ConfigError, match=r"kafka\.partitons"):
+        load_settings()
+
+
+def test_unknown_environment_variable_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPSTREAM_KAFKA__PARTITONS", "4")
+    with pytest.raises(ConfigError, match="VIPSTREAM_KAFKA__PARTITONS"):
+        load_settings()
+
+
+def test_nested_mapping_keys_are_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "VIPSTREAM_COST__CHANNEL_RATE_PER_MINUTE",
+        '{"phone": 1, "chat": 1, "email": 1, "video": 1, "web": 1}',
+    )
+    assert load_settings().cost.channel_rate_per_minute["phone"] == 1
+
+
+def test_missing_config_file_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPSTREAM_CONFIG", "/nonexistent/vipstream.toml")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings()
+
+
+def test_broken_toml_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPSTREAM_CONFIG", str(write(tmp_path, "partitions = [\n")))
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(Exception, match="frozen"):
+        settings.app_id = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("url", "servers"),
+    [
+        ("kafka://a:1", ["a:1"]),
+        ("kafka://a", ["a:9092"]),
+        ("kafka://a:1;kafka://b:2", ["a:1", "b:2"]),
+        ("kafka://a:1, kafka://b:2", ["a:1", "b:2"]),
+    ],
+)
+def test_broker_urls(url: str, servers: list[str]) -> None:
+    assert broker_servers(url) == servers
+
+
+@pytest.mark.parametrize("url", ["", "a:9092", "kafka://", "kafka://a:port", "tcp://a:1"])
+def test_bad_broker_urls(url: str) -> None:
+    with pytest.raises(ValueError, match=r"kafka://|no broker"):
+        broker_servers(url)
