@@ -11,6 +11,7 @@ of calls. The same seed gives byte-identical output.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import random
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import NamedTuple, cast
 
 import orjson
 
@@ -90,8 +91,7 @@ class _Customer:
     ticket_share: float
 
 
-@dataclass(frozen=True, slots=True)
-class SimEvent:
+class SimEvent(NamedTuple):
     """One simulated message: its topic key ('calls', ...), key and JSON value."""
 
     topic: str
@@ -390,10 +390,20 @@ class Simulator:
 
 
 def _weekday(at: float) -> int:
-    return time.gmtime(at).tm_wday
+    """Monday is 0; 1970-01-01 was a Thursday."""
+    return (int(at // DAY) + 3) % 7
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
 
 
 def _rfc3339(at: float) -> str:
-    whole = int(at)
-    millis = int((at - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    """RFC 3339 with milliseconds and a Z, without strftime per event (the hot path)."""
+    millis_total = int(at * 1000)
+    day, millis = divmod(millis_total, 86_400_000)
+    seconds, millis = divmod(millis, 1000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_date(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
