@@ -36,31 +36,40 @@ class VipApp(faust.App):
         return consumer
 
 
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """Faust settings derived from ours (also used by the benchmark's floor app, so the
+    two consume with identical group, fetch and commit behaviour)."""
+    kafka = settings.kafka
+    return {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers],
+        "env": {},  # Faust's own environment variables must not override our settings
+        "autodiscover": False,
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "table_standby_replicas": kafka.standby_replicas,
+        "broker_session_timeout": kafka.session_timeout_seconds,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_seconds,
+        "broker_rebalance_timeout": kafka.rebalance_timeout_seconds,
+        "broker_commit_interval": kafka.commit_interval_seconds,
+        "broker_request_timeout": kafka.request_timeout_seconds,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "stream_wait_empty": True,
+    }
+
+
 def create_app(settings: Settings) -> VipApp:
     """Build the worker's Faust app from validated settings."""
     kafka = settings.kafka
     app = VipApp(
         settings.app_id,
-        broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         store=settings.store,
         datadir=str(settings.datadir),
-        env={},  # Faust's own environment variables must not override our settings
-        autodiscover=False,
         web_enabled=True,
         web_bind=settings.web.host,
         web_port=settings.web.port,
         canonical_url=f"http://{settings.advertised_host}:{settings.web.port}",
-        topic_partitions=kafka.partitions,
-        topic_replication_factor=kafka.replication_factor,
-        table_standby_replicas=kafka.standby_replicas,
-        broker_session_timeout=kafka.session_timeout_seconds,
-        broker_heartbeat_interval=kafka.heartbeat_interval_seconds,
-        broker_rebalance_timeout=kafka.rebalance_timeout_seconds,
-        broker_commit_interval=kafka.commit_interval_seconds,
-        broker_request_timeout=kafka.request_timeout_seconds,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        stream_wait_empty=True,
+        **faust_options(settings),
     )
     metrics = Metrics()
     table = app.Table(

@@ -23,14 +23,15 @@ from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from agents.broker import EmbeddedBroker, free_port
 from agents.kafka_io import consume_topics
+from agents.metrics import sample_totals
 from agents.settings import Settings, load_settings
 from agents.simulate_io import produce
 from agents.simulator import SimulationConfig, Simulator
 from agents.topics import OUTPUT_TOPICS, ensure_topics
+from agents.worker import spawn_worker
 
 _STATUS_EVERY = 5.0
 _COLOURS = {
@@ -118,24 +119,12 @@ def run_demo(*, customers: int, days: float, days_per_second: float, seed: int) 
         log_path = workdir / "worker.log"
         feed.line("status", f"broker {broker.url}; starting a worker (log: {log_path}) ...")
         asyncio.run(ensure_topics(settings, wait_seconds=30))
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agents.cli",
-                    "worker",
-                    "--web-port",
-                    str(web_port),
-                    "--datadir",
-                    str(workdir / "data"),
-                ],
-                env={**os.environ, "VIPSTREAM_BROKER": broker.url},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        worker = spawn_worker(
+            web_port=web_port,
+            datadir=workdir / "data",
+            env={**os.environ, "VIPSTREAM_BROKER": broker.url},
+            log_path=log_path,
+        )
         asyncio.run(
             _live(
                 settings,
@@ -278,7 +267,7 @@ async def _status(
         await asyncio.sleep(_STATUS_EVERY)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with http.get(f"{base}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                totals = _totals(await r.text())
+                totals = sample_totals(await r.text())
             watermark = totals.get("vipstream_watermark_timestamp_seconds", 0.0)
             shown = (
                 datetime.fromtimestamp(watermark, UTC).strftime("%Y-%m-%d %H:%M")
@@ -297,17 +286,6 @@ async def _status(
                 ),
             )
     feed.line("status", f"the worker exited with code {worker.returncode}")
-
-
-def _totals(text: str) -> dict[str, float]:
-    """Sum of every sample of each metric family (all label values together)."""
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            totals[family.name] = totals.get(family.name, 0.0) + sample.value
-    return totals
 
 
 def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:

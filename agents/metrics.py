@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 from agents.fastmetrics import FastCollector, FastCounter, FastGauge, FastHistogram
 
@@ -127,3 +128,14 @@ class Metrics:
     def render(self) -> bytes:
         """Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+def sample_totals(text: str) -> dict[str, float]:
+    """Each sample name's value summed over its labels, from Prometheus text
+    (e.g. `vipstream_events_consumed_total` over every topic); `_created` samples skipped."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith("_created"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals

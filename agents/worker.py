@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from agents.settings import Settings
 from agents.topics import TopicError, ensure_topics
@@ -44,3 +47,32 @@ def run_worker(settings: Settings) -> int:
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
+
+
+def spawn_worker(
+    *, web_port: int, datadir: Path, env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `vipstream worker` as a child process in its own session, logging to a file.
+
+    Its own session: a Ctrl-C in the parent's terminal does not reach it, so the parent
+    stops it deliberately (SIGTERM to the process group) and in order.
+    """
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agents.cli",
+                "worker",
+                "--web-port",
+                str(web_port),
+                "--datadir",
+                str(datadir),
+            ],
+            env=dict(env),
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )

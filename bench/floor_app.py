@@ -14,6 +14,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.app import faust_options
 from agents.settings import load_settings
 from agents.topics import INPUT_EVENT_TYPES
 
@@ -21,21 +22,12 @@ from agents.topics import INPUT_EVENT_TYPES
 def main() -> None:
     target = int(sys.argv[1])
     settings = load_settings()
-    kafka = settings.kafka
     app = faust.App(
         f"{settings.app_id}-floor",
-        broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
         store="memory://",
-        env={},
-        autodiscover=False,
         web_port=int(os.environ["BENCH_WEB_PORT"]),
         datadir=os.environ["BENCH_DATADIR"],
-        topic_partitions=kafka.partitions,
-        broker_session_timeout=kafka.session_timeout_seconds,
-        broker_heartbeat_interval=kafka.heartbeat_interval_seconds,
-        broker_rebalance_timeout=kafka.rebalance_timeout_seconds,
-        broker_commit_interval=kafka.commit_interval_seconds,
-        consumer_auto_offset_reset="earliest",
+        **faust_options(settings),
     )
     topic = app.topic(
         *[settings.topics.name(k) for k in INPUT_EVENT_TYPES],

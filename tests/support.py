@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from agents.broker import free_port
+from agents.metrics import sample_totals
+from agents.worker import spawn_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 _ids = itertools.count(1)
@@ -107,24 +108,13 @@ class Worker:
 
     def start(self) -> Worker:
         self.datadir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agents.cli",
-                    "worker",
-                    "--web-port",
-                    str(self.web_port),
-                    "--datadir",
-                    str(self.datadir),
-                ],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn_worker(
+            web_port=self.web_port,
+            datadir=self.datadir,
+            env=self.env,
+            log_path=self.log_path,
+            cwd=ROOT,
+        )
         return self
 
     def wait_healthy(self, timeout: float = 60) -> Worker:
@@ -148,16 +138,10 @@ class Worker:
         return status, orjson.loads(body) if kind == "json" else body.decode()
 
     def metrics(self) -> dict[str, float]:
-        """Every metric family summed over its labels (e.g. events consumed on all topics)."""
+        """Every sample summed over its labels (e.g. events consumed on all topics)."""
         status, text = self.get("/metrics")
         assert status == 200
-        totals: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name.endswith("_created"):
-                    continue
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-        return totals
+        return sample_totals(text)
 
     def metric(self, name: str) -> float:
         return self.metrics().get(name, 0.0)
@@ -192,3 +176,34 @@ def running(worker: Worker) -> Iterator[Worker]:
         yield worker.wait_healthy()
     finally:
         worker.kill()
+
+
+def simulate_history(
+    env: dict[str, str],
+    path: Path,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    start: str,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """A seeded JSONL history written by `vipstream simulate`, as a user would."""
+    cli(
+        [
+            "simulate",
+            "--customers",
+            str(customers),
+            "--days",
+            str(days),
+            "--seed",
+            str(seed),
+            "--start",
+            start,
+            *extra,
+            "--output",
+            str(path),
+        ],
+        env,
+    )
+    return path

@@ -15,7 +15,7 @@ from agents.broker import free_port
 from schemas.export import REPOSITORY_DIR
 from tests import factories as f
 from tests.integration.kafka import produce
-from tests.support import ROOT, cli, isolated_env, wait_for
+from tests.support import ROOT, Worker, cli, isolated_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -119,32 +119,11 @@ def test_missing_broker_binary_is_a_clear_error() -> None:
 
 
 def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None:
-    dead_port = free_port()
-    env = isolated_env(f"kafka://127.0.0.1:{dead_port}")
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agents.cli",
-                "worker",
-                "--web-port",
-                str(free_port()),
-                "--datadir",
-                str(tmp_path / "data"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = isolated_env(f"kafka://127.0.0.1:{free_port()}")  # nothing listens there
+    worker = Worker(env, tmp_path / "data", tmp_path / "worker.log").start()
     try:
-        wait_for(
-            lambda: "not reachable yet" in log_path.read_text(), timeout=30, what="a retry log line"
-        )
-        assert process.poll() is None, "the worker gave up instead of waiting"
+        wait_for(lambda: "not reachable yet" in worker.log(), timeout=30, what="a retry line")
+        assert worker.process is not None
+        assert worker.process.poll() is None, "the worker gave up instead of waiting"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
+        worker.stop()

@@ -11,7 +11,7 @@ import pytest
 from streams.units import to_micros
 from tests.integration.conftest import WorkerFactory
 from tests.oracle import figures_of_file
-from tests.support import cli, running, wait_for
+from tests.support import cli, running, simulate_history, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -19,26 +19,14 @@ pytestmark = pytest.mark.integration
 def test_replayed_history_gives_exact_figures(
     make_worker: WorkerFactory, env: dict[str, str], tmp_path: Path
 ) -> None:
-    history = tmp_path / "history.jsonl"
-    cli(
-        [
-            "simulate",
-            "--customers",
-            "250",
-            "--days",
-            "200",
-            "--seed",
-            "21",
-            "--start",
-            "2026-01-01T00:00:00Z",
-            "--invalid-share",
-            "0.01",
-            "--duplicate-share",
-            "0.02",
-            "--output",
-            str(history),
-        ],
+    history = simulate_history(
         env,
+        tmp_path / "history.jsonl",
+        customers=250,
+        days=200,
+        seed=21,
+        start="2026-01-01T00:00:00Z",
+        extra=("--invalid-share", "0.01", "--duplicate-share", "0.02"),
     )
     lines = history.read_bytes().splitlines()
     expected, distinct = figures_of_file(history)

@@ -10,7 +10,7 @@ from tests import factories as f
 from tests.integration.conftest import WorkerFactory
 from tests.integration.kafka import produce
 from tests.oracle import figures_of_file
-from tests.support import cli, running, wait_for
+from tests.support import cli, running, simulate_history, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,22 +58,8 @@ def test_duplicates_are_ignored_after_a_restart(
 def test_any_worker_answers_for_any_customer(
     make_worker: WorkerFactory, env: dict[str, str], tmp_path: Path
 ) -> None:
-    history = tmp_path / "history.jsonl"
-    cli(
-        [
-            "simulate",
-            "--customers",
-            "60",
-            "--days",
-            "60",
-            "--seed",
-            "4",
-            "--start",
-            "2026-02-01T00:00:00Z",
-            "--output",
-            str(history),
-        ],
-        env,
+    history = simulate_history(
+        env, tmp_path / "history.jsonl", customers=60, days=60, seed=4, start="2026-02-01T00:00:00Z"
     )
     expected, distinct = figures_of_file(history)
     with running(make_worker("w1")) as one, running(make_worker("w2")) as two:
