@@ -105,11 +105,10 @@ class Settings(BaseSettings):
     app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "vipstream"
     #: kafka://host:port, several separated by ';' or ','.
     broker: str = "kafka://127.0.0.1:9092"
-    #: Table store: memory:// (rebuilt from the changelog at start) or rocksdb://.
-    store: Literal["memory://", "rocksdb://"] = "memory://"
+    #: Table store: memory:// (state is rebuilt from the changelog topic at start).
+    store: Literal["memory://"] = "memory://"
     datadir: Path = Path("vipstream-data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
     #: Decoded customer states kept in memory per worker (the rest are decoded on demand).
     state_cache_customers: Annotated[int, Field(ge=100, le=50_000_000)] = 200_000
 

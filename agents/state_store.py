@@ -120,11 +120,9 @@ class CustomerStore:
         # Faust's store API takes the partition from the "current event"; a flush runs
         # outside any event, so the partition is given explicitly per store type.
         store = self._table.data
-        if hasattr(store, "_key_partition"):  # faust.stores.memory.Store
-            store.data[key] = value
-            store._key_partition[key] = partition
-        elif hasattr(store, "_db_for_partition"):  # faust.stores.rocksdb.Store
-            store._db_for_partition(partition).put(key, value)
-            store._key_index[key] = partition
-        else:
+        if not hasattr(store, "_key_partition"):
             raise TypeError(f"unsupported table store {type(store).__name__}")
+        # faust.stores.memory.Store: the partition map lets Faust drop keys of partitions
+        # this worker no longer owns after a rebalance
+        store.data[key] = value
+        store._key_partition[key] = partition
