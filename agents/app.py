@@ -7,6 +7,7 @@ count. Building the app has no side effects beyond creating Python objects.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -17,7 +18,8 @@ from agents.metrics import Metrics
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
 from agents.state_store import CustomerStore
-from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS
+from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, summaries_topic
+from agents.value_engine import ValueEngine
 from agents.web import register_views
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class VipApp(faust.App):
     """A Faust app whose offset commits are preceded by the durability barrier."""
 
     barrier: CommitBarrier
+    vip: _Handles
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
@@ -97,6 +100,31 @@ def create_app(settings: Settings) -> VipApp:
         return outputs[topic_key].send_soon(key=key, value=value)
 
     runtime = Runtime(settings, store, metrics, send)
+    summaries = app.topic(
+        summaries_topic(settings),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+    )
+    input_names = {settings.topics.name(key) for key in INPUT_EVENT_TYPES}
+
+    def owned_partitions() -> set[int] | None:
+        if app.rebalancing or not app.tables.actives_ready:
+            return None
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic in input_names}
+
+    engine = ValueEngine(
+        settings,
+        store,
+        metrics,
+        emit=runtime.emit,
+        publish=lambda key, value: summaries.send_soon(key=key, value=value),
+        consumer=lambda: app.consumer,
+        assignment=owned_partitions,
+    )
+    runtime.value = engine
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
         take_outputs=runtime.take_pending,
@@ -126,37 +154,52 @@ def create_app(settings: Settings) -> VipApp:
     @app.on_partitions_revoked.connect
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         store.forget_cache()
+        engine.forget()
 
     @app.task  # type: ignore[untyped-decorator]
     async def watch_broker() -> None:
         health.started = True
         await health.probe_broker_forever()
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def close_value_days() -> None:
+        """Close days, publish and merge population summaries, re-tier."""
+        await engine.run_forever()
+
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def count_customers() -> None:
         metrics.state_customers.set(store.local_size())
 
-    register_views(app, table=table, store=store, metrics=metrics, health=health, settings=settings)
-    app.vip = _Handles(settings, runtime, store, metrics, health)  # type: ignore[attr-defined]
+    register_views(
+        app,
+        table=table,
+        store=store,
+        metrics=metrics,
+        health=health,
+        settings=settings,
+        engine=engine,
+    )
+    app.vip = _Handles(
+        settings=settings,
+        runtime=runtime,
+        store=store,
+        metrics=metrics,
+        health=health,
+        engine=engine,
+    )
     return app
 
 
+@dataclass(frozen=True, kw_only=True)
 class _Handles:
     """What tests and the CLI reach through `app.vip`."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        runtime: Runtime,
-        store: CustomerStore,
-        metrics: Metrics,
-        health: Health,
-    ) -> None:
-        self.settings = settings
-        self.runtime = runtime
-        self.store = store
-        self.metrics = metrics
-        self.health = health
+    settings: Settings
+    runtime: Runtime
+    store: CustomerStore
+    metrics: Metrics
+    health: Health
+    engine: ValueEngine
 
 
 class _LazyProducer:

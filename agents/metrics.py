@@ -119,6 +119,44 @@ class Metrics:
             "Customers whose state this worker holds (active).",
             registry=r,
         )
+        self.tier_changes = Counter(
+            "vipstream_tier_changes_total",
+            "Tier changes emitted, by transition.",
+            ["from_tier", "to_tier"],
+            registry=r,
+        )
+        self.customers = Gauge(
+            "vipstream_customers",
+            "Customers of this worker's partitions, by tier.",
+            ["tier"],
+            registry=r,
+        )
+        self.closed_day = Gauge(
+            "vipstream_closed_through_timestamp_seconds",
+            "End of the latest day this worker has closed for one of its partitions.",
+            registry=r,
+        )
+        self.distribution_day = Gauge(
+            "vipstream_distribution_day_timestamp_seconds",
+            "End of the latest closed day whose population distribution is merged.",
+            registry=r,
+        )
+        self.distribution_population = Gauge(
+            "vipstream_distribution_population",
+            "Judged customers in the latest merged population distribution.",
+            registry=r,
+        )
+        self.distribution_merged_at = Gauge(
+            "vipstream_distribution_merged_timestamp_seconds",
+            "Wall-clock time the latest population distribution was merged.",
+            registry=r,
+        )
+        self.tiered_candidates = Histogram(
+            "vipstream_tiering_candidates",
+            "Customers re-checked when a partition is tiered for a closed day.",
+            buckets=(0, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
+            registry=r,
+        )
         self.processing_errors = FastCounter(
             "vipstream_processing_errors",
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",

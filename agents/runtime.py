@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -20,6 +20,9 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.state_store import CustomerStore
 from agents.topics import input_topic_names
+
+if TYPE_CHECKING:
+    from agents.value_engine import ValueEngine
 from schemas.inputs import InputEvent
 from schemas.outputs import DeadLetter
 from streams.customer import CustomerState, Outcome, apply_event, refuse_before
@@ -75,6 +78,7 @@ class Runtime:
         self._pending: list[Any] = []
         self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
         self.max_event_at: int | None = None
+        self.value: ValueEngine | None = None  # set once the engine exists
         self._log_throttle = Throttle(10.0)
 
     # -- the hot path ------------------------------------------------------------------
@@ -86,6 +90,9 @@ class Runtime:
             log.error("message from unexpected topic %s ignored", message.topic)
             return
         counters.consumed.inc()
+        value = self.value
+        if value is not None:
+            value.note_offset(message.topic, message.partition, message.offset)
         now = self._clock()
         decoded = decode_input(
             message.value,
@@ -101,8 +108,14 @@ class Runtime:
         key = decoded.customer_id.encode()
         try:
             state = self.store.get(key)
+            created = state is None
+            floor = None if value is None else value.bucket_floor_day(message.partition)
             state, outcome = apply_event(
-                state, decoded, ingest=self.settings.ingest, costs=self.settings.cost
+                state,
+                decoded,
+                ingest=self.settings.ingest,
+                costs=self.settings.cost,
+                bucket_floor_day=floor,
             )
         except Exception as exc:  # a bug, not bad input: keep the worker and the event
             log.exception(
@@ -117,6 +130,10 @@ class Runtime:
             self.store.put(key, message.partition, state)
             counters.applied.inc()
             at = to_micros(decoded.occurred_at)
+            if value is not None:
+                value.note_applied(
+                    message.topic, message.partition, key, at, state, created=created
+                )
             self.metrics.event_lag.observe(max(0.0, now - at / MICROS_PER_SECOND))
             if self.max_event_at is None or at > self.max_event_at:
                 self.max_event_at = at

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from schemas.config import CostSettings, IngestSettings, Section
+from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
 
 ENV_PREFIX = "VIPSTREAM_"
 CONFIG_ENV = "VIPSTREAM_CONFIG"
@@ -117,6 +118,9 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     ingest: IngestSettings = IngestSettings()
     cost: CostSettings = CostSettings()
+    value: ValueSettings = ValueSettings()
+    clv: ClvSettings = ClvSettings()
+    tiering: TieringSettings = TieringSettings()
 
     @field_validator("broker")
     @classmethod

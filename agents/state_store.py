@@ -10,6 +10,7 @@ with `write_changelog()` before committing them; that keeps at-least-once intact
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from streams.codec import decode_state, encode_state
@@ -26,6 +27,9 @@ class CustomerStore:
         self._capacity = capacity
         self._cache: dict[bytes, CustomerState] = {}
         self._dirty: dict[bytes, int] = {}  # key -> partition of the changelog
+        #: other records kept in the same table (a partition's progress): key ->
+        #: (partition, encoder called at snapshot time)
+        self._dirty_records: dict[bytes, tuple[int, Callable[[], bytes]]] = {}
 
     def get(self, key: bytes) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""
@@ -47,6 +51,30 @@ class CustomerStore:
         else:
             self._cache[key] = state
 
+    def get_record(self, key: bytes) -> bytes | None:
+        """A non-customer record (bytes as stored), e.g. a partition's progress."""
+        pending = self._dirty_records.get(key)
+        if pending is not None:
+            return pending[1]()
+        return self._read_local(key)
+
+    def put_record(self, key: bytes, partition: int, encode: Callable[[], bytes]) -> None:
+        """Mark a record changed; `encode` gives its bytes when the next snapshot is taken.
+
+        Records are written after the customer states of the same snapshot: on the same
+        changelog partition, so a record never becomes durable before those states.
+        """
+        self._dirty_records[key] = (partition, encode)
+
+    def partition_of(self, key: bytes) -> int | None:
+        partition: int | None = self._table.data._key_partition.get(key)
+        return partition
+
+    def keys_of(self, partition: int) -> list[bytes]:
+        """Every key this worker's store holds for a partition."""
+        store = self._table.data
+        return [key for key, p in store._key_partition.items() if p == partition]
+
     @property
     def dirty_count(self) -> int:
         return len(self._dirty)
@@ -57,14 +85,19 @@ class CustomerStore:
         Writes the local store too, and starts a new change set: a customer changed after
         this call is in the next snapshot.
         """
-        if not self._dirty:
+        if not self._dirty and not self._dirty_records:
             return []
         changed = []
         for key, partition in self._dirty.items():
             value = encode_state(self._cache[key])
             self._write_local(key, value, partition)
             changed.append((key, partition, value))
+        for key, (partition, encode) in self._dirty_records.items():
+            value = encode()
+            self._write_local(key, value, partition)
+            changed.append((key, partition, value))
         self._dirty.clear()
+        self._dirty_records.clear()
         self._evict()
         return changed
 
@@ -82,10 +115,17 @@ class CustomerStore:
 
     def forget_cache(self) -> None:
         """Drop decoded states (partitions moved); the store stays the source of truth."""
-        if self._dirty:
-            # Cannot happen: Faust commits (and so flushes) before revoking partitions.
-            log.error("forgetting %d unflushed customer states", len(self._dirty))
+        if self._dirty or self._dirty_records:
+            # Faust commits before revoking, and the agent is paused meanwhile: what is
+            # left is a close or tiering that ran on during the rebalance. It is redone
+            # from the durable state (valuing a day twice gives the same result).
+            log.warning(
+                "dropping %d state changes made during the rebalance (a close or "
+                "tiering in progress, redone by the partitions' owners)",
+                len(self._dirty) + len(self._dirty_records),
+            )
             self._dirty.clear()
+            self._dirty_records.clear()
         self._cache.clear()
 
     def local_size(self) -> int:

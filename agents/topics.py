@@ -44,13 +44,22 @@ class TopicPlan:
     compacted: bool
 
 
+def summaries_topic(settings: Settings) -> str:
+    """Internal: every partition's latest value summary, read by every worker."""
+    return f"{settings.app_id}-value-summaries"
+
+
 def topic_plan(settings: Settings) -> list[TopicPlan]:
-    """Every contract topic with its full name and partition count."""
+    """Every contract topic with its full name and partition count, and the internal
+    summaries topic (one partition, compacted: only the latest message per partition
+    matters)."""
     keys = [*INPUT_EVENT_TYPES, *OUTPUT_TOPICS]
-    return [
+    plan = [
         TopicPlan(k, settings.topics.name(k), settings.kafka.partitions, k in COMPACTED)
         for k in keys
     ]
+    plan.append(TopicPlan("value_summaries", summaries_topic(settings), 1, True))
+    return plan
 
 
 def input_topic_names(settings: Settings) -> dict[str, str]:

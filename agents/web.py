@@ -10,7 +10,9 @@ from agents.health import Health
 from agents.metrics import CONTENT_TYPE, Metrics
 from agents.settings import Settings
 from agents.state_store import CustomerStore
-from streams.report import customer_figures
+from agents.value_engine import ValueEngine
+from streams.report import customer_figures, population_report
+from streams.value import expected_lifetime_years
 
 
 def _json(web: Any, body: Any, status: int = 200) -> Any:
@@ -25,8 +27,9 @@ def register_views(
     metrics: Metrics,
     health: Health,
     settings: Settings,
+    engine: ValueEngine,
 ) -> None:
-    """Attach /healthz, /metrics and /customers/{customer_id} to the app's web server."""
+    """Attach /healthz, /metrics, /tiers and /customers/{customer_id} to the web server."""
 
     @app.page("/healthz")  # type: ignore[untyped-decorator]
     async def healthz(web: Any, request: Any) -> Any:
@@ -48,4 +51,43 @@ def register_views(
         state = store.get(customer_id.encode())
         if state is None:
             return _json(web, {"error": "unknown customer", "customer_id": customer_id}, 404)
-        return _json(web, customer_figures(state))
+        latest = engine.latest_day()
+        lifetime = (
+            latest.lifetime_years
+            if latest is not None
+            else expected_lifetime_years(settings.clv, None)
+        )
+        return _json(
+            web,
+            customer_figures(
+                state,
+                current_day=engine.current_day(state),
+                tiered_day=engine.tiered_day(customer_id.encode()),
+                rules=engine.rules,
+                lifetime_years=lifetime,
+                cuts=None if latest is None else latest.cuts,
+            ),
+        )
+
+    @app.page("/tiers")  # type: ignore[untyped-decorator]
+    async def tiers(web: Any, request: Any) -> Any:
+        latest = engine.latest_day()
+        if latest is None:
+            return _json(
+                web,
+                {
+                    "error": "no day closed yet",
+                    "detail": ("tiers appear once every partition has closed its first day"),
+                },
+                503,
+            )
+        return _json(
+            web,
+            population_report(
+                latest.cuts,
+                counts=engine.tier_counts(),
+                score_kind=settings.value.score,
+                churned_share=latest.churned_share,
+                lifetime_years=latest.lifetime_years,
+            ),
+        )

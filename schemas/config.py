@@ -8,7 +8,7 @@ composes them into the validated settings object. Units are in the names.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -64,6 +64,10 @@ class IngestSettings(Section):
     #: is refused as `late_event` (within a topic; topics may be read at different
     #: paces). The watermark is the latest event time seen less this too.
     allowed_lateness_seconds: Annotated[int, Field(ge=0, le=30 * 86400)] = 86400
+    #: `event_time`: the watermark moves only with events (replaying history reproduces
+    #: live results). `wall_clock`: it also follows the clock, so days close and timers
+    #: fire when traffic is sparse.
+    watermark_mode: Literal["event_time", "wall_clock"] = "event_time"
     #: Events dated further than this ahead of the wall clock are refused: one event from
     #: 2099 would otherwise move the watermark decades ahead and fire every timer.
     max_future_skew_seconds: Annotated[int, Field(ge=0, le=365 * 86400)] = 86400

@@ -42,3 +42,16 @@ class CustomerStateRecord(Contract):
         description="per input stream: [last_at, floor, seen], seen being base64 of "
         "little-endian int64 pairs (event-id hash, occurred_at)"
     )
+    days: list[list[Micros]] = Field(
+        description="day buckets: [day number, revenue, service_cost, contacts, "
+        "basic_questions, purchases, purchase_amount, refund_amount, phone, chat, email, "
+        "video, web], trailing zeros omitted"
+    )
+    stale: bool
+    closed_day: int | None
+    score: float | None
+    judged: bool
+    tier: Literal["vip", "gold", "silver", "bronze", "new"]
+    tier_since: int | None
+    tiered_day: int | None
+    percentile: float | None

@@ -11,6 +11,7 @@ import orjson
 
 from schemas.state import STATE_VERSION
 from streams.customer import CustomerState, StreamMemory
+from streams.window import FIELDS
 
 _LITTLE = sys.byteorder == "little"
 
@@ -40,6 +41,15 @@ def encode_state(state: CustomerState) -> bytes:
             "streams": {
                 name: [m.last_at, m.floor, _pack_seen(m.seen)] for name, m in state.streams.items()
             },
+            "days": [_trim([day, *bucket]) for day, bucket in sorted(state.days.items())],
+            "stale": state.stale,
+            "closed_day": state.closed_day,
+            "score": state.score,
+            "judged": state.judged,
+            "tier": state.tier,
+            "tier_since": state.tier_since,
+            "tiered_day": state.tiered_day,
+            "percentile": state.percentile,
         }
     )
 
@@ -69,11 +79,33 @@ def decode_state(data: bytes) -> CustomerState:
                 name: StreamMemory(last_at, floor, _unpack_seen(seen))
                 for name, (last_at, floor, seen) in obj["streams"].items()
             },
+            days={row[0]: _pad(row[1:]) for row in obj["days"]},
+            stale=obj["stale"],
+            closed_day=obj["closed_day"],
+            score=obj["score"],
+            judged=obj["judged"],
+            tier=obj["tier"],
+            tier_since=obj["tier_since"],
+            tiered_day=obj["tiered_day"],
+            percentile=obj["percentile"],
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, StateDecodeError):
             raise
         raise StateDecodeError(f"corrupt customer state: {exc!r}") from exc
+
+
+def _trim(row: list[int]) -> list[int]:
+    end = len(row)
+    while end > 1 and row[end - 1] == 0:
+        end -= 1
+    return row[:end]
+
+
+def _pad(fields: list[int]) -> list[int]:
+    if len(fields) > FIELDS:
+        raise StateDecodeError(f"a day bucket has {len(fields)} fields, at most {FIELDS}")
+    return fields + [0] * (FIELDS - len(fields))
 
 
 def _pack_seen(seen: dict[int, int]) -> str:

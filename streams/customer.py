@@ -13,11 +13,19 @@ import enum
 from dataclasses import dataclass, field
 
 from schemas.config import CostSettings, IngestSettings
-from schemas.inputs import CallEvent, ContactPreferenceEvent, InputEvent, OrderEvent, TicketEvent
+from schemas.inputs import (
+    CallEvent,
+    Channel,
+    ContactPreferenceEvent,
+    InputEvent,
+    OrderEvent,
+    TicketEvent,
+)
+from streams import window
 from streams.cost import call_cost, is_basic_question, ticket_cost
 from streams.ids import id_hash
 from streams.revenue import BUYING_KINDS, revenue_delta
-from streams.units import MICROS_PER_SECOND, money, saturating_add, to_micros
+from streams.units import MICROS_PER_SECOND, day_of, money, saturating_add, to_micros
 
 _NEVER = -(2**62)
 
@@ -64,6 +72,17 @@ class CustomerState:
     preference_at: int | None = None
     #: event_type -> duplicate-suppression memory of that input stream
     streams: dict[str, StreamMemory] = field(default_factory=dict)
+    #: day number -> bucket (streams/window.py): what the rolling windows are made of
+    days: dict[int, list[int]] = field(default_factory=dict)
+    # -- value as of the last closed day (streams/valuation.py) -------------------------
+    stale: bool = False  # events applied that the last close has not seen
+    closed_day: int | None = None  # the day `score` and `judged` are as of
+    score: float | None = None
+    judged: bool = False  # not `new` any more
+    tier: str = "new"
+    tier_since: int | None = None  # the closed day the tier was entered
+    tiered_day: int | None = None  # the closed day the tier was last decided for
+    percentile: float | None = None  # in the population of `tiered_day`
 
 
 def refuse_before(memory: StreamMemory, rules: IngestSettings) -> int:
@@ -78,10 +97,16 @@ def apply_event(
     *,
     ingest: IngestSettings,
     costs: CostSettings,
+    bucket_floor_day: int | None = None,
 ) -> tuple[CustomerState, Outcome]:
-    """Apply one validated event; a duplicate or late event leaves the state unchanged."""
+    """Apply one validated event; a duplicate or late event leaves the state unchanged.
+
+    Events dated before `bucket_floor_day` count for the lifetime figures only: they are
+    older than any window that can still be evaluated.
+    """
     at = to_micros(event.occurred_at)
     key = id_hash(event.event_id)
+    created = state is None
     if state is None:
         state = CustomerState(customer_id=event.customer_id, first_seen_at=at, last_event_at=at)
     memory = state.streams.get(event.event_type)
@@ -92,44 +117,74 @@ def apply_event(
     elif at < refuse_before(memory, ingest):
         return state, Outcome.LATE
 
+    # A new customer, or an earlier first event, changes when it stops being `new`: its
+    # value must be looked at again even if no figure changed (an opt-out alone).
+    first_moved = created or at < state.first_seen_at
     state.first_seen_at = min(state.first_seen_at, at)
     state.last_event_at = max(state.last_event_at, at)
     _remember(memory, key, at, ingest)
 
+    day = day_of(at)
+    bucket = day if bucket_floor_day is None or day >= bucket_floor_day else None
     if isinstance(event, CallEvent):
-        _apply_contact(state, call_cost(event, costs))
-        if is_basic_question(event.is_basic, event.category, ingest.basic_categories):
-            state.basic_questions += 1
+        basic = is_basic_question(event.is_basic, event.category, ingest.basic_categories)
+        _apply_contact(state, bucket, call_cost(event, costs), event.channel, basic)
     elif isinstance(event, TicketEvent):
-        is_contact = event.status in ("opened", "reopened")
-        state.service_cost = saturating_add(state.service_cost, ticket_cost(event, costs))
-        if is_contact:
-            state.contacts += 1
-        if event.status == "opened" and is_basic_question(
-            event.is_basic, event.category, ingest.basic_categories
-        ):
-            state.basic_questions += 1
+        if event.status in ("opened", "reopened"):
+            basic = event.status == "opened" and is_basic_question(
+                event.is_basic, event.category, ingest.basic_categories
+            )
+            _apply_contact(state, bucket, ticket_cost(event, costs), event.channel, basic)
+        else:
+            _add_cost(state, bucket, ticket_cost(event, costs))
     elif isinstance(event, OrderEvent):
-        _apply_order(state, event, at)
+        _apply_order(state, bucket, event, at)
     elif isinstance(event, ContactPreferenceEvent):
         _apply_preference(state, event, at)
+        if not first_moved:
+            return state, Outcome.APPLIED  # neither figures nor first day changed
+    state.stale = True
     return state, Outcome.APPLIED
 
 
-def _apply_contact(state: CustomerState, cost: int) -> None:
+def _add_cost(state: CustomerState, bucket: int | None, cost: int) -> None:
     state.service_cost = saturating_add(state.service_cost, cost)
+    if bucket is not None:
+        window.add(state.days, bucket, window.SERVICE_COST, cost)
+
+
+def _apply_contact(
+    state: CustomerState, bucket: int | None, cost: int, channel: Channel | None, basic: bool
+) -> None:
+    _add_cost(state, bucket, cost)
     state.contacts += 1
+    state.basic_questions += basic
+    if bucket is not None:
+        window.add(state.days, bucket, window.CONTACTS, 1)
+        if basic:
+            window.add(state.days, bucket, window.BASIC_QUESTIONS, 1)
+        if channel is not None:
+            window.add(state.days, bucket, window.CHANNEL_FIELD[channel], 1)
 
 
-def _apply_order(state: CustomerState, order: OrderEvent, at: int) -> None:
-    state.revenue = saturating_add(state.revenue, revenue_delta(order))
+def _apply_order(state: CustomerState, bucket: int | None, order: OrderEvent, at: int) -> None:
+    delta = revenue_delta(order)
+    state.revenue = saturating_add(state.revenue, delta)
+    if bucket is not None:
+        window.add(state.days, bucket, window.REVENUE, delta)
+    units = money(order.amount)
     if order.kind in BUYING_KINDS:
         state.purchases += 1
-        state.purchase_amount = saturating_add(state.purchase_amount, money(order.amount))
+        state.purchase_amount = saturating_add(state.purchase_amount, units)
         if state.last_order_at is None or at > state.last_order_at:
             state.last_order_at = at
+        if bucket is not None:
+            window.add(state.days, bucket, window.PURCHASES, 1)
+            window.add(state.days, bucket, window.PURCHASE_AMOUNT, units)
     elif order.kind == "refund":
-        state.refund_amount = saturating_add(state.refund_amount, money(order.amount))
+        state.refund_amount = saturating_add(state.refund_amount, units)
+        if bucket is not None:
+            window.add(state.days, bucket, window.REFUND_AMOUNT, units)
 
 
 def _apply_preference(state: CustomerState, pref: ContactPreferenceEvent, at: int) -> None:

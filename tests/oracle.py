@@ -8,7 +8,7 @@ Validity is judged by the published schemas (the thing being compared is the ari
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,30 @@ class Expected:
     contacts: int = 0
     first_seen: datetime | None = None
     last_order: datetime | None = None
+    #: UTC day number -> [revenue, service cost] of that day
+    days: dict[int, list[int]] = field(default_factory=dict)
+    latest: datetime | None = None
+
+    def window(self, end_day: int, width: int) -> tuple[int, int]:
+        """(revenue, service cost) over days end_day - width + 1 .. end_day."""
+        revenue = cost = 0
+        for day, (r, c) in self.days.items():
+            if end_day - width < day <= end_day:
+                revenue += r
+                cost += c
+        return revenue, cost
+
+    def first_day(self) -> int:
+        assert self.first_seen is not None
+        return day_number(self.first_seen)
+
+
+def day_number(moment: datetime) -> int:
+    return int(moment.timestamp() // 86400)
+
+
+def ratio(revenue: int, cost: int, floor: float = 1.0) -> float:
+    return (revenue - cost) / 1_000_000 / max(cost / 1_000_000, floor)
 
 
 def micro(value: float) -> int:
@@ -59,7 +83,13 @@ def expected_figures(
         when = event.occurred_at
         if figures.first_seen is None or when < figures.first_seen:
             figures.first_seen = when
+        revenue, cost = figures.revenue, figures.service_cost
         _apply(figures, body, when, rates)
+        day = figures.days.setdefault(day_number(when), [0, 0])
+        day[0] += figures.revenue - revenue
+        day[1] += figures.service_cost - cost
+        if figures.latest is None or when > figures.latest:
+            figures.latest = when
     return out, len(seen)
 
 

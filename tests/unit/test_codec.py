@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from schemas.state import CustomerStateRecord
 from streams.codec import StateDecodeError, decode_state, encode_state
 from streams.customer import CustomerState, StreamMemory
+from streams.window import FIELDS
 
 int64 = st.integers(-(2**63), 2**63 - 1)
 micros = st.integers(0, 4_000_000_000_000_000)
@@ -39,6 +40,17 @@ states = st.builds(
     streams=st.dictionaries(
         st.sampled_from(["call", "order", "ticket", "contact_preference"]), memories
     ),
+    days=st.dictionaries(
+        st.integers(0, 40_000), st.lists(int64, min_size=FIELDS, max_size=FIELDS), max_size=20
+    ),
+    stale=st.booleans(),
+    closed_day=st.none() | st.integers(0, 40_000),
+    score=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    judged=st.booleans(),
+    tier=st.sampled_from(["vip", "gold", "silver", "bronze", "new"]),
+    tier_since=st.none() | st.integers(0, 40_000),
+    tiered_day=st.none() | st.integers(0, 40_000),
+    percentile=st.none() | st.floats(0, 100),
 )
 
 
@@ -84,6 +96,7 @@ def test_id_memory_keeps_arrival_order() -> None:
                     "do_not_call": False,
                     "preference_at": None,
                     "streams": {"call": [0, 0, "@@@"]},
+                    "days": [],
                 }
             ),
         ),

@@ -266,3 +266,33 @@ def test_figures_do_not_depend_on_arrival_order(stream: list[dict[str, Any]]) ->
     assert all(o is Outcome.APPLIED for o in outcomes)
     assert state.revenue == sum(round((i + 0.01) * 1_000_000) for i in range(12))
     assert state.first_seen_at == to_micros(T0)
+
+
+STALE: list[tuple[str, list[dict[str, Any]], bool]] = [
+    # (why, history, the value must be looked at again)
+    ("figures changed", [f.order()], True),
+    (
+        "an opt-out creates the customer: it is `new` from that day",
+        [f.preference(occurred_at=at(0))],
+        True,
+    ),
+    (
+        "an opt-out of a known customer changes no figures",
+        [f.order(occurred_at=at(0)), f.preference(occurred_at=at(5))],
+        False,
+    ),
+    (
+        "an opt-out dated before the first event moves the first day back",
+        [f.order(occurred_at=at(10)), f.preference(occurred_at=at(0))],
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("why", "history", "stale"), STALE, ids=[c[0] for c in STALE])
+def test_what_makes_a_value_stale(why: str, history: list[dict[str, Any]], stale: bool) -> None:
+    state, _ = run(history[:-1]) if len(history) > 1 else (None, [])
+    if state is not None:
+        state.stale = False  # as after a close
+    state, _ = apply_event(state, event(history[-1]), ingest=INGEST, costs=COSTS)
+    assert state.stale is stale

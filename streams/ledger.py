@@ -1,0 +1,168 @@
+"""One partition's view of its customers' value: the index the population summary and
+the re-tiering are computed from. Rebuilt from the customer states after a rebalance.
+
+- `index`: customer -> score of every judged customer, and the customers of each sketch
+  bucket, so the partition's summary is always at hand and the customers whose score
+  lies between a cut's old and new value are found without a scan.
+- stale days: customers with events not yet seen by a close, by the day of the event, so
+  a close of day E re-values exactly the customers with new events on or before E (a
+  worker catching up runs days ahead of its closes: re-valuing every recently touched
+  customer at every close would multiply the work by that lag).
+- due days: customers whose value changes on a given day without any event.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.sketch import ScoreSummary
+
+
+@dataclass
+class Progress:
+    """How far a partition has got; persisted with the partition's customer states."""
+
+    closed_day: int | None = None  # every day up to this one is closed
+    tiered_day: int | None = None  # tiers are decided up to this closed day
+    #: input topic -> the earliest event day applied from this partition
+    first: dict[str, int] = field(default_factory=dict)
+    #: input topic -> latest occurred_at applied from this partition (epoch µs)
+    latest: dict[str, int] = field(default_factory=dict)
+    #: the summaries this partition published last: day -> summary JSON (at most two)
+    published: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: customers per tier as of `tiered_day`
+    tier_counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "closed_day": self.closed_day,
+            "tiered_day": self.tiered_day,
+            "first": self.first,
+            "latest": self.latest,
+            "published": {str(d): s for d, s in self.published.items()},
+            "tier_counts": self.tier_counts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Progress:
+        return cls(
+            data["closed_day"],
+            data["tiered_day"],
+            dict(data["first"]),
+            dict(data["latest"]),
+            {int(d): s for d, s in data["published"].items()},
+            dict(data["tier_counts"]),
+        )
+
+
+class PartitionLedger:
+    """Index, stale set and due days of one partition's customers."""
+
+    def __init__(self, partition: int, alpha: float) -> None:
+        self.partition = partition
+        self.summary = ScoreSummary(alpha)
+        self.scores: dict[bytes, float] = {}  # judged customers only
+        self.members: dict[int, set[bytes]] = {}  # sketch key -> customers
+        self.buyers: dict[bytes, bool] = {}  # buyer in window -> silent?
+        self.tier_counts: Counter[str] = Counter()
+        self._stale: dict[int, set[bytes]] = {}  # event day -> customers
+        self._stale_days: list[int] = []  # heap of the keys of _stale
+        self.to_tier: set[bytes] = set()  # closed, tier not yet decided for that day
+        self.progress = Progress()
+        self._due: list[tuple[int, bytes]] = []
+        self._due_day: dict[bytes, int] = {}
+
+    # -- index ---------------------------------------------------------------------------
+    def index(self, key: bytes, score: float | None) -> None:
+        """Record the customer's judged score (None: not judged, out of the population)."""
+        old = self.scores.get(key)
+        if old is not None:
+            if old == score:
+                return
+            self.summary.remove(old)
+            bucket_key = self.summary.mapping.key(old)
+            members = self.members[bucket_key]
+            members.discard(key)
+            if not members:
+                del self.members[bucket_key]
+            del self.scores[key]
+        if score is not None:
+            self.summary.add(score)
+            self.scores[key] = score
+            self.members.setdefault(self.summary.mapping.key(score), set()).add(key)
+
+    def set_buyer(self, key: bytes, buyer: bool, silent: bool) -> None:
+        if buyer:
+            self.buyers[key] = silent
+        else:
+            self.buyers.pop(key, None)
+
+    def churn_counts(self) -> tuple[int, int]:
+        """(buyers in the window, of which silent for churn_days)."""
+        return len(self.buyers), sum(self.buyers.values())
+
+    def members_of(self, bucket_keys: Iterable[int]) -> set[bytes]:
+        """Customers whose score falls in any of the given sketch buckets."""
+        found: set[bytes] = set()
+        for bucket_key in bucket_keys:
+            members = self.members.get(bucket_key)
+            if members:
+                found |= members
+        return found
+
+    def count_tier(self, old: str | None, new: str) -> None:
+        if old is not None:
+            self.tier_counts[old] -= 1
+            if not self.tier_counts[old]:
+                del self.tier_counts[old]
+        self.tier_counts[new] += 1
+
+    # -- stale customers -----------------------------------------------------------------
+    def mark_stale(self, key: bytes, day: int) -> None:
+        """The customer has new figures on `day` that no close has seen yet."""
+        customers = self._stale.get(day)
+        if customers is None:
+            customers = self._stale[day] = set()
+            heapq.heappush(self._stale_days, day)
+        customers.add(key)
+
+    def pop_stale(self, through_day: int) -> set[bytes]:
+        """Customers with new figures on or before `through_day` (and forget them)."""
+        found: set[bytes] = set()
+        heap = self._stale_days
+        while heap and heap[0] <= through_day:
+            found |= self._stale.pop(heapq.heappop(heap))
+        return found
+
+    @property
+    def stale_count(self) -> int:
+        return sum(len(c) for c in self._stale.values())
+
+    # -- due days ------------------------------------------------------------------------
+    def set_due(self, key: bytes, day: int | None) -> None:
+        if day is None:
+            self._due_day.pop(key, None)
+            return
+        if self._due_day.get(key) == day:
+            return
+        self._due_day[key] = day
+        heapq.heappush(self._due, (day, key))
+
+    def pop_due(self, through_day: int) -> set[bytes]:
+        """Customers due on or before `through_day` (each once; entries go stale lazily)."""
+        due: set[bytes] = set()
+        heap = self._due
+        while heap and heap[0][0] <= through_day:
+            day, key = heapq.heappop(heap)
+            if self._due_day.get(key) == day:
+                del self._due_day[key]
+                due.add(key)
+        return due
+
+    @property
+    def customers(self) -> int:
+        return sum(self.tier_counts.values())

@@ -1,0 +1,162 @@
+"""A customer's value as of a closed day, and its tier decision for that day.
+
+`evaluate` runs when a day is closed for the customer's partition; `retier` when the
+whole population's distribution for that day is known. Both read only buckets up to the
+closed day, so events of later (open) days never leak into a closed day's figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
+from streams import window
+from streams.customer import CustomerState
+from streams.tiers import Cuts, Decision, decide
+from streams.units import day_of
+from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
+from streams.window import WindowTotals, window_totals
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRules:
+    value: ValueSettings
+    clv: ClvSettings
+    tiering: TieringSettings
+
+    @property
+    def retention_days(self) -> int:
+        """How long day buckets are kept: the longest look-back any rule needs."""
+        return self.value.window_days
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What a close found for one customer."""
+
+    exists: bool  # seen by the end of the day (else nothing else is meaningful)
+    score: float | None
+    judged: bool
+    buyer: bool  # bought in the window
+    silent: bool  # a buyer with no purchase in the last `churn_days`
+    due_day: int | None  # the next day its value changes without new events
+
+
+def totals_as_of(state: CustomerState, day: int, rules: ValueRules) -> WindowTotals:
+    return window_totals(state.days, end_day=day, window_days=rules.value.window_days)
+
+
+def score_of(
+    totals: WindowTotals, *, days_known: int, lifetime_years: float, rules: ValueRules
+) -> float:
+    kind = rules.value.score
+    if kind == "ratio":
+        return benefit_cost_ratio(totals.revenue, totals.service_cost, rules.value.cost_floor)
+    if kind == "net_value":
+        return net_value(totals.revenue, totals.service_cost)
+    return customer_lifetime_value(
+        totals,
+        days_known=days_known,
+        window_days=rules.value.window_days,
+        lifetime_years=lifetime_years,
+        settings=rules.clv,
+    ).value
+
+
+def evaluate(
+    state: CustomerState, day: int, *, lifetime_years: float, rules: ValueRules
+) -> Evaluation:
+    """Bring the customer's value up to the end of `day`; mutates and returns a summary."""
+    first_day = day_of(state.first_seen_at)
+    window.evict(state.days, before_day=day - rules.retention_days + 1)
+    state.closed_day = day
+    state.stale = any(d > day for d in state.days)  # open days still to be closed
+    if first_day > day:  # not a customer yet on that day
+        state.score = None
+        state.judged = False
+        return Evaluation(False, None, False, False, False, None)
+    totals = totals_as_of(state, day, rules)
+    days_known = day - first_day + 1
+    purchases_so_far = state.purchases - sum(
+        b[window.PURCHASES] for d, b in state.days.items() if d > day
+    )
+    tiering = rules.tiering
+    judged = days_known >= tiering.new_min_days and purchases_so_far >= tiering.new_min_orders
+    score = score_of(totals, days_known=days_known, lifetime_years=lifetime_years, rules=rules)
+    state.score = score
+    state.judged = judged
+    buyer, silent = buyer_flags(state, day, rules)
+    return Evaluation(True, score, judged, buyer, silent, due_day(state, day, rules))
+
+
+def buyer_flags(state: CustomerState, day: int, rules: ValueRules) -> tuple[bool, bool]:
+    """(bought in the window as of `day`, and if so, nothing for `churn_days`)."""
+    start = day - rules.value.window_days + 1
+    purchase_days = [d for d, b in state.days.items() if start <= d <= day and b[window.PURCHASES]]
+    if not purchase_days:
+        return False, False
+    return True, max(purchase_days) <= day - rules.clv.churn_days
+
+
+def due_day(state: CustomerState, day: int, rules: ValueRules) -> int | None:
+    """The next day on which the customer's value or tier can change with no new event:
+    a bucket leaving the window, the end of being `new`, or a downgrade's dwell time."""
+    first_day = day_of(state.first_seen_at)
+    candidates = []
+    exit_day = window.next_exit_day(state.days, after_day=day, window_days=rules.value.window_days)
+    if exit_day is not None:
+        candidates.append(exit_day)
+    if not state.judged:
+        graduation = first_day + rules.tiering.new_min_days - 1
+        if graduation > day:
+            candidates.append(graduation)
+    if state.tier_since is not None and state.tier not in ("new", "bronze"):
+        dwell_end = state.tier_since + rules.tiering.min_dwell_days
+        if dwell_end > day:
+            candidates.append(dwell_end)
+    return min(candidates) if candidates else None
+
+
+@dataclass(frozen=True, slots=True)
+class TierChangeFacts:
+    """A tier change and the figures behind it (money in the currency unit)."""
+
+    previous: str
+    tier: str
+    score: float
+    percentile: float
+    totals: WindowTotals
+    reason: str
+
+
+def retier(
+    state: CustomerState, day: int, cuts: Cuts, *, rules: ValueRules
+) -> tuple[Decision, TierChangeFacts | None]:
+    """Decide the tier as of `day`; mutates the state; the change, if there is one."""
+    previous = state.tier
+    score = state.score if state.score is not None else 0.0
+    since = state.tier_since if state.tier_since is not None else day
+    decision = decide(
+        previous=previous,
+        days_in_tier=day - since,
+        score=score,
+        is_new=not state.judged or state.score is None,
+        cuts=cuts,
+        settings=rules.tiering,
+        score_kind=rules.value.score,
+    )
+    state.tiered_day = day
+    state.percentile = cuts.percentile(score) if state.judged and cuts.population else None
+    if decision.tier == previous:
+        return decision, None
+    state.tier = decision.tier
+    state.tier_since = day
+    facts = TierChangeFacts(
+        previous,
+        decision.tier,
+        score,
+        state.percentile or 0.0,
+        totals_as_of(state, day, rules),
+        decision.reason,
+    )
+    return decision, facts

@@ -1,0 +1,149 @@
+"""A customer's value as of a closed day, and the partition ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from schemas.config import CostSettings, IngestSettings
+from schemas.inputs import INPUT_MODELS
+from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
+from streams.customer import CustomerState, apply_event
+from streams.ledger import PartitionLedger, Progress
+from streams.sketch import ScoreSummary
+from streams.tiers import make_cuts
+from streams.units import day_of, to_micros
+from streams.valuation import ValueRules, evaluate, retier
+from tests import factories as f
+
+DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
+D0 = day_of(to_micros(DAY0))
+RULES = ValueRules(
+    ValueSettings(window_days=90), ClvSettings(), TieringSettings(new_min_days=30, min_dwell_days=7)
+)
+
+
+def at(days: float) -> str:
+    return (DAY0 + timedelta(days=days)).isoformat()
+
+
+def history(*bodies: dict[str, Any]) -> CustomerState:
+    state = None
+    for body in bodies:
+        event = INPUT_MODELS[body["event_type"]].model_validate(body)
+        state, _ = apply_event(state, event, ingest=IngestSettings(), costs=CostSettings())
+    assert state is not None
+    return state
+
+
+def test_not_a_customer_before_its_first_event() -> None:
+    state = history(f.order(occurred_at=at(10)))
+    result = evaluate(state, D0 + 5, lifetime_years=3, rules=RULES)
+    assert not result.exists
+    assert state.score is None
+    assert state.stale  # day 10 is still to be closed
+
+
+NEW: list[tuple[str, dict[str, Any], int, bool]] = [
+    # (why, rule overrides, day closed, judged)
+    ("29 days known: new", {}, 28, False),
+    ("30 days known: judged", {}, 29, True),
+    ("judged by days but not enough orders", {"new_min_orders": 2}, 60, False),
+    ("judged by days and orders", {"new_min_orders": 1}, 60, True),
+]
+
+
+@pytest.mark.parametrize(("why", "overrides", "day", "judged"), NEW, ids=[c[0] for c in NEW])
+def test_new_until_enough_history(
+    why: str, overrides: dict[str, Any], day: int, judged: bool
+) -> None:
+    rules = ValueRules(RULES.value, RULES.clv, TieringSettings(**overrides))
+    state = history(f.order(amount=100, occurred_at=at(0)))
+    evaluate(state, D0 + day, lifetime_years=3, rules=rules)
+    assert state.judged is judged
+
+
+def test_the_score_ignores_open_days_and_old_buckets_are_evicted() -> None:
+    state = history(
+        f.order(amount=100, occurred_at=at(0)),
+        f.call(cost=10, occurred_at=at(1)),
+        f.order(amount=500, occurred_at=at(50)),
+    )  # day 50 is after the close
+    evaluate(state, D0 + 40, lifetime_years=3, rules=RULES)
+    assert state.score == pytest.approx((100 - 10) / 10)  # ratio over days 0..40
+    assert state.stale
+    evaluate(state, D0 + 95, lifetime_years=3, rules=RULES)  # window 6..95: days 0, 1 gone
+    assert sorted(state.days) == [D0 + 50]
+    assert state.score == pytest.approx(500)  # no cost: over the floor of 1.0
+    assert not state.stale
+
+
+def test_the_due_day_is_the_next_change_without_events() -> None:
+    state = history(f.order(occurred_at=at(0)), f.order(occurred_at=at(20)))
+    assert evaluate(state, D0 + 10, lifetime_years=3, rules=RULES).due_day == D0 + 29  # judged
+    assert evaluate(state, D0 + 40, lifetime_years=3, rules=RULES).due_day == D0 + 90  # day 0
+    assert evaluate(state, D0 + 95, lifetime_years=3, rules=RULES).due_day == D0 + 110
+
+
+def test_buyers_and_silent_buyers() -> None:
+    rules = ValueRules(ValueSettings(window_days=365), ClvSettings(churn_days=60), RULES.tiering)
+    state = history(f.order(occurred_at=at(0)))
+    early = evaluate(state, D0 + 30, lifetime_years=3, rules=rules)
+    assert early.buyer
+    assert not early.silent
+    later = evaluate(state, D0 + 70, lifetime_years=3, rules=rules)
+    assert later.buyer
+    assert later.silent
+
+
+def cuts_for(scores: list[float], day: int = D0 + 40) -> Any:
+    summary = ScoreSummary(0.01)
+    for score in scores:
+        summary.add(score)
+    return make_cuts(summary, RULES.tiering, day)
+
+
+def test_retier_records_the_change_and_its_figures() -> None:
+    state = history(f.order(amount=1000, occurred_at=at(0)), f.call(cost=10, occurred_at=at(1)))
+    evaluate(state, D0 + 40, lifetime_years=3, rules=RULES)
+    cuts = cuts_for([float(i) for i in range(1, 101)])
+    decision, facts = retier(state, D0 + 40, cuts, rules=RULES)
+    assert decision.tier == "vip"  # ratio 99 is in the top 5 % of 1..100
+    assert facts is not None
+    assert (facts.previous, facts.tier) == ("new", "vip")
+    assert facts.totals.revenue == 1_000_000_000
+    assert state.tier == "vip"
+    assert state.tier_since == D0 + 40
+    again_decision, again = retier(state, D0 + 41, cuts, rules=RULES)
+    assert again is None  # no change, no event
+    assert again_decision.tier == "vip"
+
+
+def test_the_ledger_index_follows_scores() -> None:
+    ledger = PartitionLedger(0, 0.01)
+    ledger.index(b"a", 1.0)
+    ledger.index(b"b", 5.0)
+    ledger.index(b"a", 7.0)  # moved
+    assert ledger.summary.count == 2
+    assert ledger.members_of([ledger.summary.mapping.key(7.0)]) == {b"a"}
+    ledger.index(b"b", None)  # left the population (e.g. became new again)
+    assert ledger.summary.count == 1
+    assert ledger.scores == {b"a": 7.0}
+
+
+def test_the_ledger_due_days_pop_once() -> None:
+    ledger = PartitionLedger(0, 0.01)
+    ledger.set_due(b"a", 10)
+    ledger.set_due(b"b", 12)
+    ledger.set_due(b"a", 11)  # moved: the old entry must not fire
+    assert ledger.pop_due(10) == set()
+    assert ledger.pop_due(11) == {b"a"}
+    assert ledger.pop_due(20) == {b"b"}
+    assert ledger.pop_due(30) == set()
+
+
+def test_progress_round_trips() -> None:
+    progress = Progress(5, 4, {"calls": 1}, {"calls": 123}, {5: {"x": 1}}, {"vip": 2})
+    assert Progress.from_json(progress.to_json()) == progress
