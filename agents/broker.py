@@ -171,22 +171,29 @@ class EmbeddedBroker:
 
 def run_foreground(host: str, port: int, *, stop_timeout: float = 10.0) -> int:
     """`vipstream broker`: run until SIGINT/SIGTERM, then stop the broker cleanly."""
-    broker = EmbeddedBroker(host, port).start()
-    process = broker._process
-    assert process is not None
-    print(f"vipstream: embedded broker listening on {broker.url} (Ctrl-C to stop)", flush=True)
     stop_requested_at: float | None = None
+    started: list[subprocess.Popen[bytes]] = []
 
     def request_stop(signum: int, _frame: object) -> None:
         # Only signal here: the main thread is inside Popen.wait() and owns its lock.
         nonlocal stop_requested_at
         if stop_requested_at is None:
             stop_requested_at = time.monotonic()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+            for child in started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
 
+    # Handlers first: a signal that arrives while the broker is starting must stop it too.
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    broker = EmbeddedBroker(host, port).start()
+    process = broker._process
+    assert process is not None
+    started.append(process)
+    if stop_requested_at is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    print(f"vipstream: embedded broker listening on {broker.url} (Ctrl-C to stop)", flush=True)
     while True:
         try:
             code = process.wait(timeout=0.5)

@@ -157,6 +157,29 @@ class Metrics:
             buckets=(0, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
             registry=r,
         )
+        self.spikes = Counter(
+            "vipstream_basic_question_spikes_total",
+            "Basic-question spike events emitted.",
+            registry=r,
+        )
+        self.care_tasks = Counter(
+            "vipstream_care_tasks_total",
+            "Care tasks emitted for the outbound dialer, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.care_suppressed = Counter(
+            "vipstream_care_tasks_suppressed_total",
+            "Care tasks not emitted, by kind and reason (opted_out, cooldown).",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.ticket_priorities = Counter(
+            "vipstream_ticket_priorities_total",
+            "Ticket priorities emitted, by the tier they were decided with.",
+            ["tier"],
+            registry=r,
+        )
         self.processing_errors = FastCounter(
             "vipstream_processing_errors",
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",

@@ -23,8 +23,9 @@ from agents.topics import input_topic_names
 
 if TYPE_CHECKING:
     from agents.value_engine import ValueEngine
-from schemas.inputs import InputEvent
+from schemas.inputs import InputEvent, TicketEvent
 from schemas.outputs import DeadLetter
+from streams.care import CareRules
 from streams.customer import CustomerState, Outcome, apply_event, refuse_before
 from streams.decode import Rejected, decode_input
 from streams.ids import deterministic_id
@@ -79,6 +80,7 @@ class Runtime:
         self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
         self.max_event_at: int | None = None
         self.value: ValueEngine | None = None  # set once the engine exists
+        self.care_rules = CareRules(settings.spikes, settings.care, settings.tickets)
         self._log_throttle = Throttle(10.0)
 
     # -- the hot path ------------------------------------------------------------------
@@ -116,6 +118,7 @@ class Runtime:
                 ingest=self.settings.ingest,
                 costs=self.settings.cost,
                 bucket_floor_day=floor,
+                care=self.care_rules,
             )
         except Exception as exc:  # a bug, not bad input: keep the worker and the event
             log.exception(
@@ -134,6 +137,8 @@ class Runtime:
                 value.note_applied(
                     message.topic, message.partition, key, at, state, created=created
                 )
+                if state.care.tickets and isinstance(decoded, TicketEvent):
+                    value.ticket_arrived(message.partition, key, state)
             self.metrics.event_lag.observe(max(0.0, now - at / MICROS_PER_SECOND))
             if self.max_event_at is None or at > self.max_event_at:
                 self.max_event_at = at

@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.care_config import CareSettings, SpikeSettings, TicketSettings
 from schemas.config import CostSettings, IngestSettings, Section
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
 
@@ -121,6 +122,9 @@ class Settings(BaseSettings):
     value: ValueSettings = ValueSettings()
     clv: ClvSettings = ClvSettings()
     tiering: TieringSettings = TieringSettings()
+    spikes: SpikeSettings = SpikeSettings()
+    care: CareSettings = CareSettings()
+    tickets: TicketSettings = TicketSettings()
 
     @field_validator("broker")
     @classmethod

@@ -35,7 +35,9 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.state_store import CustomerStore
 from agents.topics import INPUT_EVENT_TYPES, summaries_topic
-from schemas.outputs import TierChange
+from schemas.outputs import BasicQuestionSpike, CareTask, CategoryCount, TicketPriority, TierChange
+from streams import care
+from streams.care import CareRules, DayCare, TicketDecision
 from streams.customer import CustomerState
 from streams.ids import deterministic_id
 from streams.ledger import PartitionLedger, Progress
@@ -132,7 +134,13 @@ class ValueEngine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.rules = ValueRules(settings.value, settings.clv, settings.tiering)
+        self.rules = ValueRules(
+            settings.value,
+            settings.clv,
+            settings.tiering,
+            CareRules(settings.spikes, settings.care, settings.tickets),
+        )
+        self._ticket_lag = care.tier_lag_days(settings.ingest.allowed_lateness_seconds)
         self.store = store
         self.metrics = metrics
         self.bus = SummaryBus(settings)
@@ -231,6 +239,9 @@ class ValueEngine:
             if closed is not None and state.closed_day is not None:
                 ledger.set_due(key, due_day(state, closed, self.rules))
                 ledger.set_buyer(key, *buyer_flags(state, closed, self.rules))
+            waiting = care.first_ticket_day(state.care, self._ticket_lag)
+            if waiting is not None:
+                ledger.tickets_waiting[key] = waiting
         log.info(
             "value ledger of partition %d built: %d customers, closed through %s, in %.2fs",
             partition,
@@ -320,12 +331,16 @@ class ValueEngine:
         if lagging:
             if any(x is None for x in lagging):
                 return None, False  # a topic not read yet could still bring older days
-            base: int | None = min(x for x in lagging if x is not None)
+            watermark: int | None = min(x for x in lagging if x is not None) - self._lateness
         else:
-            base = max(known) if known else self._pack_watermark()
-        if base is None:
+            # Idle (nothing unread): follow the pack, so a partition whose customers went
+            # quiet, or that has none, does not hold every other partition's close back.
+            own = max(known) - self._lateness if known else None
+            pack = self._pack_watermark()
+            marks = [m for m in (own, pack) if m is not None]
+            watermark = max(marks) if marks else None
+        if watermark is None:
             return None, not lagging
-        watermark = base - self._lateness if known or lagging else base
         if self.settings.ingest.watermark_mode == "wall_clock":
             watermark = max(watermark, int(self._clock() * MICROS_PER_SECOND) - self._lateness)
         return watermark, not lagging
@@ -506,16 +521,17 @@ class ValueEngine:
         else:
             moved = recheck_keys(None if previous is None else previous.cuts, cuts, ledger.members)
             candidates = ledger.to_tier | ledger.members_of(moved)
-        ledger.to_tier = set()
+        revalued, ledger.to_tier = ledger.to_tier, set()
         changes = 0
         generation = self.generation
         for chunk in _chunks(sorted(candidates)):
             for key in chunk:
-                changes += self._tier_customer(ledger, key, day, cuts)
+                changes += self._tier_customer(ledger, key, day, cuts, key in revalued)
             await asyncio.sleep(0)
             if self.generation != generation:
                 return  # revoked meanwhile: the new owner tiers the day again
         progress.tiered_day = day
+        self._release_tickets(ledger, day)
         progress.tier_counts = dict(ledger.tier_counts)
         self._touch_progress(ledger)
         self._maybe_publish(ledger, force=True)  # the tier counts as of `day`
@@ -530,14 +546,30 @@ class ValueEngine:
                 len(candidates),
             )
 
-    def _tier_customer(self, ledger: PartitionLedger, key: bytes, day: int, cuts: Cuts) -> int:
+    def _tier_customer(
+        self, ledger: PartitionLedger, key: bytes, day: int, cuts: Cuts, revalued: bool
+    ) -> int:
         state = self.store.get(key)
         if state is None or state.closed_day is None or state.closed_day > day:
             return 0
-        decision, facts = retier(state, day, cuts, rules=self.rules)
-        if decision.held_by_dwell and state.tier_since is not None:
-            ledger.set_due(key, state.tier_since + self.settings.tiering.min_dwell_days)
+        _, facts = retier(state, day, cuts, rules=self.rules)
+        found = care.evaluate_day(
+            customer_id=state.customer_id,
+            memory=state.care,
+            days=state.days,
+            first_seen_day=day_of(state.first_seen_at),
+            day=day,
+            tier=state.tier,
+            judged=state.judged,
+            tier_change=None if facts is None else (facts.previous, facts.tier),
+            revalued=revalued,
+            opted_out=state.do_not_call,
+            window_days=self.settings.value.window_days,
+            rules=self.rules.care,
+        )
+        ledger.set_due(key, due_day(state, day, self.rules))
         self.store.put(key, ledger.partition, state)
+        self._emit_care(key, state.customer_id, day, found)
         if facts is None:
             return 0
         ledger.count_tier(facts.previous, facts.tier)
@@ -563,6 +595,97 @@ class ValueEngine:
         self._emit("tier_changes", key, event)
         self.metrics.tier_changes.labels(from_tier=facts.previous, to_tier=facts.tier).inc()
         return 1
+
+    # -- care and tickets ----------------------------------------------------------------------
+    def _emit_care(self, key: bytes, customer_id: str, day: int, found: DayCare) -> None:
+        as_of = from_micros((day + 1) * MICROS_PER_DAY)
+        now = from_micros(int(self._clock() * MICROS_PER_SECOND))
+        spike = found.spike
+        if spike is not None:
+            test = spike.test
+            self._emit(
+                "basic_question_spikes",
+                key,
+                BasicQuestionSpike(
+                    event_id=spike.event_id,
+                    customer_id=customer_id,
+                    as_of=as_of,
+                    emitted_at=now,
+                    recent_count=test.recent_count,
+                    recent_days=spike.recent_days,
+                    baseline_per_day=test.baseline_per_day,
+                    expected_count=test.expected_count,
+                    p_value=test.p_value,
+                    top_categories=[
+                        CategoryCount(category=c, count=n) for c, n in spike.top_categories
+                    ],
+                    repeat_solved_share=spike.repeat_solved_share,
+                    suggested_action=spike.suggested_action,
+                ),
+            )
+            self.metrics.spikes.inc()
+        for task in found.tasks:
+            self._emit(
+                "care_tasks",
+                key,
+                CareTask(
+                    event_id=task.task_id,
+                    customer_id=customer_id,
+                    as_of=as_of,
+                    emitted_at=now,
+                    task_id=task.task_id,
+                    kind=task.kind,  # type: ignore[arg-type]
+                    priority=task.priority,
+                    tier=task.tier,  # type: ignore[arg-type]
+                    reason=task.reason,
+                    due_at=from_micros(task.due_at),
+                    expires_at=from_micros(task.expires_at),
+                    context=task.context,
+                ),
+            )
+            self.metrics.care_tasks.labels(kind=task.kind).inc()
+        for kind, reason in found.suppressed:
+            self.metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
+
+    def ticket_arrived(self, partition: int, key: bytes, state: CustomerState) -> None:
+        """An opened or reopened ticket was applied: prioritise it now if the tier it
+        needs is decided, else when its partition tiers that day."""
+        ledger = self.ledger(partition)
+        tiered = ledger.progress.tiered_day
+        if tiered is not None:
+            self._emit_tickets(key, state, tiered)
+            self.store.put(key, partition, state)
+        waiting = care.first_ticket_day(state.care, self._ticket_lag)
+        if waiting is None:
+            ledger.tickets_waiting.pop(key, None)
+        else:
+            ledger.tickets_waiting[key] = waiting
+
+    def _release_tickets(self, ledger: PartitionLedger, day: int) -> None:
+        for key in sorted(k for k, d in ledger.tickets_waiting.items() if d <= day):
+            del ledger.tickets_waiting[key]
+            state = self.store.get(key)
+            if state is None:
+                continue
+            self._emit_tickets(key, state, day)
+            self.store.put(key, ledger.partition, state)
+            waiting = care.first_ticket_day(state.care, self._ticket_lag)
+            if waiting is not None:
+                ledger.tickets_waiting[key] = waiting
+
+    def _emit_tickets(self, key: bytes, state: CustomerState, tiered_day: int) -> None:
+        decisions = care.ready_tickets(
+            state.customer_id,
+            state.care,
+            current_tier=state.tier,
+            tiered_day=tiered_day,
+            rules=self.rules.care,
+            lag=self._ticket_lag,
+        )
+        now = from_micros(int(self._clock() * MICROS_PER_SECOND))
+        for decision in decisions:
+            self._emit("ticket_priorities", key, _ticket_event(state.customer_id, decision, now))
+            self.metrics.ticket_priorities.labels(tier=decision.tier).inc()
 
     # -- reading -----------------------------------------------------------------------------
     def latest_day(self) -> GlobalDay | None:
@@ -624,3 +747,17 @@ def _cuts_text(cuts: Cuts) -> str:
         score = cuts.entry_score[tier]
         parts.append(f"{tier} {'-' if score is None else f'{score:.3g}'}")
     return ", ".join(parts)
+
+
+def _ticket_event(customer_id: str, decision: TicketDecision, now: Any) -> TicketPriority:
+    return TicketPriority(
+        event_id=decision.event_id,
+        customer_id=customer_id,
+        as_of=from_micros(decision.occurred_at),
+        emitted_at=now,
+        ticket_id=decision.ticket_id,
+        tier=decision.tier,  # type: ignore[arg-type]
+        priority=decision.priority,
+        sla_minutes=decision.sla_minutes,
+        reason=decision.reason,
+    )

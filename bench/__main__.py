@@ -25,6 +25,7 @@ from agents.broker import EmbeddedBroker, free_port
 from agents.settings import load_settings
 from agents.simulate_io import produce, write_jsonl
 from agents.simulator import SimulationConfig, Simulator
+from bench import value as value_bench
 from tests.support import Worker, isolated_env, wait_for
 
 RESULTS = Path(__file__).parent / "results"
@@ -37,6 +38,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--customers", type=int, default=1400)
     parser.add_argument("--days", type=float, default=365)
+    parser.add_argument(
+        "--retier-customers", type=int, default=1_000_000, help="0 skips the re-tier bench"
+    )
     args = parser.parse_args()
 
     figures: dict[str, Any] = {
@@ -82,6 +86,9 @@ def main() -> int:
 
     ratio = figures["worker"]["events_per_second"] / figures["floor"]["events_per_second"]
     figures["worker_over_floor"] = ratio
+    if args.retier_customers:
+        figures["state_size"] = value_bench.state_size()
+        figures["retier"] = value_bench.retier_million(args.retier_customers)
     _print_table(figures)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
@@ -139,6 +146,14 @@ def _run_worker(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
             what="every event",
             interval=0.05,
         )
+        # the value engine closes days behind the consumer: when is the last closable
+        # day (the watermark's) merged and tiered?
+        tiered = wait_for(
+            lambda: _tiered_through_watermark(worker.metrics()) and time.perf_counter(),
+            timeout=900,
+            what="the last closable day to be tiered",
+            interval=0.1,
+        )
         metrics = worker.metrics()
         seconds = last - first
         return {
@@ -148,16 +163,30 @@ def _run_worker(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
             "applied": metrics.get("vipstream_events_applied_total", 0),
             "changelog_writes": metrics.get("vipstream_state_writes_total", 0),
             "commits": metrics.get("vipstream_commit_flush_seconds_count", 0),
+            "tiered_seconds": tiered - first,
+            "events_per_second_tiered": events / (tiered - first),
         }
     finally:
         worker.stop()
 
 
+def _tiered_through_watermark(metrics: dict[str, float]) -> bool:
+    watermark = metrics.get("vipstream_watermark_timestamp_seconds", 0.0)
+    merged = metrics.get("vipstream_distribution_day_timestamp_seconds", 0.0)
+    return bool(watermark) and merged >= watermark // 86400 * 86400
+
+
 def _print_table(figures: dict[str, Any]) -> None:
     floor = figures["floor"]["events_per_second"]
+    worker = figures["worker"]
     rows = [
         ("floor: bare Faust agent, JSON decode", floor, 1.0),
-        ("vipstream worker", figures["worker"]["events_per_second"], figures["worker_over_floor"]),
+        ("vipstream worker: consumed", worker["events_per_second"], figures["worker_over_floor"]),
+        (
+            "vipstream worker: consumed and tiered",
+            worker["events_per_second_tiered"],
+            worker["events_per_second_tiered"] / floor,
+        ),
     ]
     print(f"\n{'':40} {'events/s':>12} {'x floor':>8}")
     for name, rate, ratio in rows:
@@ -168,6 +197,21 @@ def _print_table(figures: dict[str, Any]) -> None:
         f"applied events ({worker['changelog_writes'] / max(worker['applied'], 1):.3f} per "
         "event)"
     )
+    if "state_size" in figures:
+        size = figures["state_size"]
+        print(
+            f"state per customer ({size['window_days']}-day window, {size['customers']:,} "
+            f"customers): mean {size['mean_bytes']:,.0f} B, p99 {size['p99_bytes']:,} B, "
+            f"max {size['max_bytes']:,} B"
+        )
+    if "retier" in figures:
+        r = figures["retier"]
+        print(
+            f"re-tier after a distribution shift, {r['customers']:,} customers: "
+            f"{r['candidates']:,} re-checked, {r['tier_changes']:,} changed, "
+            f"{r['engine_seconds']:.2f}s vs {r['full_pass_seconds']:.2f}s for a full pass "
+            f"({r['engine_over_full_pass']:.2f}x); index build {r['index_build_seconds']:.1f}s"
+        )
 
 
 if __name__ == "__main__":

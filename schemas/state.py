@@ -18,6 +18,32 @@ STATE_VERSION = 1
 Micros = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
+class CareRecord(Contract):
+    """What the care rules remember (streams/care.py CareMemory)."""
+
+    last_task: dict[str, int] = Field(description="care-task kind -> day of the last task")
+    churn: tuple[int | None, int] = Field(
+        description="[last-purchase day the churn stages refer to, stages fired]"
+    )
+    stock: dict[str, tuple[int, int]] = Field(description="sku -> [run-out day, reminded 0/1]")
+    orders: dict[str, list[tuple[int, int]]] = Field(
+        description="sku -> [[order day, days of supply]] not yet folded into stock"
+    )
+    ratings: list[tuple[Micros, int, int, str, str, str]] = Field(
+        description="low ratings to follow up: [occurred_at, id hash, satisfaction, "
+        "source, category, event id]"
+    )
+    basic_days: dict[str, dict[str, int]] = Field(
+        description="day number -> category -> basic questions"
+    )
+    solved: dict[str, int] = Field(description="category -> first day a question was resolved")
+    last_spike: int | None
+    tier_log: list[tuple[int, str, str]] = Field(description="[day, previous tier, tier]")
+    tickets: list[tuple[Micros, str, str]] = Field(
+        description="tickets waiting for their priority: [occurred_at, ticket_id, status]"
+    )
+
+
 class CustomerStateRecord(Contract):
     """One customer's state as stored in the table and its changelog topic."""
 
@@ -55,3 +81,4 @@ class CustomerStateRecord(Contract):
     tier_since: int | None
     tiered_day: int | None
     percentile: float | None
+    care: CareRecord | None = None

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from schemas.state import STATE_VERSION
+from streams.care import CareMemory
 from streams.customer import CustomerState, StreamMemory
 from streams.window import FIELDS
 
@@ -50,7 +51,42 @@ def encode_state(state: CustomerState) -> bytes:
             "tier_since": state.tier_since,
             "tiered_day": state.tiered_day,
             "percentile": state.percentile,
+            "care": None if state.care.is_empty() else _encode_care(state.care),
         }
+    )
+
+
+def _encode_care(care: CareMemory) -> dict[str, Any]:
+    return {
+        "last_task": care.last_task,
+        "churn": [care.churn_anchor, care.churn_stage],
+        "stock": care.stock,
+        "orders": care.orders,
+        "ratings": care.ratings,
+        "basic_days": {str(d): c for d, c in care.basic_days.items()},
+        "solved": care.solved,
+        "last_spike": care.last_spike,
+        "tier_log": care.tier_log,
+        "tickets": care.tickets,
+    }
+
+
+def _decode_care(obj: dict[str, Any] | None) -> CareMemory:
+    if obj is None:
+        return CareMemory()
+    anchor, stage = obj["churn"]
+    return CareMemory(
+        last_task=dict(obj["last_task"]),
+        churn_anchor=anchor,
+        churn_stage=stage,
+        stock={k: list(v) for k, v in obj["stock"].items()},
+        orders={k: [list(o) for o in v] for k, v in obj["orders"].items()},
+        ratings=[list(r) for r in obj["ratings"]],
+        basic_days={int(d): dict(c) for d, c in obj["basic_days"].items()},
+        solved=dict(obj["solved"]),
+        last_spike=obj["last_spike"],
+        tier_log=[list(e) for e in obj["tier_log"]],
+        tickets=[list(t) for t in obj["tickets"]],
     )
 
 
@@ -88,6 +124,7 @@ def decode_state(data: bytes) -> CustomerState:
             tier_since=obj["tier_since"],
             tiered_day=obj["tiered_day"],
             percentile=obj["percentile"],
+            care=_decode_care(obj.get("care")),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, StateDecodeError):

@@ -22,12 +22,20 @@ from schemas.inputs import (
     TicketEvent,
 )
 from streams import window
+from streams.care import (
+    CareMemory,
+    CareRules,
+    note_contact,
+    note_order_items,
+    note_ticket_opened,
+)
 from streams.cost import call_cost, is_basic_question, ticket_cost
 from streams.ids import id_hash
 from streams.revenue import BUYING_KINDS, revenue_delta
 from streams.units import MICROS_PER_SECOND, day_of, money, saturating_add, to_micros
 
 _NEVER = -(2**62)
+_DEFAULT_CARE = CareRules()
 
 
 class Outcome(enum.Enum):
@@ -83,6 +91,7 @@ class CustomerState:
     tier_since: int | None = None  # the closed day the tier was entered
     tiered_day: int | None = None  # the closed day the tier was last decided for
     percentile: float | None = None  # in the population of `tiered_day`
+    care: CareMemory = field(default_factory=CareMemory)  # streams/care.py
 
 
 def refuse_before(memory: StreamMemory, rules: IngestSettings) -> int:
@@ -98,6 +107,7 @@ def apply_event(
     ingest: IngestSettings,
     costs: CostSettings,
     bucket_floor_day: int | None = None,
+    care: CareRules = _DEFAULT_CARE,
 ) -> tuple[CustomerState, Outcome]:
     """Apply one validated event; a duplicate or late event leaves the state unchanged.
 
@@ -129,22 +139,58 @@ def apply_event(
     if isinstance(event, CallEvent):
         basic = is_basic_question(event.is_basic, event.category, ingest.basic_categories)
         _apply_contact(state, bucket, call_cost(event, costs), event.channel, basic)
+        _note_contact(state, bucket, at, event, basic, bool(event.resolved), care)
     elif isinstance(event, TicketEvent):
+        basic = event.status == "opened" and is_basic_question(
+            event.is_basic, event.category, ingest.basic_categories
+        )
         if event.status in ("opened", "reopened"):
-            basic = event.status == "opened" and is_basic_question(
-                event.is_basic, event.category, ingest.basic_categories
-            )
             _apply_contact(state, bucket, ticket_cost(event, costs), event.channel, basic)
+            note_ticket_opened(state.care, at=at, ticket_id=event.ticket_id, status=event.status)
         else:
             _add_cost(state, bucket, ticket_cost(event, costs))
+        resolved = event.status in ("resolved", "closed")
+        _note_contact(state, bucket, at, event, basic, resolved, care)
     elif isinstance(event, OrderEvent):
         _apply_order(state, bucket, event, at)
+        if bucket is not None and event.items and event.kind in BUYING_KINDS:
+            note_order_items(
+                state.care,
+                day=bucket,
+                items=[(i.sku, i.quantity, i.consumption_days) for i in event.items],
+                rules=care,
+            )
     elif isinstance(event, ContactPreferenceEvent):
         _apply_preference(state, event, at)
         if not first_moved:
             return state, Outcome.APPLIED  # neither figures nor first day changed
     state.stale = True
     return state, Outcome.APPLIED
+
+
+def _note_contact(  # noqa: PLR0917 - a private helper of apply_event
+    state: CustomerState,
+    bucket: int | None,
+    at: int,
+    event: CallEvent | TicketEvent,
+    basic: bool,
+    resolved: bool,
+    care: CareRules,
+) -> None:
+    if bucket is None:
+        return  # older than every window still open: lifetime figures only
+    note_contact(
+        state.care,
+        day=bucket,
+        at=at,
+        event_id=event.event_id,
+        source="call" if isinstance(event, CallEvent) else "ticket",
+        basic=basic,
+        category=event.category,
+        resolved=resolved,
+        satisfaction=event.satisfaction,
+        rules=care,
+    )
 
 
 def _add_cost(state: CustomerState, bucket: int | None, cost: int) -> None:

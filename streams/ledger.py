@@ -73,6 +73,8 @@ class PartitionLedger:
         self._stale_days: list[int] = []  # heap of the keys of _stale
         self.to_tier: set[bytes] = set()  # closed, tier not yet decided for that day
         self.progress = Progress()
+        #: customer -> the earliest tier day its waiting tickets need (streams/care.py)
+        self.tickets_waiting: dict[bytes, int] = {}
         self._due: list[tuple[int, bytes]] = []
         self._due_day: dict[bytes, int] = {}
 

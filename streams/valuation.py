@@ -7,10 +7,11 @@ closed day, so events of later (open) days never leak into a closed day's figure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
-from streams import window
+from streams import care, window
+from streams.care import CareRules
 from streams.customer import CustomerState
 from streams.tiers import Cuts, Decision, decide
 from streams.units import day_of
@@ -23,11 +24,12 @@ class ValueRules:
     value: ValueSettings
     clv: ClvSettings
     tiering: TieringSettings
+    care: CareRules = field(default_factory=CareRules)
 
     @property
     def retention_days(self) -> int:
         """How long day buckets are kept: the longest look-back any rule needs."""
-        return self.value.window_days
+        return max(self.value.window_days, self.care.retention_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,9 @@ def due_day(state: CustomerState, day: int, rules: ValueRules) -> int | None:
         dwell_end = state.tier_since + rules.tiering.min_dwell_days
         if dwell_end > day:
             candidates.append(dwell_end)
+    care_day = care.due_day(state.care, state.days, day, rules.care)
+    if care_day is not None:
+        candidates.append(care_day)
     return min(candidates) if candidates else None
 
 

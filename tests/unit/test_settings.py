@@ -146,3 +146,33 @@ def test_broker_urls(url: str, servers: list[str]) -> None:
 def test_bad_broker_urls(url: str) -> None:
     with pytest.raises(ValueError, match=r"kafka://|no broker"):
         broker_servers(url)
+
+
+def test_the_readme_lists_every_key_with_its_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's configuration block parses, and every value in it is the default."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("# vipstream.toml — every key, with its default\n", 1)[1]
+    block = block.split("```", 1)[0]
+    monkeypatch.setenv("VIPSTREAM_CONFIG", str(write(tmp_path, block)))
+    documented = load_settings().model_dump()
+    monkeypatch.delenv("VIPSTREAM_CONFIG")
+    defaults = load_settings().model_dump()
+    assert documented == defaults
+
+    def keys(tree: dict[str, object], prefix: str = "") -> set[str]:
+        found = set()
+        for name, value in tree.items():
+            if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+                found |= keys(value, f"{prefix}{name}.")  # type: ignore[arg-type]
+            else:
+                found.add(prefix + name)
+        return found
+
+    import tomllib
+
+    missing = (
+        keys(defaults) - keys(tomllib.loads(block)) - {"care.catalogue", "web.advertised_host"}
+    )
+    assert not missing, f"keys not documented in the README: {sorted(missing)}"

@@ -74,10 +74,14 @@ def test_the_score_ignores_open_days_and_old_buckets_are_evicted() -> None:
     evaluate(state, D0 + 40, lifetime_years=3, rules=RULES)
     assert state.score == pytest.approx((100 - 10) / 10)  # ratio over days 0..40
     assert state.stale
-    evaluate(state, D0 + 95, lifetime_years=3, rules=RULES)  # window 6..95: days 0, 1 gone
-    assert sorted(state.days) == [D0 + 50]
+    evaluate(state, D0 + 95, lifetime_years=3, rules=RULES)  # window 6..95
     assert state.score == pytest.approx(500)  # no cost: over the floor of 1.0
     assert not state.stale
+    # buckets are kept for the longest look-back of any rule (churn stage 2: 181 days)
+    assert RULES.retention_days == 181
+    assert sorted(state.days) == [D0, D0 + 1, D0 + 50]
+    evaluate(state, D0 + 182, lifetime_years=3, rules=RULES)  # keeps days 2..182
+    assert sorted(state.days) == [D0 + 50]
 
 
 def test_the_due_day_is_the_next_change_without_events() -> None:
