@@ -278,10 +278,10 @@ async def _status(
             feed.line(
                 "status",
                 (
-                    f"status: consumed {totals.get('vipstream_events_consumed', 0):,.0f}  "
-                    f"applied {totals.get('vipstream_events_applied', 0):,.0f}  "
-                    f"duplicates {totals.get('vipstream_events_duplicate', 0):,.0f}  "
-                    f"dead letters {totals.get('vipstream_events_invalid', 0):,.0f}  "
+                    f"status: consumed {totals.get('vipstream_events_consumed_total', 0):,.0f}  "
+                    f"applied {totals.get('vipstream_events_applied_total', 0):,.0f}  "
+                    f"duplicates {totals.get('vipstream_events_duplicate_total', 0):,.0f}  "
+                    f"dead letters {totals.get('vipstream_events_invalid_total', 0):,.0f}  "
                     f"watermark {shown}  | outputs: {outputs}"
                 ),
             )
