@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,3 +168,20 @@ class PartitionLedger:
     @property
     def customers(self) -> int:
         return sum(self.tier_counts.values())
+
+
+def next_merge_day(merged_through: int | None, offered: Sequence[Iterable[int]]) -> int | None:
+    """The next day whose population a worker can merge, or None to wait.
+
+    `offered` holds, per partition, the days whose summaries its latest published message
+    carries (its last two closed days). Partitions close in lock-step, at most one day
+    apart, so the days every partition offers are the ones that can be merged. A worker
+    that has merged nothing yet (it just started, perhaps after a crash) resumes at the
+    earliest of them, not at the population's first day, whose summaries are long gone;
+    one that merged day E takes E + 1, or skips ahead if E + 1 is no longer offered.
+    """
+    if not offered:
+        return None
+    common = set(offered[0]).intersection(*offered[1:])
+    later = [day for day in common if merged_through is None or day > merged_through]
+    return min(later) if later else None
