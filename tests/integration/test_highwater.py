@@ -1,0 +1,64 @@
+"""The log-end offsets table recovery reads changelogs up to: the offset after the last
+record, however the records were batched when produced."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from agents.broker import EmbeddedBroker
+from agents.highwater import exact_highwaters
+
+pytestmark = pytest.mark.integration
+
+
+def test_highwaters_count_every_record_of_the_last_batch(broker: EmbeddedBroker) -> None:
+    topic = f"hw-{id(broker)}"
+
+    async def run() -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50)
+        await producer.start()
+        try:
+            # partition 0: one batch of ten; partition 1: one record, then a batch of five
+            sends = [await producer.send(topic, b"a", partition=0) for _ in range(10)]
+            await asyncio.gather(*sends)
+            await (await producer.send(topic, b"b", partition=1))
+            sends = [await producer.send(topic, b"c", partition=1) for _ in range(5)]
+            await asyncio.gather(*sends)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in (0, 1, 2)]
+
+            async def listed(*partitions: TopicPartition) -> dict[TopicPartition, int]:
+                return dict(await consumer.end_offsets(list(partitions)))
+
+            exact = await exact_highwaters(listed, [broker.bootstrap])(*tps)
+            return dict(exact), {tp: await _count(broker, tp) for tp in tps}
+        finally:
+            await consumer.stop()
+
+    exact, counted = asyncio.run(run())
+    assert counted == {
+        TopicPartition(topic, 0): 10,
+        TopicPartition(topic, 1): 6,
+        TopicPartition(topic, 2): 0,
+    }
+    assert exact == counted
+
+
+async def _count(broker: EmbeddedBroker, tp: TopicPartition) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        count = 0
+        while batch := await consumer.getmany(timeout_ms=1000):
+            count += sum(len(records) for records in batch.values())
+        return count
+    finally:
+        await consumer.stop()
