@@ -14,10 +14,11 @@ import faust
 
 from agents.durability import CommitBarrier
 from agents.health import Health
+from agents.highwater import exact_highwaters
 from agents.metrics import Metrics
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
-from agents.state_store import CustomerStore
+from agents.state_store import CustomerStore, Snapshot, highest_offsets
 from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, summaries_topic
 from agents.value_engine import ValueEngine
 from agents.web import register_views
@@ -31,11 +32,14 @@ class VipApp(faust.App):
     """A Faust app whose offset commits are preceded by the durability barrier."""
 
     barrier: CommitBarrier
+    bootstrap_servers: list[str]
     vip: _Handles
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         consumer.force_commit = self.barrier.wrap(consumer)
+        # table recovery reads changelogs up to these offsets (see agents/highwater.py)
+        consumer.highwaters = exact_highwaters(consumer.highwaters, self.bootstrap_servers)
         return consumer
 
 
@@ -74,6 +78,7 @@ def create_app(settings: Settings) -> VipApp:
         canonical_url=f"http://{settings.advertised_host}:{settings.web.port}",
         **faust_options(settings),
     )
+    app.bootstrap_servers = settings.bootstrap_servers
     metrics = Metrics()
     table = app.Table(
         STATE_TABLE,
@@ -81,9 +86,11 @@ def create_app(settings: Settings) -> VipApp:
         key_type=bytes,  # bytes types mean the raw serializer: keys are the
         value_type=bytes,  # customer id bytes, exactly as on the input topics
         partitions=kafka.partitions,
+        options=settings.rocksdb.table_options() if settings.store == "rocksdb://" else None,
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(table, capacity=settings.state_cache_customers)
+    _count_recovery(table, metrics)
     outputs = {
         key: app.topic(
             settings.topics.name(key),
@@ -130,6 +137,7 @@ def create_app(settings: Settings) -> VipApp:
         take_outputs=runtime.take_pending,
         snapshot_state=store.snapshot,
         write_state=_counting_writes(store, metrics),
+        confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
         observe_seconds=metrics.commit_flush.observe,
     )
     health = Health(app, settings.bootstrap_servers)
@@ -156,6 +164,16 @@ def create_app(settings: Settings) -> VipApp:
         store.forget_cache()
         engine.forget()
 
+    @app.on_partitions_assigned.connect
+    def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = kwargs.get("assigned", args[0] if args else set())
+        owned = sorted({tp.partition for tp in assigned if tp.topic in input_names})
+        log.info(
+            "partitions assigned: %s",
+            ", ".join(map(str, owned)) or "none",
+            extra={"event": "partitions_assigned", "partitions": owned},
+        )
+
     @app.task  # type: ignore[untyped-decorator]
     async def watch_broker() -> None:
         health.started = True
@@ -168,7 +186,7 @@ def create_app(settings: Settings) -> VipApp:
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def count_customers() -> None:
-        metrics.state_customers.set(store.local_size())
+        metrics.state_customers.set(sum(ledger.customers for ledger in engine.ledgers.values()))
 
     register_views(
         app,
@@ -216,9 +234,20 @@ class _LazyProducer:
         await self._app.producer.flush()
 
 
+def _count_recovery(table: Any, metrics: Metrics) -> None:
+    """Count the changelog records Faust's recovery applies to the table's local store."""
+    apply_batch = table.apply_changelog_batch
+
+    def counted(batch: Any) -> None:
+        metrics.state_recovered.inc(len(batch))
+        apply_batch(batch)
+
+    table.apply_changelog_batch = counted
+
+
 def _counting_writes(store: CustomerStore, metrics: Metrics) -> Any:
-    def write(changed: list[tuple[bytes, int, bytes]]) -> list[Any]:
-        metrics.state_writes.inc(len(changed))
-        return store.write_changelog(changed)
+    def write(snapshot: Snapshot) -> list[Any]:
+        metrics.state_writes.inc(len(snapshot))
+        return store.write_changelog(snapshot)
 
     return write

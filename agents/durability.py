@@ -12,13 +12,16 @@ Then, while events keep flowing:
 
 4. the outputs are delivered (broker-acknowledged),
 5. the state snapshot is written to the changelog and delivered,
-6. exactly the offsets of step 1 are committed.
+6. the acknowledged snapshot is written to the local table store (agents/state_store.py),
+7. exactly the offsets of step 1 are committed.
 
 Outputs before state: if the worker dies between the two, the events replay and, their
 ids not yet in the durable state, produce their outputs again (same ids). State before
-offsets: a committed offset never points past state that is not durable. Events applied
-during steps 4-6 are in the next commit's snapshot. A delivery failure crashes the worker
-before anything is committed, so the events are replayed instead of lost.
+offsets: a committed offset never points past state that is not durable. Changelog before
+the local store: a store that outlives the process (RocksDB) never holds a state the
+changelog lacks. Events applied during steps 4-7 are in the next commit's snapshot. A
+delivery failure crashes the worker before anything is committed, so the events are
+replayed instead of lost.
 
 Faust's `ProducerBuffer.flush()` returns after 0.1 s even with messages still queued
 (transport/producer.py); `drain()` waits until the buffer is empty.
@@ -47,19 +50,20 @@ async def drain(producer: Any) -> None:
     await producer.flush()
 
 
-async def await_delivery(futures: list[Any], what: str) -> None:
-    """Wait for send futures; raise DeliveryError if any failed."""
+async def await_delivery(futures: list[Any], what: str) -> list[Any]:
+    """Wait for send futures; their results (record metadata). DeliveryError if any failed."""
     if not futures:
-        return
+        return []
     results = await asyncio.gather(*futures, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         raise DeliveryError(
             f"{len(failures)} of {len(futures)} {what} not delivered: {failures[0]!r}"
         )
+    return results
 
 
-StateSnapshot = Any  # opaque to the barrier: produced by snapshot_state, consumed by write_state
+StateSnapshot = Any  # opaque to the barrier: from snapshot_state, to write_state and confirm_state
 
 
 class CommitBarrier:
@@ -68,15 +72,18 @@ class CommitBarrier:
     def __init__(
         self,
         producer: Any,
+        *,
         take_outputs: Callable[[], list[Any]],
         snapshot_state: Callable[[], StateSnapshot],
         write_state: Callable[[StateSnapshot], list[Any]],
+        confirm_state: Callable[[StateSnapshot, list[Any]], None],
         observe_seconds: Callable[[float], None],
     ) -> None:
         self._producer = producer
         self._take_outputs = take_outputs
         self._snapshot_state = snapshot_state
         self._write_state = write_state
+        self._confirm_state = confirm_state
         self._observe = observe_seconds
 
     def wrap(self, consumer: Any) -> Callable[..., Any]:
@@ -96,7 +103,8 @@ class CommitBarrier:
             await await_delivery(outputs, "output events")
             changelog = self._write_state(state)
             await drain(self._producer)
-            await await_delivery(changelog, "customer state writes")
+            acks = await await_delivery(changelog, "customer state writes")
+            self._confirm_state(state, acks)
             self._observe(time.perf_counter() - started)
             if not offsets:
                 return False

@@ -68,12 +68,14 @@ class Health:
                 try:
                     await asyncio.wait_for(self._probe(client), timeout=5.0)
                     if self._broker_ok_at is None or self._broker_error:
-                        log.info("broker reachable")
+                        log.info("broker reachable", extra={"event": "broker_reachable"})
                     self._broker_ok_at = time.monotonic()
                     self._broker_error = ""
                 except Exception as exc:  # any failure, timeouts included, means "not reachable"
                     if not self._broker_error:
-                        log.warning("broker not reachable: %r", exc)
+                        log.warning(
+                            "broker not reachable: %r", exc, extra={"event": "broker_unreachable"}
+                        )
                     self._broker_error = repr(exc) or type(exc).__name__
                 await asyncio.sleep(self._probe_interval)
         finally:

@@ -114,6 +114,12 @@ class Metrics:
             buckets=_FLUSH_BUCKETS,
             registry=r,
         )
+        self.state_recovered = Counter(
+            "vipstream_state_recovered_records_total",
+            "Changelog records applied to the local table store while recovering state "
+            "(all of them with memory://; those written since the last run with rocksdb://).",
+            registry=r,
+        )
         self.state_customers = Gauge(
             "vipstream_state_customers",
             "Customers whose state this worker holds (active).",

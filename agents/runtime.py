@@ -109,7 +109,7 @@ class Runtime:
             return
         key = decoded.customer_id.encode()
         try:
-            state = self.store.get(key)
+            state = self.store.get(key, message.partition)
             created = state is None
             floor = None if value is None else value.bucket_floor_day(message.partition)
             state, outcome = apply_event(
@@ -190,6 +190,14 @@ class Runtime:
                 message.offset,
                 rejected.detail[:200],
                 f" ({held} more {rejected.reason} held back)" if held else "",
+                extra={
+                    "event": "dead_letter",
+                    "reason": rejected.reason,
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "held_back": held,
+                },
             )
 
     def _late(self, event: InputEvent, state: CustomerState) -> Rejected:

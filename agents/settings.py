@@ -93,6 +93,26 @@ class WebSettings(Section):
     advertised_host: str | None = None
 
 
+class RocksDBSettings(Section):
+    """The table store's RocksDB databases (store = "rocksdb://"), one per partition this
+    worker holds. Faust's defaults (a 2 GiB block cache and 3 x 64 MiB write buffers per
+    database) would let eight partitions claim far more memory than the states need."""
+
+    block_cache_mb: Annotated[int, Field(ge=1, le=65536)] = 64
+    write_buffer_mb: Annotated[int, Field(ge=1, le=4096)] = 16
+    max_write_buffers: Annotated[int, Field(ge=2, le=16)] = 2
+
+    def table_options(self) -> dict[str, Any]:
+        """Options for Faust's RocksDB store (faust.stores.rocksdb.RocksDBOptions)."""
+        mib = 1024 * 1024
+        return {
+            "driver": "rocksdict",
+            "block_cache_size": self.block_cache_mb * mib,
+            "write_buffer_size": self.write_buffer_mb * mib,
+            "max_write_buffer_number": self.max_write_buffers,
+        }
+
+
 class Settings(BaseSettings):
     """All of vipstream's configuration. Units are in the key names."""
 
@@ -107,16 +127,22 @@ class Settings(BaseSettings):
     app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "vipstream"
     #: kafka://host:port, several separated by ';' or ','.
     broker: str = "kafka://127.0.0.1:9092"
-    #: Table store: memory:// (state is rebuilt from the changelog topic at start).
-    store: Literal["memory://"] = "memory://"
+    #: Table store. memory://: state is rebuilt from the changelog topic at every start.
+    #: rocksdb://: kept on disk under `datadir`, so a restart reads only the changelog
+    #: written since (production).
+    store: Literal["memory://", "rocksdb://"] = "memory://"
     datadir: Path = Path("vipstream-data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: text: one readable line per record; json: one JSON object per line, with the
+    #: notable events' names and figures as fields (for log collectors).
+    log_format: Literal["text", "json"] = "text"
     #: Decoded customer states kept in memory per worker (the rest are decoded on demand).
     state_cache_customers: Annotated[int, Field(ge=100, le=50_000_000)] = 200_000
 
     topics: TopicSettings = TopicSettings()
     kafka: KafkaSettings = KafkaSettings()
     web: WebSettings = WebSettings()
+    rocksdb: RocksDBSettings = RocksDBSettings()
     ingest: IngestSettings = IngestSettings()
     cost: CostSettings = CostSettings()
     value: ValueSettings = ValueSettings()

@@ -1,22 +1,142 @@
 """Write-back cache of customer states over a Faust table: one changelog write per changed
 customer per commit, instead of one per event.
 
-The working state lives here, decoded; the table's store holds the encoded bytes and the
-changelog topic makes them durable. The commit barrier (agents/durability.py) takes
-`snapshot()` in the same synchronous step as the offsets it will commit, and writes it
-with `write_changelog()` before committing them; that keeps at-least-once intact.
+The working state lives here, decoded; the table's local store (memory or RocksDB) holds
+the encoded bytes and the changelog topic makes them durable. The commit barrier
+(agents/durability.py) takes `snapshot()` in the same synchronous step as the offsets it
+will commit, sends it with `write_changelog()`, and once the broker has acknowledged every
+write calls `confirm()`, which writes the local store. The order matters for RocksDB,
+whose data outlives the process: the local store never holds a state the changelog does
+not, and the changelog offset it records as "applied up to here" (which a restart resumes
+recovery from) is written in the same atomic batch as the states it covers.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import rocksdict
 
 from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState
 
 log = logging.getLogger(__name__)
+
+Change = tuple[bytes, int, bytes]  # key, changelog partition, encoded value
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The states and records changed since the previous snapshot, encoded."""
+
+    number: int
+    changes: list[Change] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+
+class LocalStore(Protocol):
+    """The part of a Faust table store vipstream reads and writes directly."""
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None: ...
+    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+        """Write states of one changelog partition, and the changelog offset they are
+        current through, as one atomic step where the store supports it."""
+
+    def keys_of(self, partition: int) -> Iterable[bytes]: ...
+    def partition_of(self, key: bytes) -> int | None: ...
+
+
+class MemoryLocal:
+    """faust.stores.memory.Store: a dict, plus the key -> partition map Faust uses to drop
+    the keys of partitions this worker no longer owns."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None:
+        value = self._store.data.get(key)
+        return value if value is None or isinstance(value, bytes) else bytes(value)
+
+    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+        data, partitions = self._store.data, self._store._key_partition
+        for key, value in items:
+            data[key] = value
+            partitions[key] = partition
+
+    def keys_of(self, partition: int) -> list[bytes]:
+        return [key for key, p in self._store._key_partition.items() if p == partition]
+
+    def partition_of(self, key: bytes) -> int | None:
+        partition: int | None = self._store._key_partition.get(key)
+        return partition
+
+
+class RocksLocal:
+    """faust.stores.rocksdb.Store (rocksdict driver): one database per changelog partition,
+    each holding the changelog offset it is current through under Faust's offset key."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None:
+        store = self._store
+        if partition is not None:
+            value: bytes | None = store._db_for_partition(partition).get(key)
+            if value is not None:
+                store._key_index[key] = partition
+            return value
+        found = store._get_bucket_for_key(key)
+        return None if found is None else bytes(found[1])
+
+    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+        store = self._store
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in items:
+            batch.put(key, value)
+            store._key_index[key] = partition
+        if offset is not None:
+            batch.put(store.offset_key, str(offset).encode())
+        store._db_for_partition(partition).write(batch)
+
+    def keys_of(self, partition: int) -> Iterable[bytes]:
+        store = self._store
+        return list(store._visible_keys(store._db_for_partition(partition)))
+
+    def partition_of(self, key: bytes) -> int | None:
+        store = self._store
+        partition: int | None = store._key_index.get(key)
+        if partition is None:
+            for candidate, db in list(store._dbs.items()):
+                if db.key_may_exist(key) and db.get(key) is not None:
+                    store._key_index[key] = candidate
+                    return int(candidate)
+        return partition
+
+
+def highest_offsets(acks: Iterable[Any]) -> dict[int, int]:
+    """Changelog partition -> the highest offset among acknowledged writes (record
+    metadata, as the send futures of `write_changelog` resolve to)."""
+    offsets: dict[int, int] = {}
+    for ack in acks:
+        if ack.offset > offsets.get(ack.partition, -1):
+            offsets[ack.partition] = ack.offset
+    return offsets
+
+
+def local_store_of(table: Any) -> LocalStore:
+    """The adapter for the table's store type; a clear error for one vipstream cannot use."""
+    store = table.data
+    if hasattr(store, "_key_partition"):
+        return MemoryLocal(store)
+    if hasattr(store, "_db_for_partition") and getattr(store, "use_rocksdict", False):
+        return RocksLocal(store)
+    raise TypeError(f"unsupported table store {type(store).__module__}.{type(store).__name__}")
 
 
 class CustomerStore:
@@ -24,19 +144,32 @@ class CustomerStore:
 
     def __init__(self, table: Any, *, capacity: int) -> None:
         self._table = table
+        self._local: LocalStore | None = None  # the table's store exists once the app runs
         self._capacity = capacity
         self._cache: dict[bytes, CustomerState] = {}
         self._dirty: dict[bytes, int] = {}  # key -> partition of the changelog
         #: other records kept in the same table (a partition's progress): key ->
         #: (partition, encoder called at snapshot time)
         self._dirty_records: dict[bytes, tuple[int, Callable[[], bytes]]] = {}
+        #: sent to the changelog, not yet confirmed and written locally: key -> the number
+        #: of the snapshot that carries its latest value (such states stay in the cache)
+        self._inflight: dict[bytes, int] = {}
+        self._inflight_records: dict[bytes, bytes] = {}
+        self._snapshots = itertools.count(1)
 
-    def get(self, key: bytes) -> CustomerState | None:
-        """The customer's state, or None for a customer never seen."""
+    @property
+    def local(self) -> LocalStore:
+        if self._local is None:
+            self._local = local_store_of(self._table)
+        return self._local
+
+    def get(self, key: bytes, partition: int | None = None) -> CustomerState | None:
+        """The customer's state, or None for a customer never seen. `partition`, when the
+        caller knows it, spares a store that keeps one database per partition a search."""
         state = self._cache.get(key)
         if state is not None:
             return state
-        raw = self._read_local(key)
+        raw = self.local.get(key, partition)
         if raw is None:
             return None
         state = decode_state(raw)
@@ -44,7 +177,7 @@ class CustomerStore:
         return state
 
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
-        """Record a changed state; it reaches the changelog at the next flush."""
+        """Record a changed state; it reaches the changelog at the next commit."""
         self._dirty[key] = partition  # before admitting: eviction must never pick it
         if key not in self._cache:
             self._admit(key, state)
@@ -56,7 +189,10 @@ class CustomerStore:
         pending = self._dirty_records.get(key)
         if pending is not None:
             return pending[1]()
-        return self._read_local(key)
+        inflight = self._inflight_records.get(key)
+        if inflight is not None:
+            return inflight
+        return self.local.get(key, None)
 
     def put_record(self, key: bytes, partition: int, encode: Callable[[], bytes]) -> None:
         """Mark a record changed; `encode` gives its bytes when the next snapshot is taken.
@@ -67,51 +203,70 @@ class CustomerStore:
         self._dirty_records[key] = (partition, encode)
 
     def partition_of(self, key: bytes) -> int | None:
-        partition: int | None = self._table.data._key_partition.get(key)
-        return partition
+        return self.local.partition_of(key)
 
-    def keys_of(self, partition: int) -> list[bytes]:
+    def keys_of(self, partition: int) -> Iterable[bytes]:
         """Every key this worker's store holds for a partition."""
-        store = self._table.data
-        return [key for key, p in store._key_partition.items() if p == partition]
+        return self.local.keys_of(partition)
 
     @property
     def dirty_count(self) -> int:
         return len(self._dirty)
 
-    def snapshot(self) -> list[tuple[bytes, int, bytes]]:
-        """(key, partition, encoded state) of every customer changed since the last call.
+    def snapshot(self) -> Snapshot:
+        """Every customer and record changed since the last call, encoded as it is now.
 
-        Writes the local store too, and starts a new change set: a customer changed after
-        this call is in the next snapshot.
+        Starts a new change set: a customer changed after this call is in the next
+        snapshot. Until `confirm()`, the snapshot's states stay readable from memory.
         """
+        number = next(self._snapshots)
         if not self._dirty and not self._dirty_records:
-            return []
-        changed = []
+            return Snapshot(number)
+        changes = []
         for key, partition in self._dirty.items():
-            value = encode_state(self._cache[key])
-            self._write_local(key, value, partition)
-            changed.append((key, partition, value))
+            changes.append((key, partition, encode_state(self._cache[key])))
+            self._inflight[key] = number
         for key, (partition, encode) in self._dirty_records.items():
             value = encode()
-            self._write_local(key, value, partition)
-            changed.append((key, partition, value))
+            changes.append((key, partition, value))
+            self._inflight_records[key] = value
         self._dirty.clear()
         self._dirty_records.clear()
-        self._evict()
-        return changed
+        return Snapshot(number, changes)
 
-    def write_changelog(self, changed: list[tuple[bytes, int, bytes]]) -> list[Any]:
-        """Queue a snapshot's states on the changelog; the send futures."""
-        send = self._table.send_changelog
+    def write_changelog(self, snapshot: Snapshot) -> list[Any]:
+        """Queue a snapshot's states on the changelog, in order; the send futures.
+
+        Sent on the changelog topic directly, not through `Table.send_changelog`, whose
+        callback would record an offset in RocksDB before the state itself is written.
+        """
+        topic = self._table.changelog_topic
         return [
-            send(partition, key, value, key_serializer="raw", value_serializer="raw")
-            for key, partition, value in changed
+            topic.send_soon(
+                key=key,
+                value=value,
+                partition=partition,
+                key_serializer="raw",
+                value_serializer="raw",
+                eager_partitioning=True,
+            )
+            for key, partition, value in snapshot.changes
         ]
 
-    def flush(self) -> list[Any]:
-        """snapshot() and write_changelog() at once."""
-        return self.write_changelog(self.snapshot())
+    def confirm(self, snapshot: Snapshot, offsets: dict[int, int]) -> None:
+        """The broker acknowledged the snapshot: write it to the local store, with the
+        highest changelog offset acknowledged per partition (`offsets`)."""
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, partition, value in snapshot.changes:
+            by_partition.setdefault(partition, []).append((key, value))
+        for partition, items in sorted(by_partition.items()):
+            self.local.write(partition, items, offsets.get(partition))
+        for key, _, value in snapshot.changes:
+            if self._inflight.get(key) == snapshot.number:
+                del self._inflight[key]
+            elif self._inflight_records.get(key) is value:
+                del self._inflight_records[key]
+        self._evict()
 
     def forget_cache(self) -> None:
         """Drop decoded states (partitions moved); the store stays the source of truth."""
@@ -126,11 +281,8 @@ class CustomerStore:
             )
             self._dirty.clear()
             self._dirty_records.clear()
-        self._cache.clear()
-
-    def local_size(self) -> int:
-        """Customers in this worker's local store (active partitions, and standbys)."""
-        return len(self._table.data)
+        # States of a commit still in flight stay until it is confirmed.
+        self._cache = {k: s for k, s in self._cache.items() if k in self._inflight}
 
     def _admit(self, key: bytes, state: CustomerState) -> None:
         self._cache[key] = state
@@ -138,31 +290,15 @@ class CustomerStore:
             self._evict()
 
     def _evict(self) -> None:
-        """Forget the oldest clean entries down to capacity (FIFO; dirty ones stay)."""
+        """Forget the oldest clean entries down to capacity (FIFO; changed ones stay)."""
         excess = len(self._cache) - self._capacity
         if excess <= 0:
             return
         victims = []
         for key in self._cache:
-            if key not in self._dirty:
+            if key not in self._dirty and key not in self._inflight:
                 victims.append(key)
                 if len(victims) >= excess:
                     break
         for key in victims:
             del self._cache[key]
-
-    def _read_local(self, key: bytes) -> bytes | None:
-        store = self._table.data
-        value = store.get(key)
-        return value if value is None or isinstance(value, bytes) else bytes(value)
-
-    def _write_local(self, key: bytes, value: bytes, partition: int) -> None:
-        # Faust's store API takes the partition from the "current event"; a flush runs
-        # outside any event, so the partition is given explicitly per store type.
-        store = self._table.data
-        if not hasattr(store, "_key_partition"):
-            raise TypeError(f"unsupported table store {type(store).__name__}")
-        # faust.stores.memory.Store: the partition map lets Faust drop keys of partitions
-        # this worker no longer owns after a rebalance
-        store.data[key] = value
-        store._key_partition[key] = partition

@@ -94,7 +94,11 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
             for name, code, message in response.topic_errors:
                 if code not in (0, _TOPIC_EXISTS):
                     raise TopicError(f"cannot create topic {name!r}: error {code} {message}")
-            log.info("created topics %s", ", ".join(p.name for p in missing))
+            log.info(
+                "created topics %s",
+                ", ".join(p.name for p in missing),
+                extra={"event": "topics_created", "topics": [p.name for p in missing]},
+            )
         inputs = [p.name for p in plan if p.key in INPUT_EVENT_TYPES]
         for described in await admin.describe_topics(inputs):
             count = len(described["partitions"])

@@ -40,7 +40,7 @@ from streams import care
 from streams.care import CareRules, DayCare, TicketDecision
 from streams.customer import CustomerState
 from streams.ids import deterministic_id
-from streams.ledger import PartitionLedger, Progress
+from streams.ledger import PartitionLedger, Progress, next_merge_day
 from streams.sketch import ScoreSummary
 from streams.tiers import Cuts, make_cuts, recheck_keys
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, amount, day_of, from_micros
@@ -110,7 +110,12 @@ class SummaryBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reconnect: the bus must outlive broker outages
-                log.warning("value summaries: reading %s failed (%r); retrying", self.topic, exc)
+                log.warning(
+                    "value summaries: reading %s failed (%r); retrying",
+                    self.topic,
+                    exc,
+                    extra={"event": "summaries_read_failed"},
+                )
                 self.connected = False
                 await asyncio.sleep(1.0)
             finally:
@@ -224,7 +229,7 @@ class ValueEngine:
         for key in self.store.keys_of(partition):
             if is_reserved(key):
                 continue
-            state = self.store.get(key)
+            state = self.store.get(key, partition)
             if state is None:
                 continue
             count += 1
@@ -248,6 +253,12 @@ class ValueEngine:
             count,
             _day_text(closed),
             time.perf_counter() - started,
+            extra={
+                "event": "ledger_built",
+                "partition": partition,
+                "customers": count,
+                "closed_through": _day_text(closed),
+            },
         )
         return ledger
 
@@ -413,11 +424,26 @@ class ValueEngine:
         self._touch_progress(ledger)
         self.metrics.closed_day.set((day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
         self._maybe_publish(ledger, force=True)
+        allowed, held = self._log_throttle.allow(f"closed-{ledger.partition}")
+        if allowed:  # a backfill closes thousands of days: one line per 10 s per partition
+            log.info(
+                "partition %d closed %s and published its population summary%s",
+                ledger.partition,
+                _day_text(day),
+                f" ({held} more days since the last line)" if held else "",
+                extra={
+                    "event": "summary_published",
+                    "partition": ledger.partition,
+                    "day": _day_text(day),
+                    "judged": ledger.summary.count,
+                    "held_back": held,
+                },
+            )
 
     def _close_customer(
         self, ledger: PartitionLedger, key: bytes, day: int, lifetime: float
     ) -> None:
-        state = self.store.get(key)
+        state = self.store.get(key, ledger.partition)
         if state is None:
             return
         result = evaluate(state, day, lifetime_years=lifetime, rules=self.rules)
@@ -474,15 +500,12 @@ class ValueEngine:
         messages = self.bus.latest
         if len(messages) < self._partitions:
             return
+        offered = [[int(d) for d in m.get("days", {})] for m in messages.values()]
         while True:
-            latest = max(self.days) if self.days else None
-            day = self.start_day() if latest is None else latest + 1
+            day = next_merge_day(max(self.days) if self.days else None, offered)
             if day is None:
                 return
-            parts = [messages[p].get("days", {}).get(str(day)) for p in range(self._partitions)]
-            if any(part is None for part in parts):
-                return
-            self._merge(day, parts)
+            self._merge(day, [messages[p]["days"][str(day)] for p in range(self._partitions)])
 
     def _merge(self, day: int, parts: list[dict[str, Any]]) -> None:
         summary = ScoreSummary.merged(
@@ -506,6 +529,12 @@ class ValueEngine:
                 summary.count,
                 _cuts_text(cuts),
                 f" ({held} more days merged since the last line)" if held else "",
+                extra={
+                    "event": "population_merged",
+                    "day": _day_text(day),
+                    "judged": summary.count,
+                    "held_back": held,
+                },
             )
 
     # -- tiering ---------------------------------------------------------------------------
@@ -544,12 +573,19 @@ class ValueEngine:
                 _day_text(day),
                 changes,
                 len(candidates),
+                extra={
+                    "event": "partition_tiered",
+                    "partition": ledger.partition,
+                    "day": _day_text(day),
+                    "changes": changes,
+                    "candidates": len(candidates),
+                },
             )
 
     def _tier_customer(
         self, ledger: PartitionLedger, key: bytes, day: int, cuts: Cuts, revalued: bool
     ) -> int:
-        state = self.store.get(key)
+        state = self.store.get(key, ledger.partition)
         if state is None or state.closed_day is None or state.closed_day > day:
             return 0
         _, facts = retier(state, day, cuts, rules=self.rules)
@@ -664,7 +700,7 @@ class ValueEngine:
     def _release_tickets(self, ledger: PartitionLedger, day: int) -> None:
         for key in sorted(k for k, d in ledger.tickets_waiting.items() if d <= day):
             del ledger.tickets_waiting[key]
-            state = self.store.get(key)
+            state = self.store.get(key, ledger.partition)
             if state is None:
                 continue
             self._emit_tickets(key, state, day)

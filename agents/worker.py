@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from agents.logs import logging_config
 from agents.settings import Settings
 from agents.topics import TopicError, ensure_topics
 
@@ -20,10 +22,8 @@ def run_worker(settings: Settings) -> int:
 
     from agents.app import create_app
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    config = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(config)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -43,8 +43,18 @@ def run_worker(settings: Settings) -> int:
         settings.web.host,
         settings.web.port,
         settings.store,
+        extra={
+            "event": "worker_starting",
+            "app_id": settings.app_id,
+            "partitions": settings.kafka.partitions,
+            "store": settings.store,
+            "web_port": settings.web.port,
+        },
     )
-    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True)
+    # Faust sets up logging again when the worker starts: hand it the same configuration
+    worker = faust.Worker(
+        app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=config
+    )
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
 

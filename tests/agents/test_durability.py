@@ -88,10 +88,18 @@ async def test_order_snapshot_outputs_state_offsets() -> None:
     def write_state(snapshot: str) -> list[Any]:
         log.append(f"write {snapshot}")
         producer.buffer.size = 2  # the changelog writes are queued
-        return [done()]
+        return [done("ack-1")]
+
+    def confirm_state(snapshot: str, acks: list[Any]) -> None:
+        log.append(f"confirm {snapshot} {acks}")
 
     barrier = CommitBarrier(
-        producer, take_outputs, snapshot_state, write_state, lambda s: log.append("timed")
+        producer,
+        take_outputs=take_outputs,
+        snapshot_state=snapshot_state,
+        write_state=write_state,
+        confirm_state=confirm_state,
+        observe_seconds=lambda s: log.append("timed"),
     )
     assert await barrier.wrap(consumer)() is True
     assert log == [
@@ -103,6 +111,7 @@ async def test_order_snapshot_outputs_state_offsets() -> None:
         "buffer-flush",
         "buffer-flush",
         "producer-flush",  # state
+        "confirm state@10 ['ack-1']",  # the local store, once the changelog has it
         "timed",
         "commit-offsets",
     ]  # ... before the offsets
@@ -122,10 +131,18 @@ async def test_a_failed_delivery_commits_nothing(failing: str) -> None:
         log.append("write-state")
         return [done(error=error)] if failing == "state" else [done()]
 
-    barrier = CommitBarrier(Producer(log), take_outputs, lambda: None, write_state, lambda s: None)
+    barrier = CommitBarrier(
+        Producer(log),
+        take_outputs=take_outputs,
+        snapshot_state=lambda: None,
+        write_state=write_state,
+        confirm_state=lambda snapshot, acks: log.append("confirm-state"),
+        observe_seconds=lambda s: None,
+    )
     with pytest.raises(DeliveryError, match="broker said no"):
         await barrier.wrap(consumer)()
     assert consumer.committed == []
+    assert "confirm-state" not in log  # the local store never runs ahead of the changelog
     if failing == "outputs":
         assert "write-state" not in log  # no state is written past a lost output
 
@@ -143,6 +160,7 @@ async def test_events_applied_during_a_commit_wait_for_the_next_one() -> None:
         take_outputs=lambda: [pending_output],
         snapshot_state=lambda: state["version"],
         write_state=lambda snapshot: written.append(snapshot) or [done()],
+        confirm_state=lambda snapshot, acks: None,
         observe_seconds=lambda s: None,
     )
     commit = asyncio.create_task(barrier.wrap(consumer)())
