@@ -126,3 +126,28 @@ def _apply(figures: Expected, body: dict[str, Any], when: datetime, rates: CostS
                 body.get("handling_seconds", 0) / 3600 * rates.labour_rate_per_hour
                 + (rates.overhead_per_contact if new_contact else 0.0)
             )
+
+
+def check_figures(
+    expected: dict[str, Expected],
+    customers: dict[str, tuple[int, dict[str, Any]]],
+    window_days: int,
+) -> None:
+    """Every customer's windowed (as of the window end it reports) and lifetime figures,
+    as `/customers/{id}` answered them, equal the independent computation exactly."""
+    wrong = []
+    for customer, figures in expected.items():
+        status, body = customers[customer]
+        assert status == 200, (customer, body)
+        end = day_number(datetime.fromisoformat(body["window_end"].replace("Z", "+00:00"))) - 1
+        revenue, cost = figures.window(end, window_days)
+        got = (
+            round(body["revenue"] * 1e6),
+            round(body["service_cost"] * 1e6),
+            round(body["lifetime_revenue"] * 1e6),
+            round(body["lifetime_service_cost"] * 1e6),
+        )
+        want = (revenue, cost, figures.revenue, figures.service_cost)
+        if got != want:
+            wrong.append((customer, got, want))
+    assert not wrong, f"{len(wrong)} customers' figures differ, e.g. {wrong[:3]}"

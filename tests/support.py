@@ -207,3 +207,30 @@ def simulate_history(
         env,
     )
     return path
+
+
+def settle(workers: list[Worker], caught_up: int | Callable[[], bool]) -> dict[str, Any]:
+    """Wait until the input is consumed (`caught_up`: the number of messages the workers
+    consume between them, or a condition) and the tiers stop moving; the /tiers report."""
+    if isinstance(caught_up, int):
+        sent = caught_up
+
+        def consumed_all() -> bool:
+            return sum(w.metric("vipstream_events_consumed_total") for w in workers) >= sent
+
+        caught_up = consumed_all
+    wait_for(caught_up, timeout=180, what="every event consumed", interval=0.5)
+    last: list[Any] = [None, 0]
+
+    def stable() -> dict[str, Any] | None:
+        status, body = workers[0].get("/tiers")
+        if status != 200 or body["counts_as_of"] != body["as_of"]:
+            return None
+        if body["as_of"] != last[0]:
+            last[0], last[1] = body["as_of"], 0
+            return None
+        last[1] += 1
+        return body if last[1] >= 10 else None  # unchanged for 10 polls (~3 s)
+
+    report: dict[str, Any] = wait_for(stable, timeout=180, what="the last day tiered", interval=0.3)
+    return report

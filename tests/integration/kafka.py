@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents.highwater import exact_highwaters
 from agents.kafka_io import consume_topics
 from agents.settings import Settings, load_settings
-from agents.topics import ensure_topics
+from agents.topics import INPUT_EVENT_TYPES, ensure_topics
 
 
 def settings_for(env: dict[str, str]) -> Settings:
@@ -60,5 +61,66 @@ def read_topic(env: dict[str, str], topic_key: str, idle: float = 2.0) -> list[d
         ):
             values.append(orjson.loads(value or b"null"))
         return values
+
+    return asyncio.run(run())
+
+
+def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """Every output event, read with a bare aiokafka consumer until idle for 3 s."""
+    prefix = env["VIPSTREAM_TOPICS__PREFIX"]
+    bootstrap = env["VIPSTREAM_BROKER"].removeprefix("kafka://")
+
+    async def run() -> dict[str, list[dict[str, Any]]]:
+        consumer = AIOKafkaConsumer(
+            *(prefix + t for t in topics),
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        found: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=3000)
+                if not batch:
+                    return found
+                for tp, records in batch.items():
+                    name = tp.topic.removeprefix(prefix)
+                    found[name] += [orjson.loads(r.value) for r in records]
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def group_caught_up(env: dict[str, str]) -> bool:
+    """Whether the worker group of `env` has committed every input partition to its end
+    (the log end as a fetch reports it: see agents/highwater.py). Asked as a member of the
+    group that never joins it, so the workers are not disturbed."""
+    settings = settings_for(env)
+    topics = [settings.topics.name(k) for k in INPUT_EVENT_TYPES]
+    tps = [TopicPartition(t, p) for t in topics for p in range(settings.kafka.partitions)]
+
+    async def run() -> bool:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=settings.app_id,
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+
+            async def listed(*partitions: TopicPartition) -> dict[TopicPartition, int]:
+                return dict(await consumer.end_offsets(list(partitions)))
+
+            ends = await exact_highwaters(listed, settings.bootstrap_servers)(*tps)
+            for tp, end in ends.items():
+                committed = await consumer.committed(tp) if end else 0
+                if end and (committed is None or committed < end):
+                    return False
+            return True
+        finally:
+            await consumer.stop()
 
     return asyncio.run(run())

@@ -12,7 +12,6 @@ expected tier of every scenario customer follows from its own figures.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from agents.broker import EmbeddedBroker
+from tests.integration.kafka import read_outputs
 from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
 
 pytestmark = pytest.mark.integration
@@ -146,35 +145,6 @@ def scenario() -> tuple[History, set[tuple[str, str, int]]]:
     for day in range(0, 201, 10):
         h.call("clock", day, cost=0)
     return h, expected
-
-
-def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
-    """Every output event, read with a bare aiokafka consumer until idle for 3 s."""
-    prefix = env["VIPSTREAM_TOPICS__PREFIX"]
-    bootstrap = env["VIPSTREAM_BROKER"].removeprefix("kafka://")
-
-    async def run() -> dict[str, list[dict[str, Any]]]:
-        consumer = AIOKafkaConsumer(
-            *(prefix + t for t in topics),
-            bootstrap_servers=bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await consumer.start()
-        found: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=3000)
-                if not batch:
-                    return found
-                for tp, records in batch.items():
-                    name = tp.topic.removeprefix(prefix)
-                    found[name] += [orjson.loads(r.value) for r in records]
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(run())
 
 
 def run_until_closed(env: dict[str, str], path: Path, work: Path, through: str) -> Worker:

@@ -20,8 +20,8 @@ import pytest
 from agents.broker import EmbeddedBroker
 from schemas.export import all_schemas
 from tests.integration.kafka import read_topic
-from tests.oracle import day_number, figures_of_file, ratio
-from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
+from tests.oracle import check_figures, day_number, figures_of_file, ratio
+from tests.support import Worker, cli, isolated_env, settle, simulate_history
 
 pytestmark = pytest.mark.integration
 
@@ -62,34 +62,11 @@ def run(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Run
     return Run(env, path, sent)
 
 
-def settle(workers: list[Worker], run: Run) -> dict[str, Any]:
-    """Wait until every event is applied and the tiers stop moving; the /tiers report."""
-    wait_for(
-        lambda: sum(w.metric("vipstream_events_consumed_total") for w in workers) >= run.sent,
-        timeout=180,
-        what="every event consumed",
-    )
-    last: list[Any] = [None, 0]
-
-    def stable() -> dict[str, Any] | None:
-        status, body = workers[0].get("/tiers")
-        if status != 200 or body["counts_as_of"] != body["as_of"]:
-            return None
-        if body["as_of"] != last[0]:
-            last[0], last[1] = body["as_of"], 0
-            return None
-        last[1] += 1
-        return body if last[1] >= 10 else None  # unchanged for 10 polls (~3 s)
-
-    report: dict[str, Any] = wait_for(stable, timeout=180, what="the last day tiered", interval=0.3)
-    return report
-
-
 def test_one_worker_figures_and_tiers(run: Run, tmp_path: Path) -> None:
     worker = Worker(run.env, tmp_path / "w1", tmp_path / "w1.log").start()
     try:
         worker.wait_healthy()
-        report = settle([worker], run)
+        report = settle([worker], run.sent)
         closed = day_number(datetime.fromisoformat(report["as_of"].replace("Z", "+00:00"))) - 1
         latest = max(e.latest for e in run.expected.values() if e.latest is not None)
         assert closed >= day_number(latest) - 2, "the last days were not closed"
@@ -97,30 +74,11 @@ def test_one_worker_figures_and_tiers(run: Run, tmp_path: Path) -> None:
         run.results["one"] = {"report": report, "customers": customers}
     finally:
         worker.stop()
-    check_figures(run, customers)
+    check_figures(run.expected, customers, WINDOW_DAYS)
     check_tiers(run, customers, closed)
     assert report["population"] == sum(
         1 for e in run.expected.values() if closed - e.first_day() + 1 >= 30
     )
-
-
-def check_figures(run: Run, customers: dict[str, tuple[int, dict[str, Any]]]) -> None:
-    wrong = []
-    for customer, expected in run.expected.items():
-        status, body = customers[customer]
-        assert status == 200, body
-        end = day_number(datetime.fromisoformat(body["window_end"].replace("Z", "+00:00"))) - 1
-        revenue, cost = expected.window(end, WINDOW_DAYS)
-        got = (
-            round(body["revenue"] * 1e6),
-            round(body["service_cost"] * 1e6),
-            round(body["lifetime_revenue"] * 1e6),
-            round(body["lifetime_service_cost"] * 1e6),
-        )
-        want = (revenue, cost, expected.revenue, expected.service_cost)
-        if got != want:
-            wrong.append((customer, got, want))
-    assert not wrong, f"{len(wrong)} customers' figures differ, e.g. {wrong[:3]}"
 
 
 def check_tiers(run: Run, customers: dict[str, tuple[int, dict[str, Any]]], day: int) -> None:
@@ -161,7 +119,7 @@ def test_two_workers_agree_with_one(run: Run, tmp_path: Path) -> None:
     try:
         for worker in workers:
             worker.wait_healthy()
-        report = settle(workers, run)
+        report = settle(workers, run.sent)
         assert all(w.metric("vipstream_events_applied_total") > 0 for w in workers)
         one = run.results["one"]
         assert report == one["report"], "the merged distribution differs from one worker's"
