@@ -14,7 +14,7 @@ import faust
 
 from agents.durability import CommitBarrier
 from agents.health import Health
-from agents.metrics import Metrics
+from agents.metrics import Metrics, input_lag
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
 from agents.state_store import CustomerStore
@@ -109,6 +109,7 @@ def create_app(settings: Settings) -> VipApp:
         partitions=1,
     )
     input_names = {settings.topics.name(key) for key in INPUT_EVENT_TYPES}
+    metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names))
 
     def owned_partitions() -> set[int] | None:
         if app.rebalancing or not app.tables.actives_ready:
