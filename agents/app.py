@@ -109,7 +109,6 @@ def create_app(settings: Settings) -> VipApp:
         partitions=1,
     )
     input_names = {settings.topics.name(key) for key in INPUT_EVENT_TYPES}
-    metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names))
 
     def owned_partitions() -> set[int] | None:
         if app.rebalancing or not app.tables.actives_ready:
@@ -126,6 +125,8 @@ def create_app(settings: Settings) -> VipApp:
         assignment=owned_partitions,
     )
     runtime.value = engine
+    # the engine notes the offset of every message it applies (for its caught-up test)
+    metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine._processed_next))
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
         take_outputs=runtime.take_pending,

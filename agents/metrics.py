@@ -3,7 +3,7 @@ counters, and never a customer id as a label."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from faust.exceptions import ConsumerNotStarted
@@ -247,11 +247,17 @@ class ConsumerLagCollector(Collector):
         return GaugeMetricFamily(CONSUMER_LAG, _CONSUMER_LAG_HELP, labels=("topic", "partition"))
 
 
-def input_lag(consumer: Any, topics: Collection[str]) -> list[PartitionLag]:
+def input_lag(
+    consumer: Any,
+    topics: Collection[str],
+    processed: Mapping[tuple[str, int], int] | None = None,
+) -> list[PartitionLag]:
     """Lag of every partition of `topics` assigned to a Faust consumer.
 
-    The position is the offset after the last message the agent acknowledged (processed),
-    else the committed offset, else 0 (a new group that has processed nothing on the
+    The position is the offset after the last message processed: the furthest of
+    `processed` ((topic, partition) -> next offset, kept by the value engine as each
+    message is applied), of the offsets the agent acknowledged and of the committed
+    offset; 0 when none is known (a new group that has processed nothing on the
     partition yet: the whole partition counts as lag). The highwater is the one the
     consumer learnt with its latest fetch of the partition.
     """
@@ -269,16 +275,21 @@ def input_lag(consumer: Any, topics: Collection[str]) -> list[PartitionLag]:
             continue  # revoked meanwhile
         if highwater is None:
             continue
-        lags.append((tp.topic, tp.partition, max(0, int(highwater) - _position(consumer, tp))))
+        position = _position(consumer, tp, (processed or {}).get((tp.topic, tp.partition)))
+        lags.append((tp.topic, tp.partition, max(0, int(highwater) - position)))
     return lags
 
 
-def _position(consumer: Any, tp: Any) -> int:
-    """Faust keeps the acknowledged offsets not yet committed, and the committed offset
-    (the next one to read), per partition; both are cleared when a partition is revoked."""
+def _position(consumer: Any, tp: Any, processed: int | None) -> int:
+    """Faust keeps, per partition, the acknowledged offsets not yet committed and the
+    committed offset (the next one to read); it clears both when a partition is revoked.
+    A commit drops the acknowledged offsets before it records the new committed offset,
+    so while it waits for the broker neither says how far processing got: `processed`
+    does, and the committed offset covers a partition processed by another worker
+    since this one last held it."""
     acked = consumer._acked.get(tp)
     committed = consumer._committed_offset.get(tp)
-    candidates = [committed] if committed is not None else []
+    candidates = [x for x in (processed, committed) if x is not None]
     if acked:
         candidates.append(max(acked) + 1)
     return max(candidates, default=0)

@@ -35,8 +35,10 @@ CALLS_0, CALLS_1, ORDERS_0 = TP("calls", 0), TP("calls", 1), TP("orders", 0)
 CHANGELOG = TP("vipstream-customer_state-changelog", 0)
 
 
-def lags(consumer: Any) -> dict[tuple[str, int], int]:
-    return {(t, p): lag for t, p, lag in input_lag(consumer, {"calls", "orders"})}
+def lags(
+    consumer: Any, processed: dict[tuple[str, int], int] | None = None
+) -> dict[tuple[str, int], int]:
+    return {(t, p): lag for t, p, lag in input_lag(consumer, {"calls", "orders"}, processed)}
 
 
 def test_position_is_after_the_last_acknowledged_message() -> None:
@@ -46,6 +48,26 @@ def test_position_is_after_the_last_acknowledged_message() -> None:
     consumer._committed_offset[CALLS_1] = 50  # all processed and committed
     # ORDERS_0: a new group, nothing processed or committed: all of it is lag
     assert lags(consumer) == {("calls", 0): 57, ("calls", 1): 0, ("orders", 0): 10}
+
+
+def test_a_commit_in_flight_does_not_look_like_lag() -> None:
+    consumer = StandIn({CALLS_0: 100})
+    consumer._committed_offset[CALLS_0] = 40
+    consumer._acked[CALLS_0] += list(range(40, 100))
+    processed = {("calls", 0): 100}  # the engine noted each applied message
+    assert lags(consumer, processed) == {("calls", 0): 0}
+    consumer._acked[CALLS_0].clear()  # the commit took the acked offsets; the broker
+    assert lags(consumer, processed) == {("calls", 0): 0}  # has not answered yet
+    consumer._committed_offset[CALLS_0] = 100
+    assert lags(consumer, processed) == {("calls", 0): 0}
+
+
+def test_the_committed_offset_wins_over_an_old_processed_offset() -> None:
+    consumer = StandIn({CALLS_0: 100})
+    # processed up to 30 when this worker last held the partition; another worker
+    # processed and committed up to 90 meanwhile
+    consumer._committed_offset[CALLS_0] = 90
+    assert lags(consumer, {("calls", 0): 30}) == {("calls", 0): 10}
 
 
 def test_only_owned_input_partitions_with_a_known_highwater() -> None:
