@@ -117,7 +117,7 @@ def test_configmap_toml_is_a_valid_configuration(
     settings = settings_from_env(configured_env(tmp_path))
     assert settings.advertised_host == "vipstream-0.vipstream"
     assert settings.web.port == PORTS["http"]
-    assert settings.kafka.standby_replicas >= 1
+    assert settings.kafka.replication_factor == 3  # a production cluster, not one broker
     # more replicas than partitions would leave workers idle
     assert STATEFULSET["spec"]["replicas"] <= settings.kafka.partitions
 
