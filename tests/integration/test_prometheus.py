@@ -115,8 +115,10 @@ def fed(
         fed = Fed(worker, env, customers)
         _wait(
             fed,
-            lambda: worker.metric("vipstream_events_consumed_total") >= expected
-            and worker.metric("vipstream_events_duplicate_total") == 1,
+            lambda: (
+                worker.metric("vipstream_events_consumed_total") >= expected
+                and worker.metric("vipstream_events_duplicate_total") == 1
+            ),
             "the history, the garbage and the duplicate consumed",
         )
         _wait(
