@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from agents.settings import Settings
-from tests.deploy.tools import DEPLOY, ROOT, load_yaml
+from tests.deploy.tools import DEPLOY, ROOT, image_env, load_yaml
 
 COMPOSE = load_yaml(DEPLOY / "compose.yaml")
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -101,7 +101,9 @@ def test_worker_environment_is_a_valid_configuration(
     name: str, settings_from_env: Callable[[Mapping[str, str]], Settings]
 ) -> None:
     env = SERVICES[name]["environment"]
-    settings = settings_from_env({k: str(v) for k, v in env.items()})
+    # the image's own environment first, as in the container
+    settings = settings_from_env({**image_env(), **{k: str(v) for k, v in env.items()}})
+    assert str(settings.datadir) == "/var/lib/vipstream/data"
     kafka = SERVICES["kafka"]
     host, port = settings.bootstrap_servers[0].split(":")
     assert host == kafka["hostname"]

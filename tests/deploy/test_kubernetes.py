@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agents.settings import Settings
-from tests.deploy.tools import DEPLOY, load_yaml, load_yaml_documents
+from tests.deploy.tools import DEPLOY, image_env, load_yaml, load_yaml_documents
 
 K8S = DEPLOY / "k8s"
 
@@ -101,7 +101,7 @@ def configured_env(tmp_path: Path) -> dict[str, str]:
     _, key, text = config_toml()
     config = tmp_path / key
     config.write_text(text)
-    env = {}
+    env = image_env()  # the image's own environment, then the pod's
     for name, item in ENV.items():
         if name.startswith("VIPSTREAM_"):
             env[name] = item["value"].replace("$(POD_NAME)", "vipstream-0")

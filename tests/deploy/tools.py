@@ -29,6 +29,16 @@ _IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 
 
+def image_env() -> dict[str, str]:
+    """The VIPSTREAM_* variables deploy/Dockerfile sets in the image (ENV KEY=VALUE)."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            env.update(pair.split("=", 1) for pair in line.split()[1:] if "=" in pair)
+    return {k: v for k, v in env.items() if k.startswith("VIPSTREAM_")}
+
+
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
