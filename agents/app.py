@@ -15,7 +15,7 @@ import faust
 from agents.durability import CommitBarrier
 from agents.health import Health
 from agents.highwater import exact_highwaters
-from agents.metrics import Metrics
+from agents.metrics import Metrics, input_lag
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
 from agents.state_store import CustomerStore, Snapshot, highest_offsets
@@ -132,6 +132,8 @@ def create_app(settings: Settings) -> VipApp:
         assignment=owned_partitions,
     )
     runtime.value = engine
+    # the engine notes the offset of every message it applies (for its caught-up test)
+    metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine._processed_next))
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
         take_outputs=runtime.take_pending,

@@ -3,9 +3,22 @@ counters, and never a customer id as a label."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any
+
+from faust.exceptions import ConsumerNotStarted
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from agents.fastmetrics import FastCollector, FastCounter, FastGauge, FastHistogram
 
@@ -191,10 +204,101 @@ class Metrics:
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",
         )
         r.register(FastCollector([self.processing_errors]))
+        self.consumer_lag = ConsumerLagCollector()
+        r.register(self.consumer_lag)
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        ProcessCollector(registry=r)
 
     def render(self) -> bytes:
         """Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+#: (topic, partition, messages behind) of one input topic-partition
+PartitionLag = tuple[str, int, int]
+
+CONSUMER_LAG = "vipstream_consumer_lag_messages"
+_CONSUMER_LAG_HELP = (
+    "Messages of an input topic-partition this worker owns that it has not processed yet "
+    "(highwater minus the offset after the last processed message), at scrape time."
+)
+
+
+class ConsumerLagCollector(Collector):
+    """`vipstream_consumer_lag_messages{topic,partition}`, computed when scraped.
+
+    A partition label is bounded by the partition count; customer ids never appear.
+    Partitions whose highwater is not known yet (no fetch answered) have no sample.
+    """
+
+    def __init__(self) -> None:
+        self._source: Callable[[], Iterable[PartitionLag]] | None = None
+
+    def watch(self, source: Callable[[], Iterable[PartitionLag]]) -> None:
+        """Read the lag from `source` at every scrape (e.g. `input_lag` of a consumer)."""
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        if self._source is not None:
+            for topic, partition, lag in sorted(self._source()):
+                family.add_metric([topic, str(partition)], float(lag))
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(CONSUMER_LAG, _CONSUMER_LAG_HELP, labels=("topic", "partition"))
+
+
+def input_lag(
+    consumer: Any,
+    topics: Collection[str],
+    processed: Mapping[tuple[str, int], int] | None = None,
+) -> list[PartitionLag]:
+    """Lag of every partition of `topics` assigned to a Faust consumer.
+
+    The position is the offset after the last message processed: the furthest of
+    `processed` ((topic, partition) -> next offset, kept by the value engine as each
+    message is applied), of the offsets the agent acknowledged and of the committed
+    offset; 0 when none is known (a new group that has processed nothing on the
+    partition yet: the whole partition counts as lag). The highwater is the one the
+    consumer learnt with its latest fetch of the partition.
+    """
+    try:
+        assigned = list(consumer.assignment())
+    except (ConsumerNotStarted, AttributeError):
+        return []  # before the consumer thread started, or after it stopped
+    lags = []
+    for tp in assigned:
+        if tp.topic not in topics:
+            continue
+        try:
+            highwater = consumer.highwater(tp)
+        except (AssertionError, KeyError, AttributeError, TypeError, ConsumerNotStarted):
+            continue  # revoked meanwhile
+        if highwater is None:
+            continue
+        position = _position(consumer, tp, (processed or {}).get((tp.topic, tp.partition)))
+        lags.append((tp.topic, tp.partition, max(0, int(highwater) - position)))
+    return lags
+
+
+def _position(consumer: Any, tp: Any, processed: int | None) -> int:
+    """Faust keeps, per partition, the acknowledged offsets not yet committed and the
+    committed offset (the next one to read); it clears both when a partition is revoked.
+    A commit drops the acknowledged offsets before it records the new committed offset,
+    so while it waits for the broker neither says how far processing got: `processed`
+    does, and the committed offset covers a partition processed by another worker
+    since this one last held it."""
+    acked = consumer._acked.get(tp)
+    committed = consumer._committed_offset.get(tp)
+    candidates = [x for x in (processed, committed) if x is not None]
+    if acked:
+        candidates.append(max(acked) + 1)
+    return max(candidates, default=0)
 
 
 def sample_totals(text: str) -> dict[str, float]:
