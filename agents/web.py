@@ -112,7 +112,7 @@ def register_views(
 
 
 def _html(web: Any, page: str, status: int = 200) -> Any:
-    return web.bytes(page.encode(), content_type="text/html; charset=utf-8", status=status)
+    return web.html(page, status=status)  # text/html; charset=utf-8
 
 
 def dashboard_figures(
