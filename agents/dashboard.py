@@ -400,12 +400,12 @@ def _care_table(care_tasks: Mapping[str, int]) -> str:
     top = max(care_tasks.values()) or 1
     rows = []
     for kind, n in care_tasks.items():
-        width = 100.0 * n / top
+        meter = f'<span style="width:{100.0 * n / top:.1f}%"></span>' if n > 0 else ""
         rows.append(
             f'<tr class="care" data-kind="{_t(kind)}" data-count="{n}">'
             f'<th scope="row">{_t(kind.replace("_", " "))}</th>'
             f'<td class="num">{_count(n)}</td>'
-            f'<td class="meter"><span style="width:{width:.1f}%"></span></td></tr>'
+            f'<td class="meter">{meter}</td></tr>'
         )
     return f'<table class="counts" id="care-tasks">{"".join(rows)}</table>'
 
@@ -428,7 +428,7 @@ def _percent(part: int, whole: int) -> str:
 def _score(value: float) -> str:
     if value == 0:
         return "0"
-    if abs(value) >= 10_000:
+    if abs(value) >= 1_000:
         return f"{value:,.0f}"
     return f"{value:.3g}"
 
@@ -469,7 +469,7 @@ border-bottom:1px solid #f0f1f3}
 table.counts td{padding:4px 0 4px 8px;border-bottom:1px solid #f0f1f3}
 td.num{text-align:right;font-variant-numeric:tabular-nums;font-weight:600;width:5em}
 td.meter{width:40%}
-td.meter span{display:block;height:8px;border-radius:4px;background:#93c5fd;min-width:1px}
+td.meter span{display:block;height:8px;border-radius:4px;background:#93c5fd;min-width:2px}
 .empty{color:#6b7280;font-style:italic}
 .waiting{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:24px;
 margin-top:16px}

@@ -270,3 +270,19 @@ def test_scores_on_the_axis_are_finite() -> None:
     assert all("nan" not in t and "inf" not in t for t in ticks)
     for bar in bars(dom):
         assert math.isfinite(float(bar.attrs["data-low"]))
+
+
+@pytest.mark.parametrize(
+    ("score", "label"),
+    [
+        (0.0, "0"),
+        (0.4567, "0.457"),
+        (-1.0, "-1"),
+        (176.0, "176"),
+        (1000.0, "1,000"),
+        (-25_000.4, "-25,000"),
+    ],
+)
+def test_scores_are_written_for_people(score: float, label: str) -> None:
+    dom = page(cut_scores={"vip": score}, histogram=[(score, 1)])
+    assert dom.by_id("cut-vip").text == f"vip ≥ {label}"
