@@ -40,7 +40,15 @@ from streams import care
 from streams.care import CareRules, DayCare, TicketDecision
 from streams.customer import CustomerState
 from streams.ids import deterministic_id
-from streams.ledger import PartitionLedger, Progress, next_merge_day
+from streams.ledger import (
+    SPIKE,
+    TIER_CHANGE,
+    PartitionLedger,
+    Progress,
+    care_task_key,
+    next_merge_day,
+    sum_counts,
+)
 from streams.sketch import ScoreSummary
 from streams.tiers import Cuts, make_cuts, recheck_keys
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, amount, day_of, from_micros
@@ -480,6 +488,7 @@ class ValueEngine:
             "days": {str(d): s for d, s in progress.published.items()},
             "tiered_day": progress.tiered_day,
             "tier_counts": progress.tier_counts,
+            "emitted": progress.emitted,
         }
         value = orjson.dumps(message)
         self._publish(str(ledger.partition).encode(), value)
@@ -605,10 +614,11 @@ class ValueEngine:
         )
         ledger.set_due(key, due_day(state, day, self.rules))
         self.store.put(key, ledger.partition, state)
-        self._emit_care(key, state.customer_id, day, found)
+        self._emit_care(ledger, key, state.customer_id, day, found)
         if facts is None:
             return 0
         ledger.count_tier(facts.previous, facts.tier)
+        self._count_emitted(ledger, TIER_CHANGE)
         totals = facts.totals
         as_of = from_micros((day + 1) * MICROS_PER_DAY)
         event = TierChange(
@@ -633,7 +643,15 @@ class ValueEngine:
         return 1
 
     # -- care and tickets ----------------------------------------------------------------------
-    def _emit_care(self, key: bytes, customer_id: str, day: int, found: DayCare) -> None:
+    def _count_emitted(self, ledger: PartitionLedger, key: str) -> None:
+        ledger.progress.count_emitted(key)
+        # In the same snapshot as the customer states written so far, so a crash can
+        # neither lose a count nor count an output twice when the day is tiered again.
+        self._touch_progress(ledger)
+
+    def _emit_care(
+        self, ledger: PartitionLedger, key: bytes, customer_id: str, day: int, found: DayCare
+    ) -> None:
         as_of = from_micros((day + 1) * MICROS_PER_DAY)
         now = from_micros(int(self._clock() * MICROS_PER_SECOND))
         spike = found.spike
@@ -660,6 +678,7 @@ class ValueEngine:
                 ),
             )
             self.metrics.spikes.inc()
+            self._count_emitted(ledger, SPIKE)
         for task in found.tasks:
             self._emit(
                 "care_tasks",
@@ -680,6 +699,7 @@ class ValueEngine:
                 ),
             )
             self.metrics.care_tasks.labels(kind=task.kind).inc()
+            self._count_emitted(ledger, care_task_key(task.kind))
         for kind, reason in found.suppressed:
             self.metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
 
@@ -742,6 +762,11 @@ class ValueEngine:
         known = [d for d in days if d is not None]
         complete = len(messages) == self._partitions and len(known) == len(days)
         return (min(known) if complete and known else None), counts
+
+    def emitted_counts(self) -> dict[str, int]:
+        """Outputs emitted by the tiering of every partition, whole-system (as of each
+        partition's last published tiered day; keys as in `Progress.emitted`)."""
+        return sum_counts(m.get("emitted") for m in self.bus.latest.values())
 
     def tiered_day(self, key: bytes) -> int | None:
         """The last day the tiers of this customer's partition were decided for."""

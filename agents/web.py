@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from agents.dashboard import DashboardFigures, render_dashboard, render_waiting
 from agents.health import Health
 from agents.metrics import CONTENT_TYPE, Metrics
 from agents.settings import Settings
 from agents.state_store import CustomerStore
-from agents.value_engine import ValueEngine
+from agents.value_engine import GlobalDay, ValueEngine
+from schemas.care_config import CARE_KINDS
+from streams.ledger import SPIKE, TIER_CHANGE, care_task_counts
 from streams.report import customer_figures, population_report
+from streams.tiers import SCORE_LABEL
+from streams.units import MICROS_PER_DAY, from_micros
 from streams.value import expected_lifetime_years
+
+_NO_DAY_YET = "tiers appear once every partition has closed its first day"
 
 
 def _json(web: Any, body: Any, status: int = 200) -> Any:
@@ -29,7 +37,8 @@ def register_views(
     settings: Settings,
     engine: ValueEngine,
 ) -> None:
-    """Attach /healthz, /metrics, /tiers and /customers/{customer_id} to the web server."""
+    """Attach /healthz, /metrics, /tiers, /dashboard and /customers/{customer_id} to the
+    web server."""
 
     @app.page("/healthz")  # type: ignore[untyped-decorator]
     async def healthz(web: Any, request: Any) -> Any:
@@ -77,7 +86,7 @@ def register_views(
                 web,
                 {
                     "error": "no day closed yet",
-                    "detail": ("tiers appear once every partition has closed its first day"),
+                    "detail": _NO_DAY_YET,
                 },
                 503,
             )
@@ -91,3 +100,46 @@ def register_views(
                 lifetime_years=latest.lifetime_years,
             ),
         )
+
+    @app.page("/dashboard")  # type: ignore[untyped-decorator]
+    async def dashboard(web: Any, request: Any) -> Any:
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        latest = engine.latest_day()
+        if latest is None:
+            return _html(web, render_waiting(now, _NO_DAY_YET), 503)
+        figures = dashboard_figures(latest, engine, settings.value.score, now)
+        return _html(web, render_dashboard(figures))
+
+
+def _html(web: Any, page: str, status: int = 200) -> Any:
+    return web.html(page, status=status)  # text/html; charset=utf-8
+
+
+def dashboard_figures(
+    latest: GlobalDay, engine: ValueEngine, score_kind: str, rendered_at: str
+) -> DashboardFigures:
+    """The whole-system figures of the dashboard: the latest merged day's cuts and
+    histogram, and the counts every partition published on the summaries bus."""
+    cuts = latest.cuts
+    counts_day, counts = engine.tier_counts()
+    emitted = engine.emitted_counts()
+    by_kind = care_task_counts(emitted)
+    care = {kind: by_kind.pop(kind, 0) for kind in CARE_KINDS} | by_kind
+    return DashboardFigures(
+        closed_day=_day_text(cuts.day),
+        counts_day=None if counts_day is None else _day_text(counts_day),
+        mode=cuts.mode,
+        score_label=SCORE_LABEL.get(score_kind, score_kind),
+        population=cuts.population,
+        tier_counts=counts,
+        cut_scores=dict(cuts.entry_score),
+        histogram=cuts.ranks.histogram(),
+        tier_changes=emitted.get(TIER_CHANGE, 0),
+        spikes=emitted.get(SPIKE, 0),
+        care_tasks=care,
+        rendered_at=rendered_at,
+    )
+
+
+def _day_text(day: int) -> str:
+    return from_micros(day * MICROS_PER_DAY).strftime("%Y-%m-%d")

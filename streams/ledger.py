@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,11 @@ class Progress:
     published: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: customers per tier as of `tiered_day`
     tier_counts: dict[str, int] = field(default_factory=dict)
+    #: outputs emitted by the tiering of this partition's days, ever (keys below)
+    emitted: dict[str, int] = field(default_factory=dict)
+
+    def count_emitted(self, key: str) -> None:
+        self.emitted[key] = self.emitted.get(key, 0) + 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +50,7 @@ class Progress:
             "latest": self.latest,
             "published": {str(d): s for d, s in self.published.items()},
             "tier_counts": self.tier_counts,
+            "emitted": self.emitted,
         }
 
     @classmethod
@@ -56,7 +62,32 @@ class Progress:
             dict(data["latest"]),
             {int(d): s for d, s in data["published"].items()},
             dict(data["tier_counts"]),
+            dict(data.get("emitted") or {}),  # absent in records written before it existed
         )
+
+
+#: Keys of `Progress.emitted`: the output's event type, with the kind for care tasks.
+TIER_CHANGE = "tier_change"
+SPIKE = "basic_question_spike"
+_CARE_TASK = "care_task:"
+
+
+def care_task_key(kind: str) -> str:
+    return _CARE_TASK + kind
+
+
+def care_task_counts(emitted: Mapping[str, int]) -> dict[str, int]:
+    """Care tasks by kind, from emitted counts."""
+    return {k[len(_CARE_TASK) :]: n for k, n in emitted.items() if k.startswith(_CARE_TASK)}
+
+
+def sum_counts(parts: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
+    """Counts of several partitions added up (a missing part counts nothing)."""
+    total: dict[str, int] = {}
+    for part in parts:
+        for key, n in (part or {}).items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 class PartitionLedger:
