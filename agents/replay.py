@@ -53,8 +53,11 @@ def route_line(line: bytes) -> tuple[str, bytes] | str:
 class Progress:
     """One self-overwriting line on a terminal; a line every few seconds otherwise."""
 
-    def __init__(self, total_bytes: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, total_bytes: int, stream: TextIO = sys.stderr, *, done_word: str = "sent"
+    ) -> None:
         self._total = max(total_bytes, 1)
+        self._done_word = done_word
         self._stream = stream
         self._tty = stream.isatty()
         self._started = time.monotonic()
@@ -70,7 +73,7 @@ class Progress:
         width = 30
         bar = "#" * int(share * width) + "-" * (width - int(share * width))
         text = (
-            f"[{bar}] {share:6.1%}  {sent:,} sent  {invalid:,} invalid  "
+            f"[{bar}] {share:6.1%}  {sent:,} {self._done_word}  {invalid:,} invalid  "
             f"{sent / elapsed:,.0f} events/s"
         )
         end = "\n" if final or not self._tty else ""
