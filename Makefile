@@ -41,5 +41,9 @@ unit: install
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# not part of `make test`: one worker under a steady load for 10 minutes (SOAK_ARGS="--minutes 30")
+soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
