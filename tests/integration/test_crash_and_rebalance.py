@@ -12,34 +12,22 @@ same ids, each copy identical (a crash may repeat an output, never alter or lose
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from agents.broker import EmbeddedBroker
-from tests.integration.kafka import group_caught_up, read_outputs
+from tests.integration.outcome import Outcome, outcome
 from tests.oracle import Expected, check_figures, figures_of_file
-from tests.support import Worker, cli, isolated_env, settle, simulate_history, wait_for
+from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
 
 pytestmark = pytest.mark.integration
 
 WINDOW_DAYS = 60
 VALUE_ENV = {"VIPSTREAM_VALUE__WINDOW_DAYS": str(WINDOW_DAYS)}
-OUTPUTS = ("tier-changes", "basic-question-spikes", "care-tasks", "ticket-priorities")
-
-
-@dataclass
-class Outcome:
-    """What a client sees after a run: the population, every customer, every output."""
-
-    report: dict[str, Any]
-    customers: dict[str, tuple[int, dict[str, Any]]]
-    outputs: dict[str, dict[str, list[bytes]]]  # topic -> event id -> copies
 
 
 @dataclass
@@ -57,19 +45,6 @@ def new_env(broker: EmbeddedBroker) -> dict[str, str]:
 def replay(env: dict[str, str], path: Path) -> int:
     result = cli(["replay", "--quiet", str(path)], env)
     return int(result.stderr.split("replayed ")[1].split(" ")[0].replace(",", ""))
-
-
-def outcome(env: dict[str, str], worker: Worker, customers: list[str]) -> Outcome:
-    report = settle([worker], lambda: group_caught_up(env))
-    answers = {c: worker.get(f"/customers/{c}") for c in customers}
-    copies: dict[str, dict[str, list[bytes]]] = {}
-    for topic, events in read_outputs(env, OUTPUTS).items():
-        by_id: dict[str, list[bytes]] = defaultdict(list)
-        for event in events:
-            body = {k: v for k, v in event.items() if k != "emitted_at"}
-            by_id[event["event_id"]].append(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-        copies[topic] = dict(by_id)
-    return Outcome(report, answers, copies)
 
 
 @pytest.fixture(scope="module")
@@ -98,17 +73,7 @@ def history(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
 
 def assert_same_as_reference(history: History, got: Outcome) -> None:
     check_figures(history.expected, got.customers, WINDOW_DAYS)
-    assert got.report == history.reference.report, "the population differs from the reference"
-    for customer, (_, body) in history.reference.customers.items():
-        assert got.customers[customer][1] == body, customer
-    for topic, reference in history.reference.outputs.items():
-        ids = got.outputs[topic]
-        assert ids.keys() == reference.keys(), (
-            f"{topic}: {len(reference.keys() - ids.keys())} events lost, "
-            f"{len(ids.keys() - reference.keys())} unexpected"
-        )
-        for event_id, copies in ids.items():
-            assert set(copies) == {reference[event_id][0]}, f"{topic} {event_id} differs"
+    got.assert_same(history.reference)
 
 
 def consumed(worker: Worker) -> float:
@@ -167,8 +132,7 @@ def test_kill_9_at_several_points_loses_and_doubles_nothing(
     finally:
         last.stop()
     assert_same_as_reference(history, got)
-    repeated = sum(len(c) - 1 for ids in got.outputs.values() for c in ids.values())
-    print(f"outputs repeated after the crashes (same ids, same content): {repeated}")
+    print(f"outputs repeated after the crashes (same ids, same content): {got.repeated}")
 
 
 def test_a_worker_joins_then_the_first_leaves_mid_stream(

@@ -1,0 +1,63 @@
+"""What a client sees after a run, and comparing two runs of the same history."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tests.integration.kafka import group_caught_up, read_outputs
+from tests.support import Worker, settle
+
+OUTPUTS = ("tier-changes", "basic-question-spikes", "care-tasks", "ticket-priorities")
+
+
+@dataclass
+class Outcome:
+    """The population report, every customer's answer, every output event by id."""
+
+    report: dict[str, Any]
+    customers: dict[str, tuple[int, dict[str, Any]]]
+    outputs: dict[str, dict[str, list[bytes]]]  # topic -> event id -> copies
+
+    def assert_same(self, reference: Outcome) -> None:
+        """Identical answers, and the reference's output events: the same ids, and every
+        copy identical but for `emitted_at` (a crash may repeat an output, never alter
+        or lose one)."""
+        assert self.report == reference.report, "the population differs from the reference"
+        for customer, (_, body) in reference.customers.items():
+            assert self.customers[customer][1] == body, customer
+        for topic, expected in reference.outputs.items():
+            ids = self.outputs[topic]
+            assert ids.keys() == expected.keys(), (
+                f"{topic}: {len(expected.keys() - ids.keys())} events lost, "
+                f"{len(ids.keys() - expected.keys())} unexpected"
+            )
+            for event_id, copies in ids.items():
+                assert set(copies) == {expected[event_id][0]}, f"{topic} {event_id} differs"
+
+    @property
+    def repeated(self) -> int:
+        """Output events that appear more than once (same id, same content)."""
+        return sum(len(c) - 1 for ids in self.outputs.values() for c in ids.values())
+
+
+def outcome(
+    env: dict[str, str],
+    worker: Worker,
+    customers: list[str],
+    topics: tuple[str, ...] = OUTPUTS,
+) -> Outcome:
+    """Once the worker's group has committed all its input and its tiers stopped moving."""
+    report = settle([worker], lambda: group_caught_up(env))
+    answers = {c: worker.get(f"/customers/{c}") for c in customers}
+    copies: dict[str, dict[str, list[bytes]]] = {}
+    for topic, events in read_outputs(env, topics).items():
+        by_id: dict[str, list[bytes]] = defaultdict(list)
+        for event in events:
+            body = {k: v for k, v in event.items() if k != "emitted_at"}
+            by_id[event["event_id"]].append(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        copies[topic] = dict(by_id)
+    return Outcome(report, answers, copies)
