@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> VipApp:
     )
     runtime.value = engine
     # the engine notes the offset of every message it applies (for its caught-up test)
-    metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine._processed_next))
+    metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
         take_outputs=runtime.take_pending,

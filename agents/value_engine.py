@@ -173,6 +173,12 @@ class ValueEngine:
         self._log_throttle = Throttle(10.0)
         self.generation = 0  # bumped whenever partitions are revoked
 
+    @property
+    def processed_next(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset after the last message this worker applied
+        since it was last given the partition (read-only: for the consumer-lag metric)."""
+        return self._processed_next
+
     # -- called by the runtime for every message -----------------------------------------
     def note_offset(self, topic: str, partition: int, offset: int) -> None:
         self._processed_next[(topic, partition)] = offset + 1
@@ -225,6 +231,10 @@ class ValueEngine:
         self.generation += 1
         self.ledgers.clear()
         self._last_published.clear()
+        # Positions read here before the partitions moved are stale once another worker
+        # has read on: until this worker reads again, the committed offset says where
+        # the group is.
+        self._processed_next.clear()
 
     def _build(self, partition: int) -> PartitionLedger:
         started = time.perf_counter()
