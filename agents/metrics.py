@@ -90,6 +90,12 @@ class Metrics:
             "Processing wall-clock time minus the event's occurred_at.",
             _LAG_BUCKETS,
         )
+        self.input_delay = FastHistogram(
+            "vipstream_input_delay_seconds",
+            "Processing wall-clock time minus the input message's Kafka timestamp: how long "
+            "it waited in its topic (event lag less how late it reached Kafka).",
+            _LAG_BUCKETS,
+        )
         self.processing = FastHistogram(
             "vipstream_event_processing_seconds",
             "Time to decode, validate and apply one input message.",
@@ -110,6 +116,7 @@ class Metrics:
                     self.events_duplicate,
                     self.events_applied,
                     self.event_lag,
+                    self.input_delay,
                     self.processing,
                     self.watermark,
                     self.outputs,

@@ -96,6 +96,7 @@ class Runtime:
         if value is not None:
             value.note_offset(message.topic, message.partition, message.offset)
         now = self._clock()
+        self.metrics.input_delay.observe(max(0.0, now - message.timestamp))
         decoded = decode_input(
             message.value,
             message.key,

@@ -3,8 +3,10 @@
 Starts the embedded broker and one worker, then produces a simulated history at a fixed
 rate (default 500 events/s for 10 minutes; the history is long enough that customers'
 oldest days leave the 365-day window during the run). Every `--every` seconds it samples
-the worker's /metrics: throughput, event lag over the interval (p50/p99 from the
-histogram's bucket deltas), resident memory and customers held. At the end it checks
+the worker's /metrics: throughput, the input delay over the interval (how long a message
+waited in its topic; p50/p99 from the histogram's bucket deltas), the event lag (which,
+for a replayed history, mostly says how old the history is), resident memory and
+customers held. At the end it checks
 that memory did not grow after warm-up beyond what the new customers need:
 
     RSS_end <= RSS_warm + (customers_end - customers_warm) x bytes_per_customer x 1.5 + 64 MiB
@@ -37,6 +39,9 @@ from tests.support import Worker, isolated_env
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
+INPUT_DELAY = "vipstream_input_delay_seconds"
+EVENT_LAG = "vipstream_event_lag_seconds"
+HISTOGRAMS = (INPUT_DELAY, EVENT_LAG)
 
 
 @dataclass
@@ -45,14 +50,14 @@ class Sample:
     consumed: float
     rss_bytes: float
     customers: float
-    lag_buckets: dict[float, float]  # cumulative counts by upper bound
+    #: histogram name -> cumulative counts by upper bound
+    buckets: dict[str, dict[float, float]]
 
-    def lag_quantile(self, before: Sample, q: float) -> float | None:
-        """The q-quantile of event lag observed between `before` and this sample (the
-        upper bound of the bucket it falls in)."""
-        deltas = sorted(
-            (b, n - before.lag_buckets.get(b, 0.0)) for b, n in self.lag_buckets.items()
-        )
+    def quantile(self, before: Sample, histogram: str, q: float) -> float | None:
+        """The q-quantile of a histogram's observations between `before` and this sample
+        (the upper bound of the bucket it falls in)."""
+        now, then = self.buckets.get(histogram, {}), before.buckets.get(histogram, {})
+        deltas = sorted((b, n - then.get(b, 0.0)) for b, n in now.items())
         total = deltas[-1][1] if deltas else 0.0
         if total <= 0:
             return None
@@ -66,11 +71,12 @@ def sample(worker: Worker, started: float) -> Sample:
     status, text = worker.get("/metrics")
     assert status == 200
     values: dict[str, float] = {}
-    buckets: dict[float, float] = {}
+    buckets: dict[str, dict[float, float]] = {h: {} for h in HISTOGRAMS}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "vipstream_event_lag_seconds_bucket":
-                buckets[float(s.labels["le"])] = s.value
+            histogram = s.name.removesuffix("_bucket")
+            if s.name.endswith("_bucket") and histogram in buckets:
+                buckets[histogram][float(s.labels["le"])] = s.value
             elif not s.labels or family.name == "vipstream_events_consumed":
                 values[s.name] = values.get(s.name, 0.0) + s.value
     return Sample(
@@ -78,7 +84,7 @@ def sample(worker: Worker, started: float) -> Sample:
         consumed=values.get("vipstream_events_consumed_total", 0.0),
         rss_bytes=values.get("process_resident_memory_bytes", 0.0),
         customers=values.get("vipstream_state_customers", 0.0),
-        lag_buckets=buckets,
+        buckets=buckets,
     )
 
 
@@ -115,8 +121,8 @@ def main() -> int:
             )
             producer.start()
             print(
-                f"{'t (s)':>7} {'events/s':>9} {'lag p50':>9} {'lag p99':>9} "
-                f"{'RSS MiB':>8} {'customers':>10}"
+                f"{'t (s)':>7} {'events/s':>9} {'delay p50':>10} {'delay p99':>10} "
+                f"{'lag p50':>10} {'RSS MiB':>8} {'customers':>10}"
             )
             previous = idle
             deadline = started + args.minutes * 60
@@ -125,9 +131,12 @@ def main() -> int:
                 current = sample(worker, started)
                 samples.append(current)
                 rate = (current.consumed - previous.consumed) / (current.seconds - previous.seconds)
-                p50, p99 = current.lag_quantile(previous, 0.5), current.lag_quantile(previous, 0.99)
+                delay50 = current.quantile(previous, INPUT_DELAY, 0.5)
+                delay99 = current.quantile(previous, INPUT_DELAY, 0.99)
+                lag50 = current.quantile(previous, EVENT_LAG, 0.5)
                 print(
-                    f"{current.seconds:7.0f} {rate:9,.0f} {_seconds(p50):>9} {_seconds(p99):>9} "
+                    f"{current.seconds:7.0f} {rate:9,.0f} {_seconds(delay50):>10} "
+                    f"{_seconds(delay99):>10} {_seconds(lag50):>10} "
                     f"{current.rss_bytes / MIB:8,.0f} {current.customers:10,.0f}",
                     flush=True,
                 )
