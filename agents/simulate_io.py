@@ -5,37 +5,46 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from agents.kafka_io import BatchSender, make_producer
 from agents.settings import Settings
-from agents.simulator import SimEvent
+from agents.simulator import SimEvent, Simulator
 from agents.topics import ensure_topics
 
 
 def write_jsonl(events: Iterable[SimEvent], output: Path) -> tuple[int, float]:
     """Write one JSON object per line; returns (events, seconds)."""
     started = time.perf_counter()
-    count = 0
     handle = sys.stdout.buffer if str(output) == "-" else output.open("wb")
     try:
-        chunk: list[bytes] = []
-        for event in events:
-            chunk.append(event.value)
-            if len(chunk) >= 4096:
-                handle.write(b"\n".join(chunk) + b"\n")
-                count += len(chunk)
-                chunk.clear()
-        if chunk:
-            handle.write(b"\n".join(chunk) + b"\n")
-            count += len(chunk)
+        count = 0
+        for chunk in _jsonl_chunks(events):
+            handle.write(chunk)
+            count += chunk.count(b"\n")
     finally:
         if handle is not sys.stdout.buffer:
             handle.close()
         else:
             handle.flush()
     return count, time.perf_counter() - started
+
+
+def _jsonl_chunks(events: Iterable[SimEvent]) -> Iterator[bytes]:
+    if isinstance(events, Simulator):
+        yield from events.jsonl_chunks()  # a day at a time, without a SimEvent per event
+        return
+    chunk: list[bytes] = []
+    for event in events:
+        chunk.append(event.value)
+        if len(chunk) >= 4096:
+            chunk.append(b"")
+            yield b"\n".join(chunk)
+            chunk.clear()
+    if chunk:
+        chunk.append(b"")
+        yield b"\n".join(chunk)
 
 
 async def produce(

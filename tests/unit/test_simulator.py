@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
 import orjson
 import pytest
 
@@ -14,6 +15,7 @@ from agents.simulate_io import write_jsonl
 from agents.simulator import BASIC_CATEGORIES, SimEvent, SimulationConfig, Simulator
 from agents.topics import INPUT_EVENT_TYPES
 from schemas.config import IngestSettings
+from schemas.export import all_schemas
 from schemas.inputs import InputEvent
 from streams.decode import Rejected, decode_input
 from streams.units import to_micros
@@ -42,6 +44,30 @@ def test_same_seed_same_bytes() -> None:
     first = [e.value for e in Simulator(small)]
     assert first == [e.value for e in Simulator(small)]
     assert first != [e.value for e in Simulator(SimulationConfig(customers=50, days=60, seed=4))]
+
+
+def test_same_seed_same_file(tmp_path: Path) -> None:
+    """The file a seed gives is byte-identical every time, and is exactly the events of
+    the iterator (the file path formats a day at a time, without a SimEvent per event)."""
+    config = SimulationConfig(customers=300, days=90, seed=21)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    count, _ = write_jsonl(Simulator(config), first)
+    write_jsonl(Simulator(config), second)
+    assert first.read_bytes() == second.read_bytes()
+    values = [e.value for e in Simulator(config)]
+    assert first.read_bytes() == b"".join(v + b"\n" for v in values)
+    assert count == len(values) > 1000
+
+
+def test_every_event_validates_against_its_json_schema(events: list[SimEvent]) -> None:
+    schemas = all_schemas()
+    validators = {
+        t: jsonschema.Draft202012Validator(schemas[f"{t}.schema.json"])
+        for t in ("call", "order", "ticket", "contact_preference")
+    }
+    for event in events[::7]:  # every seventh: validation is slow, and shapes repeat
+        body = orjson.loads(event.value)
+        validators[body["event_type"]].validate(body)
 
 
 def test_events_come_in_event_time_order(events: list[SimEvent]) -> None:
@@ -112,6 +138,36 @@ def test_some_customers_burst_with_basic_questions(events: list[SimEvent]) -> No
             weekly[body["customer_id"]][int(e.occurred_at // (7 * 86400))] += 1
     bursting = [c for c, weeks in weekly.items() if max(weeks.values()) >= 6]
     assert len(bursting) >= 3
+
+
+def test_a_mixed_stream_of_calls_orders_and_tickets(events: list[SimEvent]) -> None:
+    share = Counter(e.topic for e in events)
+    total = len(events)
+    for topic in ("calls", "orders", "tickets"):
+        assert 0.15 < share[topic] / total < 0.6, share
+
+
+def test_tickets_live_through_their_life_cycle(events: list[SimEvent]) -> None:
+    statuses: dict[str, list[str]] = defaultdict(list)
+    for e in events:
+        body = orjson.loads(e.value)
+        if body["event_type"] == "ticket":
+            statuses[body["ticket_id"]].append(body["status"])
+    complete = [s for s in statuses.values() if s[0] == "opened" and s[-1] == "closed"]
+    assert len(complete) > 0.8 * len(statuses)
+    assert all(s[:3] == ["opened", "updated", "resolved"] for s in complete)
+    reopened = [s for s in complete if "reopened" in s]
+    assert 0.01 * len(complete) < len(reopened) < 0.1 * len(complete)
+
+
+def test_satisfaction_ratings_spread_over_the_scale(events: list[SimEvent]) -> None:
+    ratings = Counter(
+        orjson.loads(e.value).get("satisfaction") for e in events if e.topic != "orders"
+    )
+    del ratings[None]
+    assert set(ratings) == {1, 2, 3, 4, 5}
+    low = ratings[1] + ratings[2]
+    assert 0.03 < low / sum(ratings.values()) < 0.3  # satisfaction follow-ups happen
 
 
 def test_opt_outs_exist(events: list[SimEvent]) -> None:
