@@ -455,7 +455,8 @@ class Simulator:
         resolved again), closed, each some hours to days after the step before."""
         r = self._rng
         t = self._tables
-        ticket = f',"ticket_id":"T{next(self._tickets)}","category":"{category}","status":"'
+        ticket_id = f"T{self.config.seed}-{next(self._tickets)}"
+        ticket = f',"ticket_id":"{ticket_id}","category":"{category}","status":"'
         channel = t.channel[int(r.random() * 100)]
         handling = t.opened_handling[r.getrandbits(_BITS)]
         tail = f'{ticket}opened","channel":"{channel}","handling_seconds":{handling}}}'
