@@ -1,9 +1,20 @@
-"""`make bench`: throughput of the vipstream worker against the Faust floor, in one run.
+"""`make bench`: what the vipstream pipeline costs, against a floor, in one run.
 
-Starts the embedded broker, writes a simulated history to the input topics once, then
-lets (a) a bare Faust agent that only decodes the events and (b) a vipstream worker
-consume the same topics from the beginning, one after the other, on the same machine.
-Reports events/s of each and the ratio; writes the figures to bench/results/.
+One embedded broker, one simulated population, everything measured on the same machine
+in the same run, so the ratios hold even where the absolute figures are noisy:
+
+- simulator: events/s the simulator writes to a file;
+- (a) floor: a bare Faust agent that only decodes the events of the stream;
+- (b) pipeline: one vipstream worker on the same events, its state table seeded with a
+  mature population (a year of history per customer, bench/population.py): events/s
+  consumed, and until the last closable day is tiered; changelog writes per event;
+- (c) latency: event -> ticket priority at a fixed input rate, on that worker;
+- (d) state: encoded bytes per customer, and the worker's RSS per customer held;
+- (e) recovery: a restarted worker serving again, changelog -> memory and RocksDB;
+- (f) scaling: two workers in one group on the same events;
+- re-tier: a 1M-customer population re-tiered after its distribution moves.
+
+Printed as one table, ratios first; every figure is also written to bench/results/.
 """
 
 from __future__ import annotations
@@ -14,204 +25,278 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.broker import EmbeddedBroker, free_port
-from agents.settings import load_settings
+from agents.broker import EmbeddedBroker
 from agents.simulate_io import produce, write_jsonl
 from agents.simulator import SimulationConfig, Simulator
+from bench import population, report
 from bench import value as value_bench
-from tests.support import Worker, isolated_env, wait_for
+from bench.deployment import Deployment
+from bench.pipeline import LatencyRun, consume_backlog, latency, run_floor
+from bench.recovery import recovery
+from tests.support import isolated_env
 
 RESULTS = Path(__file__).parent / "results"
+DAY = 86_400.0
+SECTIONS = ("simulator", "throughput", "latency", "state", "recovery", "scaling", "retier")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (~3 min)")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=SECTIONS, help="leave a section out"
+    )
+    parser.add_argument("--customers", type=int, help="population of (b), (c), (f)")
+    parser.add_argument("--stream-days", type=float, help="event days of the (a)/(b) stream")
+    parser.add_argument("--templates", type=int, help="customers of the template history")
+    parser.add_argument("--latency-rate", type=float, default=1000.0, help="events/s for (c)")
+    parser.add_argument("--recovery-customers", type=int, help="population of (e)")
+    parser.add_argument("--retier-customers", type=int, help="0 skips the re-tier bench")
+    args = parser.parse_args()
+    defaults = (
+        {"customers": 5_000, "stream_days": 1.0, "templates": 40}
+        | {"recovery_customers": 5_000, "retier_customers": 50_000}
+        if args.quick
+        else {"customers": 100_000, "stream_days": 1.0, "templates": 96}
+        | {"recovery_customers": 50_000, "retier_customers": 1_000_000}
+    )
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.retier_customers == 0:
+        args.skip.append("retier")
+    return args
 
 
 def main() -> int:
     # SIGTERM (e.g. from `timeout`) must unwind like Ctrl-C, so the broker and the
     # subprocesses started below are stopped rather than orphaned.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--customers", type=int, default=1400)
-    parser.add_argument("--days", type=float, default=365)
-    parser.add_argument(
-        "--retier-customers", type=int, default=1_000_000, help="0 skips the re-tier bench"
-    )
-    args = parser.parse_args()
-
+    args = _arguments()
+    started = time.perf_counter()
     figures: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-        }
+        },
+        "arguments": vars(args),
     }
-    config = SimulationConfig(customers=args.customers, days=args.days, seed=1)
-    with tempfile.TemporaryDirectory(prefix="vipstream-bench-") as tmp:
-        work = Path(tmp)
-        count, seconds = write_jsonl(Simulator(config), work / "history.jsonl")
-        figures["simulator_to_file"] = {"events": count, "events_per_second": count / seconds}
-        print(f"simulator: {count:,} events to a file at {count / seconds:,.0f} events/s")
-
-        with EmbeddedBroker() as broker:
-            # production group settings, except a quick join (a benchmark measures work,
-            # not the rebalance timeout)
-            defaults = {
-                "VIPSTREAM_KAFKA__COMMIT_INTERVAL_SECONDS": "5.0",
-                "VIPSTREAM_KAFKA__PARTITIONS": "8",
-            }
-            env = isolated_env(broker.url, **defaults)
-            os.environ.update(env)
-            settings = load_settings()
-            started = time.perf_counter()
-            produced = asyncio.run(produce(settings, Simulator(config)))
-            print(f"produced {produced:,} events in {time.perf_counter() - started:.1f}s")
-
-            floor = _run_floor(env, produced, work)
-            figures["floor"] = floor
-            print(
-                f"floor (bare Faust agent, JSON decode only): {floor['events_per_second']:,.0f}"
-                " events/s"
-            )
-            pipeline = _run_worker(env, produced, work)
-            figures["worker"] = pipeline
-            print(
-                f"vipstream worker (validate, dedupe, cost/revenue state, coalesced "
-                f"changelog): {pipeline['events_per_second']:,.0f} events/s"
-            )
-
-    ratio = figures["worker"]["events_per_second"] / figures["floor"]["events_per_second"]
-    figures["worker_over_floor"] = ratio
-    if args.retier_customers:
-        figures["state_size"] = value_bench.state_size()
-        figures["retier"] = value_bench.retier_million(args.retier_customers)
-    _print_table(figures)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(figures, indent=2))
+    try:
+        _run(args, figures)
+    finally:
+        figures["wall_seconds"] = time.perf_counter() - started
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        out.write_text(json.dumps(figures, indent=2, default=str))
+    report.print_table(figures)
     print(f"\nwritten to {out}")
     return 0
 
 
+def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    skip = set(args.skip)
+    # the stream ends two days before today, so no event is ahead of the clock
+    stream_start = (time.time() // DAY - 2 - args.stream_days) * DAY
+    stream = SimulationConfig(
+        customers=args.customers,
+        days=args.stream_days,
+        seed=1,
+        start=population.utc(stream_start),
+    )
+    with tempfile.TemporaryDirectory(prefix="vipstream-bench-") as tmp:
+        work = Path(tmp)
+        if "simulator" not in skip:
+            figures["simulator_to_file"] = _simulator(work)
+        with EmbeddedBroker() as broker:
+            # production group settings, except a quick join (a benchmark measures work,
+            # not the rebalance timeout)
+            env = isolated_env(
+                broker.url,
+                VIPSTREAM_KAFKA__COMMIT_INTERVAL_SECONDS="5.0",
+                VIPSTREAM_KAFKA__PARTITIONS="8",
+            )
+            os.environ.update(env)
+            base = Deployment.of(env, "template", work)
+            templates = asyncio.run(
+                population.make_templates(
+                    base.settings(), args.templates, history_end=stream_start, work=work
+                )
+            )
+            figures["templates"] = templates.describe()
+            _say(
+                f"templates: {args.templates} customers, a year each ({templates.events:,} "
+                f"events) through the backfill pipeline in {templates.seconds:.0f}s"
+            )
+            if not skip.issuperset({"throughput", "latency", "scaling"}):
+                _pipeline(_Run(args, figures, env, work, templates, stream))
+            if "recovery" not in skip:
+                figures["recovery"] = recovery(env, work, templates, args.recovery_customers)
+                _say("recovery measured")
+    _rss_slope(figures)
+    if "state" not in skip:
+        figures["state_size"] = value_bench.state_size(customers=300 if args.quick else 2000)
+    if "retier" not in skip:
+        figures["retier"] = value_bench.retier_million(args.retier_customers)
+
+
+def _rss_slope(figures: dict[str, Any]) -> None:
+    """(d) RSS per additional customer: between the worker of (b) and the memory-store
+    worker of (e), both just ready (every state recovered and decoded, ledgers built)."""
+    one, rec = figures.get("worker"), figures.get("recovery")
+    if not one or not rec or one["customers_held"] == rec["customers"]:
+        return
+    big = (one["customers_held"], one["rss_ready_bytes"])
+    small = (rec["customers"], rec["changelog_to_memory"]["rss_bytes"])
+    (n1, rss1), (n2, rss2) = sorted([big, small])
+    slope = (rss2 - rss1) / (n2 - n1)
+    figures["rss_per_customer"] = {
+        "bytes": slope,
+        "between": [n1, n2],
+        "million_bytes": rss1 + slope * (1_000_000 - n1),
+    }
+
+
+def _simulator(work: Path) -> dict[str, Any]:
+    """Events/s of the simulator writing a year of 1,400 customers to a file, the set-up
+    of its customers included (wall clock, and per CPU second of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    count, _ = write_jsonl(
+        Simulator(SimulationConfig(customers=1400, days=365, seed=1)), work / "history.jsonl"
+    )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    _say(f"simulator: {count:,} events to a file at {count / wall:,.0f} events/s")
+    return {
+        "events": count,
+        "seconds": wall,
+        "events_per_second": count / wall,
+        "events_per_cpu_second": count / cpu,
+    }
+
+
+@dataclass(frozen=True)
+class _Run:
+    args: argparse.Namespace
+    figures: dict[str, Any]
+    env: dict[str, str]  # of the benchmark's broker and topics
+    work: Path
+    templates: population.Templates
+    stream: SimulationConfig  # the (a)/(b)/(f) stream
+
+
+def _pipeline(run: _Run) -> None:
+    """(a), (f), (b) and (c), in that order: the latency stream goes to the input topics
+    after every deployment has consumed the throughput stream."""
+    args, figures, env, work = run.args, run.figures, run.env, run.work
+    templates, stream, skip = run.templates, run.stream, set(args.skip)
+    settings = Deployment.of(env, "producer", work).settings()
+    started = time.perf_counter()
+    events = asyncio.run(produce(settings, Simulator(stream)))
+    figures["stream"] = {
+        "customers": stream.customers,
+        "days": stream.days,
+        "events": events,
+        "produce_seconds": time.perf_counter() - started,
+    }
+    _say(f"stream: {events:,} events of {stream.customers:,} customers in the input topics")
+    if "throughput" not in skip:
+        figures["floor"] = run_floor(env, events, work)
+        _say(f"(a) floor: {figures['floor']['events_per_second']:,.0f} events/s")
+    if "scaling" not in skip:
+        two = Deployment.of(env, "two", work)
+        figures["seed_two"] = _seed(two, templates, stream.customers)
+        try:
+            figures["two_workers"] = consume_backlog(two, events, 2)
+        finally:
+            two.stop()
+        _say(f"(f) two workers: {figures['two_workers']['events_per_second']:,.0f} events/s")
+    if "throughput" in skip and "latency" in skip:
+        return
+    one = Deployment.of(env, "one", work)
+    figures["seed_one"] = _seed(one, templates, stream.customers)
+    try:
+        figures["worker"] = consume_backlog(one, events, 1)
+        _say(f"(b) one worker: {figures['worker']['events_per_second']:,.0f} events/s")
+        if "floor" in figures:
+            figures["worker_over_floor"] = (
+                figures["worker"]["events_per_second"] / figures["floor"]["events_per_second"]
+            )
+        if "latency" not in skip:
+            figures["latency"] = _latency(args, one, stream, figures["worker"])
+    finally:
+        one.stop()
+
+
+def _latency(
+    args: argparse.Namespace,
+    deployment: Deployment,
+    stream: SimulationConfig,
+    throughput: dict[str, Any],
+) -> dict[str, Any]:
+    """(c) On the caught-up worker of (b), the next event day of the same customers: a
+    short warm-up whose first events let the worker close the day the day's tickets need
+    their tier from (two days back), then, once that tier is decided, two measured
+    slices: at half the rate the worker sustained in (b) (latency without a queue), and
+    at the fixed rate (`--latency-rate`, 1,000 events/s)."""
+    day_start = stream.start.timestamp() + stream.days * DAY
+    next_day = SimulationConfig(
+        customers=stream.customers, days=1.0, seed=2, start=population.utc(day_start)
+    )
+    day_events = sum(1 for _ in Simulator(next_day))
+    easy_rate = max(1.0, round(throughput["events_per_second"] / 2))
+    warm_up = LatencyRun(0.0, max(20, day_events // 100))
+    easy = LatencyRun(easy_rate, min(day_events // 4, int(easy_rate * 20)))
+    fixed = LatencyRun(
+        args.latency_rate,
+        min(day_events - warm_up.events - easy.events, int(args.latency_rate * 30)),
+    )
+    warmed, easy_result, fixed_result = asyncio.run(
+        latency(
+            deployment,
+            deployment.settings(),
+            Simulator(next_day),
+            [warm_up, easy, fixed],
+            tiered_through=day_start - DAY,  # the end of the day two days back
+        )
+    )
+    _say(
+        f"(c) latency p50/p99: {fixed_result['p50_seconds']}/{fixed_result['p99_seconds']} s "
+        f"at {args.latency_rate:,.0f} events/s, {easy_result['p50_seconds']}/"
+        f"{easy_result['p99_seconds']} s at {easy_rate:,.0f} events/s"
+    )
+    return {**fixed_result, "sustainable": easy_result, "warm_up": warmed}
+
+
+def _seed(
+    deployment: Deployment, templates: population.Templates, customers: int
+) -> dict[str, Any]:
+    seeded = asyncio.run(population.seed(deployment.settings(), templates, customers))
+    _say(
+        f"seeded {deployment.name}: {customers:,} customers, {seeded.bytes / 1e6:,.0f} MB of "
+        f"changelog in {seeded.seconds:.0f}s"
+    )
+    return {
+        "customers": customers,
+        "records": seeded.records,
+        "bytes": seeded.bytes,
+        "seconds": seeded.seconds,
+        "tiers": dict(seeded.tier_counts),
+    }
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
-    floor_env = {**env, "BENCH_WEB_PORT": str(free_port()), "BENCH_DATADIR": str(work / "floor")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.floor_app", str(events)],
-        env=floor_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # Faust logs (and so prints) to stderr
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in iter(process.stdout.readline, b""):
-            # Faust routes print() through its logger: the marker may follow a log prefix
-            marker = line.find(b"RESULT ")
-            if marker >= 0:
-                result = json.loads(line[marker + 7 :])
-                return {
-                    "events": events,
-                    "seconds": result["seconds"],
-                    "events_per_second": events / result["seconds"],
-                }
-        raise RuntimeError("the floor app exited without a result")
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-def _run_worker(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
-    worker = Worker(env, work / "worker", work / "worker.log").start()
-    try:
-        worker.wait_healthy(120)
-        first = wait_for(
-            lambda: worker.metric("vipstream_events_consumed_total") > 0 and time.perf_counter(),
-            timeout=120,
-            what="the first event",
-            interval=0.02,
-        )
-        last = wait_for(
-            lambda: (
-                worker.metric("vipstream_events_consumed_total") >= events and time.perf_counter()
-            ),
-            timeout=900,
-            what="every event",
-            interval=0.05,
-        )
-        # the value engine closes days behind the consumer: when is the last closable
-        # day (the watermark's) merged and tiered?
-        tiered = wait_for(
-            lambda: _tiered_through_watermark(worker.metrics()) and time.perf_counter(),
-            timeout=900,
-            what="the last closable day to be tiered",
-            interval=0.1,
-        )
-        metrics = worker.metrics()
-        seconds = last - first
-        return {
-            "events": events,
-            "seconds": seconds,
-            "events_per_second": events / seconds,
-            "applied": metrics.get("vipstream_events_applied_total", 0),
-            "changelog_writes": metrics.get("vipstream_state_writes_total", 0),
-            "commits": metrics.get("vipstream_commit_flush_seconds_count", 0),
-            "tiered_seconds": tiered - first,
-            "events_per_second_tiered": events / (tiered - first),
-        }
-    finally:
-        worker.stop()
-
-
-def _tiered_through_watermark(metrics: dict[str, float]) -> bool:
-    watermark = metrics.get("vipstream_watermark_timestamp_seconds", 0.0)
-    merged = metrics.get("vipstream_distribution_day_timestamp_seconds", 0.0)
-    return bool(watermark) and merged >= watermark // 86400 * 86400
-
-
-def _print_table(figures: dict[str, Any]) -> None:
-    floor = figures["floor"]["events_per_second"]
-    worker = figures["worker"]
-    rows = [
-        ("floor: bare Faust agent, JSON decode", floor, 1.0),
-        ("vipstream worker: consumed", worker["events_per_second"], figures["worker_over_floor"]),
-        (
-            "vipstream worker: consumed and tiered",
-            worker["events_per_second_tiered"],
-            worker["events_per_second_tiered"] / floor,
-        ),
-    ]
-    print(f"\n{'':40} {'events/s':>12} {'x floor':>8}")
-    for name, rate, ratio in rows:
-        print(f"{name:40} {rate:12,.0f} {ratio:8.2f}")
-    worker = figures["worker"]
-    print(
-        f"\nchangelog writes: {worker['changelog_writes']:,.0f} for {worker['applied']:,.0f} "
-        f"applied events ({worker['changelog_writes'] / max(worker['applied'], 1):.3f} per "
-        "event)"
-    )
-    if "state_size" in figures:
-        size = figures["state_size"]
-        print(
-            f"state per customer ({size['window_days']}-day window, {size['customers']:,} "
-            f"customers): mean {size['mean_bytes']:,.0f} B, p99 {size['p99_bytes']:,} B, "
-            f"max {size['max_bytes']:,} B"
-        )
-    if "retier" in figures:
-        r = figures["retier"]
-        print(
-            f"re-tier after a distribution shift, {r['customers']:,} customers: "
-            f"{r['candidates']:,} re-checked, {r['tier_changes']:,} changed, "
-            f"{r['engine_seconds']:.2f}s vs {r['full_pass_seconds']:.2f}s for a full pass "
-            f"({r['engine_over_full_pass']:.2f}x); index build {r['index_build_seconds']:.1f}s"
-        )
 
 
 if __name__ == "__main__":

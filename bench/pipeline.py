@@ -1,0 +1,256 @@
+"""Throughput and latency of running workers: (a) the floor, (b)/(f) the pipeline on a
+seeded population with one or two workers, (c) event-to-output latency at a fixed rate."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.broker import free_port
+from agents.settings import Settings
+from agents.simulate_io import produce
+from agents.simulator import SimEvent, Simulator
+from bench.deployment import Deployment, patiently, poll_until
+from bench.soak import INPUT_DELAY, sample
+from tests.support import Worker
+
+CONSUMED = "vipstream_events_consumed_total"
+
+
+def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
+    """(a) A bare Faust agent that decodes the same events: events/s from its first to
+    its last event."""
+    floor_env = {**env, "BENCH_WEB_PORT": str(free_port()), "BENCH_DATADIR": str(work / "floor")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor_app", str(events)],
+        env=floor_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # Faust logs (and so prints) to stderr
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in iter(process.stdout.readline, b""):
+            # Faust routes print() through its logger: the marker may follow a log prefix
+            marker = line.find(b"RESULT ")
+            if marker >= 0:
+                result = json.loads(line[marker + 7 :])
+                return {
+                    "events": events,
+                    "seconds": result["seconds"],
+                    "events_per_second": events / result["seconds"],
+                }
+        raise RuntimeError("the floor app exited without a result")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[str, Any]:
+    """(b)/(f) Start `workers` workers on a seeded deployment whose input topics hold
+    `events` messages. Once every worker has recovered the state table and built its
+    partitions' ledgers (`/tiers` answers), measure events/s until all are consumed,
+    and until the last closable day is tiered."""
+    started = time.perf_counter()
+    deployment.start(workers)
+    ready = deployment.wait_ready()
+    before = deployment.total(CONSUMED)
+    rss_ready = deployment.total("process_resident_memory_bytes")
+    last = poll_until(
+        lambda: deployment.total(CONSUMED) >= events, timeout=1800, what="every event consumed"
+    )
+    tiered = poll_until(
+        lambda: all(_tiered_through_watermark(m) for m in deployment.metrics()),
+        timeout=900,
+        what="the last closable day to be tiered",
+    )
+    metrics = deployment.metrics()
+    measured = events - before
+    seconds = last - ready
+    if measured < events / 2:  # consumed while the ledgers were built: count from the start
+        measured, seconds = events, last - started
+    return {
+        "workers": workers,
+        "events": events,
+        "ready_seconds": ready - started,
+        "consumed_before_ready": before,
+        "seconds": seconds,
+        "events_per_second": measured / seconds,
+        "tiered_seconds": tiered - ready,
+        "events_per_second_tiered": measured / (tiered - ready),
+        "applied": _sum(metrics, "vipstream_events_applied_total"),
+        "changelog_writes": _sum(metrics, "vipstream_state_writes_total"),
+        "commits": _sum(metrics, "vipstream_commit_flush_seconds_count"),
+        "rss_bytes": _sum(metrics, "process_resident_memory_bytes"),
+        "rss_ready_bytes": rss_ready,
+        "customers_held": _sum(metrics, "vipstream_state_customers"),
+        "outputs": _sum(metrics, "vipstream_output_events_total"),
+    }
+
+
+def _tiered_through_watermark(metrics: dict[str, float]) -> bool:
+    watermark = metrics.get("vipstream_watermark_timestamp_seconds", 0.0)
+    merged = metrics.get("vipstream_distribution_day_timestamp_seconds", 0.0)
+    return bool(watermark) and merged >= watermark // 86400 * 86400
+
+
+def _sum(metrics: list[dict[str, float]], name: str) -> float:
+    return sum(m.get(name, 0.0) for m in metrics)
+
+
+@dataclass
+class LatencyRun:
+    """One rate of the latency measurement: how many events, and the tickets opened."""
+
+    rate: float
+    events: int
+    opened: set[str] = field(default_factory=set)
+
+
+async def latency(
+    deployment: Deployment,
+    settings: Settings,
+    stream: Simulator,
+    runs: list[LatencyRun],
+    *,
+    tiered_through: float,
+) -> list[dict[str, Any]]:
+    """(c) Produce consecutive slices of `stream`, one per run at its rate (0: as fast as
+    possible), to a running, caught-up deployment. After the first slice (the warm-up),
+    wait until the tiers are decided through `tiered_through` (epoch seconds, a day's
+    end), so that every opened ticket after it yields a `ticket-priorities` output as
+    soon as it is applied; its latency is the output's Kafka timestamp less the input's."""
+    worker = deployment.workers[0]
+    events = iter(stream)
+    sample_now = functools.partial(patiently, functools.partial(sample, worker, 0.0))
+    results = []
+    for run in runs:
+        consumed = deployment.total(CONSUMED)
+        before = sample_now()
+        started = time.perf_counter()
+        sent = await produce(settings, _noting_tickets(events, run), rate=run.rate)
+        produce_seconds = time.perf_counter() - started
+        await asyncio.to_thread(_wait_consumed, deployment, consumed + sent)
+        consumed_seconds = time.perf_counter() - started
+        after = sample_now()
+        results.append(
+            {
+                "rate": run.rate,
+                "events": sent,
+                "produce_seconds": produce_seconds,
+                "consumed_per_second": sent / consumed_seconds,
+                # how long the worker still read after the last event was sent: about the
+                # fetch and poll interval when it keeps up, a queue when it does not
+                "drain_seconds": consumed_seconds - produce_seconds,
+                "tickets": len(run.opened),
+                "input_delay_p50_seconds": after.quantile(before, INPUT_DELAY, 0.5),
+                "input_delay_p99_seconds": after.quantile(before, INPUT_DELAY, 0.99),
+            }
+        )
+        if len(results) == 1:
+            started = time.perf_counter()
+            await asyncio.to_thread(_wait_tiered, worker, tiered_through)
+            results[0]["tiered_seconds"] = time.perf_counter() - started
+    prefix = f"T{stream.config.seed}-"
+    opened = await _timestamps(settings, "tickets", prefix, status="opened")
+    deadline = time.monotonic() + 60
+    while True:  # outputs of the last tickets may still be on their way
+        outputs = await _timestamps(settings, "ticket_priorities", prefix)
+        if len(outputs) >= len(opened) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    for run, result in zip(runs, results, strict=True):
+        latencies = sorted(
+            (outputs[t] - opened[t]) / 1000 for t in run.opened if t in outputs and t in opened
+        )
+        result.update(
+            matched=len(latencies),
+            p50_seconds=_quantile(latencies, 0.5),
+            p99_seconds=_quantile(latencies, 0.99),
+            max_seconds=latencies[-1] if latencies else None,
+            mean_seconds=statistics.fmean(latencies) if latencies else None,
+        )
+    return results
+
+
+def _wait_tiered(worker: Worker, through: float) -> None:
+    def tiered() -> bool:
+        status, body = worker.get("/tiers")
+        counts_as_of = body.get("counts_as_of") if status == 200 else None
+        return bool(counts_as_of) and _epoch(counts_as_of) >= through
+
+    poll_until(tiered, timeout=900, what="the tiers the tickets need")
+
+
+def _epoch(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def _wait_consumed(deployment: Deployment, target: float) -> None:
+    poll_until(
+        lambda: deployment.total(CONSUMED) >= target, timeout=900, what="the stream consumed"
+    )
+
+
+def _noting_tickets(events: Iterator[SimEvent], run: LatencyRun) -> Iterator[SimEvent]:
+    """The next `run.events` events, noting the ids of the tickets they open."""
+    for event in itertools.islice(events, run.events):
+        if event.topic == "tickets" and b'"status":"opened"' in event.value:
+            run.opened.add(orjson.loads(event.value)["ticket_id"])
+        yield event
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def _timestamps(
+    settings: Settings, topic_key: str, ticket_prefix: str, *, status: str | None = None
+) -> dict[str, int]:
+    """ticket_id -> the Kafka timestamp (ms) of the first message on the topic for it."""
+    name = settings.topics.name(topic_key)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    found: dict[str, int] = {}
+    try:
+        tps = [TopicPartition(name, p) for p in range(settings.kafka.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:  # to the end: until nothing comes for a while (the embedded broker's
+            # end offsets can fall a few records short, agents/highwater.py)
+            batch = await consumer.getmany(timeout_ms=1500, max_records=5000)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    if record.value is None or ticket_prefix.encode() not in record.value:
+                        continue
+                    body = orjson.loads(record.value)
+                    ticket = body.get("ticket_id", "")
+                    if not ticket.startswith(ticket_prefix):
+                        continue
+                    if status is not None and body.get("status") != status:
+                        continue
+                    if ticket not in found or record.timestamp < found[ticket]:
+                        found[ticket] = record.timestamp
+    finally:
+        await consumer.stop()
+    return found

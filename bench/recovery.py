@@ -1,0 +1,112 @@
+"""(e) How long a restarted worker takes to serve again with a large population: from
+process start to `/healthz` and `/tiers` answering 200 (the state table recovered, every
+partition's ledger built from it, the population merged).
+
+One deployment, its own (empty) input topics, its state table seeded with N customers;
+three starts of one worker:
+
+1. the memory store, rebuilt from the whole changelog (what `memory://` always does);
+2. RocksDB on an empty data directory: a full rebuild into RocksDB (a new host);
+3. RocksDB again on the same directory after a clean stop: only records written since
+   are read (none here), but the ledgers are still built from every stored state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import population
+from bench.deployment import Deployment
+
+RECOVERED = "vipstream_state_recovered_records_total"
+
+
+def recovery(
+    base_env: dict[str, str], work: Path, templates: population.Templates, customers: int
+) -> dict[str, Any]:
+    deployment = Deployment.of(
+        base_env,
+        "recovery",
+        work,
+        VIPSTREAM_TOPICS__PREFIX=f"{base_env['VIPSTREAM_TOPICS__PREFIX']}recovery-",
+        VIPSTREAM_LOG_FORMAT="json",  # the harness reads when partitions were assigned
+    )
+    seeded = asyncio.run(population.seed(deployment.settings(), templates, customers))
+    runs = {
+        "changelog_to_memory": _start(deployment, "memory://", "memory"),
+        "rocksdb_empty_directory": _start(deployment, "rocksdb://", "rocksdb"),
+        "rocksdb_restart": _start(deployment, "rocksdb://", "rocksdb"),
+    }
+    return {
+        "customers": customers,
+        "records": seeded.records,
+        "changelog_bytes": seeded.bytes,
+        "seed_seconds": seeded.seconds,
+        **runs,
+        "rocksdb_restart_over_changelog": runs["rocksdb_restart"]["seconds"]
+        / runs["changelog_to_memory"]["seconds"],
+        "million": {k: million(run, customers) for k, run in runs.items()},
+    }
+
+
+def million(run: dict[str, Any], customers: int) -> float:
+    """Seconds to serving extrapolated to 1M customers: the fixed start-up and join, plus
+    the part that grows with the population, scaled linearly."""
+    scale = 1_000_000 / customers
+    return float(run["startup_and_join_seconds"] + run["recovery_and_ledgers_seconds"] * scale)
+
+
+def _start(deployment: Deployment, store: str, datadir: str) -> dict[str, Any]:
+    """One start: seconds to serving, split at the moment the group assigned the
+    partitions. Before it, process start-up and the group join (fixed); after it, reading
+    the changelog, building the ledgers from every state and merging the population
+    (growing with the customers)."""
+    deployment.env["VIPSTREAM_STORE"] = store
+    started_wall, started = time.time(), time.perf_counter()
+    (worker,) = deployment.start(1, datadir=datadir)
+    try:
+        ready = deployment.wait_ready(timeout=3600)
+        recovered = deployment.total(RECOVERED)
+        rss = deployment.total("process_resident_memory_bytes")
+    finally:
+        deployment.stop()  # SIGTERM: the worker commits and leaves; RocksDB is closed
+    seconds = ready - started
+    events = _log_events(worker.log_path)
+    assigned = events.get("partitions_assigned", started_wall) - started_wall
+    restored = events.get("restored")
+    per_customer = seconds - assigned
+    return {
+        "store": store,
+        "seconds": seconds,
+        "startup_and_join_seconds": assigned,
+        "recovery_and_ledgers_seconds": per_customer,
+        "changelog_read_seconds": None if restored is None else restored - started_wall - assigned,
+        "records_read": recovered,
+        "records_per_second": recovered / per_customer if per_customer > 0 else None,
+        "rss_bytes": rss,
+    }
+
+
+def _log_events(path: Path) -> dict[str, float]:
+    """Epoch seconds of the first `partitions_assigned` event and of Faust's "restore
+    complete" line in a worker's JSON log."""
+    found: dict[str, float] = {}
+    for line in path.read_bytes().splitlines():
+        if not line.startswith(b"{"):
+            continue
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        at = datetime.fromisoformat(entry["ts"]).timestamp()
+        if entry.get("event") == "partitions_assigned":
+            found.setdefault("partitions_assigned", at)
+        elif "Restore complete" in entry.get("message", ""):
+            found.setdefault("restored", at)
+    return found

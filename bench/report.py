@@ -1,0 +1,193 @@
+"""The table `make bench` prints: ratios first, absolute figures beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIB = 1024 * 1024
+MILLION = 1_000_000
+
+
+def print_table(f: dict[str, Any]) -> None:
+    rows: list[tuple[str, str, str]] = []
+    _throughput(f, rows)
+    _latency(f, rows)
+    _state(f, rows)
+    _recovery(f, rows)
+    _others(f, rows)
+    print(f"\n{_title(f)}\n")
+    width = max(len(r[0]) for r in rows) if rows else 0
+    middle = max(len(r[1]) for r in rows) if rows else 0
+    for name, figure, ratio in rows:
+        print(f"{name:<{width}}  {figure:<{middle}}  {ratio}".rstrip())
+
+
+def _title(f: dict[str, Any]) -> str:
+    stream = f.get("stream")
+    cpus = f["machine"]["cpus"]
+    shared = f"{cpus} CPUs shared by the broker, the workers and the harness"
+    if not stream:
+        return f"vipstream bench ({shared})"
+    return (
+        f"vipstream bench: {stream['events']:,} events ({stream['days']:g} event days) of "
+        f"{stream['customers']:,} customers, 8 partitions; {shared}"
+    )
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f} events/s"
+
+
+def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    floor = f.get("floor", {}).get("events_per_second")
+    one = f.get("worker")
+    two = f.get("two_workers")
+    if floor:
+        rows.append(("(a) floor: bare Faust agent, JSON decode only", _rate(floor), "1.00 (floor)"))
+    if one:
+        rate, tiered = one["events_per_second"], one["events_per_second_tiered"]
+        rows.append(("(b) pipeline, one worker: consumed", _rate(rate), _x(rate, floor, "floor")))
+        rows.append(
+            (
+                "(b) pipeline, one worker: consumed and tiered",
+                _rate(tiered),
+                _x(tiered, floor, "floor"),
+            )
+        )
+    if two:
+        rate = two["events_per_second"]
+        base = one["events_per_second"] if one else None
+        ratio = _x(rate, base, "one worker")
+        if floor:
+            ratio += f" ({rate / floor:.2f} x floor)"
+        rows.append(("(f) pipeline, two workers in one group: consumed", _rate(rate), ratio))
+    if one and one.get("applied"):
+        per_event = one["changelog_writes"] / one["applied"]
+        rows.append(("(b) changelog writes per applied event", f"{per_event:.3f}", ""))
+
+
+def _latency(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    lat = f.get("latency")
+    if not lat:
+        return
+    for run in (lat, lat.get("sustainable")):
+        if not run:
+            continue
+        kept_up = run["drain_seconds"] <= 2.0 + 0.1 * run["produce_seconds"]
+        note = (
+            f"kept up: consumed {run['events']:,} events in "
+            f"{run['produce_seconds'] + run['drain_seconds']:,.1f} s"
+            if kept_up
+            else f"fell behind, a queue grew: {run['events']:,} events sent in "
+            f"{run['produce_seconds']:,.0f} s, consumed {run['consumed_per_second']:,.0f}/s"
+        )
+        rows.append(
+            (
+                f"(c) latency, event -> ticket priority, at {run['rate']:,.0f} events/s",
+                f"p50 {_s(run['p50_seconds'])}, p99 {_s(run['p99_seconds'])}",
+                f"{note}; {run['matched']:,} of {run['tickets']:,} tickets",
+            )
+        )
+    rows.append(
+        (
+            f"(c) input delay at {lat['rate']:,.0f} events/s (/metrics histogram)",
+            f"p50 <= {_s(lat['input_delay_p50_seconds'])}, "
+            f"p99 <= {_s(lat['input_delay_p99_seconds'])}",
+            "processing time - input timestamp",
+        )
+    )
+
+
+def _state(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    size = f.get("state_size")
+    if size:
+        rows.append(
+            (
+                f"(d) state per customer, encoded ({size['window_days']}-day window)",
+                f"mean {size['mean_bytes']:,.0f} B, p99 {size['p99_bytes']:,} B",
+                f"{size['customers']:,} customers, a year each",
+            )
+        )
+    one = f.get("worker")
+    if one and one.get("customers_held"):
+        per = one["rss_bytes"] / one["customers_held"]
+        rows.append(
+            (
+                "(d) worker RSS / customers held, after (b)",
+                f"{per / 1024:,.1f} KiB",
+                f"{one['rss_bytes'] / MIB:,.0f} MiB for {one['customers_held']:,.0f} customers"
+                f" -> {per * MILLION / 1024**3:,.1f} GiB per 1M",
+            )
+        )
+    marginal = f.get("rss_per_customer")
+    if marginal:
+        rows.append(
+            (
+                "(d) worker RSS per additional customer",
+                f"{marginal['bytes'] / 1024:,.1f} KiB",
+                f"{marginal['million_bytes'] / 1024**3:,.1f} GiB for 1M customers "
+                f"(slope between {marginal['between'][0]:,} and {marginal['between'][1]:,})",
+            )
+        )
+
+
+def _recovery(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    rec = f.get("recovery")
+    if not rec:
+        return
+    measured = rec["customers"]
+    how = "measured" if measured == MILLION else f"extrapolated from {measured:,}"
+    rows.append((f"(e) restart to serving, 1M customers ({how}):", "", ""))
+    base = rec["million"]["changelog_to_memory"]
+    names = {
+        "changelog_to_memory": "changelog -> memory store",
+        "rocksdb_empty_directory": "RocksDB, empty directory (full rebuild)",
+        "rocksdb_restart": "RocksDB, restart on the same directory",
+    }
+    for key, name in names.items():
+        run, seconds = rec[key], rec["million"][key]
+        rate = run["records_per_second"]
+        rows.append(
+            (
+                f"    {name}",
+                f"{seconds:,.0f} s",
+                f"{_x(seconds, base, 'changelog rebuild')}; {run['records_read']:,.0f} records "
+                f"read"
+                + (f", {rate:,.0f} records/s" if rate else "")
+                + f"; {run['seconds']:,.1f} s for {measured:,}",
+            )
+        )
+
+
+def _others(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    sim = f.get("simulator_to_file")
+    if sim:
+        rows.append(
+            (
+                "simulator to a file",
+                _rate(sim["events_per_second"]),
+                f"{sim['events_per_cpu_second']:,.0f} per CPU second; {sim['events']:,} events",
+            )
+        )
+    r = f.get("retier")
+    if r:
+        rows.append(
+            (
+                f"re-tier {r['customers']:,} customers after the distribution moved",
+                f"{r['engine_seconds']:.2f} s vs {r['full_pass_seconds']:.2f} s",
+                f"{r['engine_over_full_pass']:.2f} x a full pass; {r['candidates']:,} re-checked",
+            )
+        )
+    if "wall_seconds" in f:
+        minutes, seconds = divmod(int(f["wall_seconds"]), 60)
+        rows.append(("wall time of this run", f"{minutes}m{seconds:02d}s", ""))
+
+
+def _x(value: float, base: float | None, what: str) -> str:
+    return f"{value / base:.2f} x {what}" if base else ""
+
+
+def _s(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if value == float("inf") else f"{value:.3g} s"
