@@ -76,7 +76,8 @@ _TOPICS = tuple(_TOPIC_OF[t] for t in _EVENT_TYPES)
 # process kinds in the calendar
 _P_ORDER, _P_CONTACT, _P_SUBSCRIPTION, _P_FEE, _P_PREFERENCE, _P_BURST = range(6)
 
-#: one event: (occurred_at in ms, event type, customer index, its JSON line)
+#: one event: (occurred_at in ms, event type, customer index, the end of its JSON line:
+#: what follows "occurred_at", from its first field on)
 _Record = tuple[int, int, int, str]
 _by_time = itemgetter(0)
 
@@ -111,8 +112,6 @@ class _Customer:
     burst: tuple[int, int] | None
     consumables: tuple[tuple[str, float], ...]
     ticket_share: float
-    #: what follows an event's id in its line: the customer id and the start of the time
-    id_end: str = ""
 
 
 #: a process in the calendar: [when it fires next (ms), kind, customer index, amount in
@@ -207,13 +206,11 @@ class Simulator:
         self._tables = _tables()
         self._customers = [self._profile(index) for index in range(config.customers)]
         self._keys = [c.cid.encode() for c in self._customers]
+        #: what follows an event's id in its line: the customer id, the start of the time
+        self._id_ends = [f'","customer_id":"{c.cid}","occurred_at":"' for c in self._customers]
         self._heads = [f'{{"event_type":"{t}","event_id":"{config.seed}-' for t in _EVENT_TYPES]
-        first_day = self._t0 // _DAY_MS
-        self._dates = {
-            day: time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
-            for day in range(first_day, self._end // _DAY_MS + 1)
-        }
-        self._ids = itertools.count(1)  # event ids
+        self._first_day = self._t0 // _DAY_MS  # calendar buckets are UTC days from here
+        self._ids = 0  # event ids, numbered in time order
         self._tickets = itertools.count(1)  # ticket ids
         self._out: list[list[_Record]] = []
 
@@ -257,7 +254,6 @@ class Simulator:
             burst,
             consumables,
             0.1 + 0.4 * rnd(),
-            f'","customer_id":"{cid}","occurred_at":"',
         )
 
     def _first_processes(self) -> list[_Process]:
@@ -283,15 +279,15 @@ class Simulator:
         return processes
 
     # -- the calendar ------------------------------------------------------------------
-    def _days(self) -> Iterator[list[_Record]]:
-        """Each simulated day's events, sorted by time."""
-        t0, end = self._t0, self._end
-        buckets = (end - t0) // _DAY_MS + 1
+    def _days(self) -> Iterator[tuple[int, list[_Record]]]:
+        """Each simulated UTC day: its number and its events, sorted by time."""
+        first, end = self._first_day, self._end
+        buckets = (end - 1) // _DAY_MS - first + 1
         calendar: list[list[_Process]] = [[] for _ in range(buckets)]
         self._out = [[] for _ in range(buckets)]
         for process in self._first_processes():
             if process[_AT] < end:
-                calendar[(process[_AT] - t0) // _DAY_MS].append(process)
+                calendar[process[_AT] // _DAY_MS - first].append(process)
         runners = {
             _P_ORDER: self._orders,
             _P_CONTACT: self._contacts,
@@ -300,34 +296,37 @@ class Simulator:
             _P_PREFERENCE: self._preference,
             _P_BURST: self._burst,
         }
-        for day in range(buckets):
-            due, calendar[day] = calendar[day], []
-            events = self._out[day]  # where today's events go, follow-ups included
-            day_end = min(end, t0 + (day + 1) * _DAY_MS)
+        for bucket in range(buckets):
+            due, calendar[bucket] = calendar[bucket], []
+            events = self._out[bucket]  # where today's events go, follow-ups included
+            day_end = min(end, (first + bucket + 1) * _DAY_MS)
             for process in due:
                 # run it through the day; it returns False when it has finished
                 if runners[process[_KIND]](process, day_end, events) and process[_AT] < end:
-                    calendar[(process[_AT] - t0) // _DAY_MS].append(process)
-            self._out[day] = []
+                    calendar[process[_AT] // _DAY_MS - first].append(process)
+            self._out[bucket] = []
             if events:
                 events.sort(key=_by_time)
-                yield events
+                yield first + bucket, events
 
-    def _line(self, at: int, event_type: int, index: int, tail: str) -> str:
-        """An event's JSON line, numbered; `tail` is what follows "occurred_at"."""
-        day, ms = divmod(at, _DAY_MS)
-        return (
-            f"{self._heads[event_type]}{next(self._ids)}{self._customers[index].id_end}"
-            f"{self._dates[day]}{self._tables.time_of_day[ms // 1000]}"
-            f"{self._tables.millis[ms % 1000]}{tail}"
-        )
+    def _lines(self, day: int, records: list[_Record]) -> list[str]:
+        """A day's sorted events as JSON lines, their ids numbered in time order."""
+        heads, id_ends = self._heads, self._id_ends
+        time_of_day, millis = self._tables.time_of_day, self._tables.millis
+        date = time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
+        midnight = day * _DAY_MS
+        first = self._ids + 1
+        self._ids += len(records)
+        return [
+            f"{heads[event_type]}{n}{id_ends[index]}{date}"
+            f"{time_of_day[(at - midnight) // 1000]}{millis[at % 1000]}{tail}"
+            for n, (at, event_type, index, tail) in enumerate(records, first)
+        ]
 
     def _later(self, at: int, event_type: int, index: int, tail: str) -> None:
         """A follow-up event, into the bucket of its day (dropped past the end)."""
         if at < self._end:
-            self._out[(at - self._t0) // _DAY_MS].append(
-                (at, event_type, index, self._line(at, event_type, index, tail))
-            )
+            self._out[at // _DAY_MS - self._first_day].append((at, event_type, index, tail))
 
     # -- processes: each runs until `day_end`, leaving `at` at its next firing ---------
     def _orders(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
@@ -358,7 +357,7 @@ class Simulator:
                 later = at + int((1 + 19 * r.random()) * _DAY_MS)
                 self._later(later, _ORDER, p[_INDEX], self._order("refund", refund))
             tail = self._order("purchase", amount, items)
-            events.append((at, _ORDER, p[_INDEX], self._line(at, _ORDER, p[_INDEX], tail)))
+            events.append((at, _ORDER, p[_INDEX], tail))
             at = self._office_hours(at + int(gap))
         p[_AT] = at
         return True
@@ -369,20 +368,19 @@ class Simulator:
             if p[_AT] > c.churn_at:
                 return False
             tail = self._order("subscription", p[_AMOUNT])
-            events.append((p[_AT], _ORDER, p[_INDEX], self._line(p[_AT], _ORDER, p[_INDEX], tail)))
+            events.append((p[_AT], _ORDER, p[_INDEX], tail))
             p[_AT] += 30 * _DAY_MS
         return True
 
     def _fee(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
         while p[_AT] < day_end:
             tail = self._order("service_fee", p[_AMOUNT])
-            events.append((p[_AT], _ORDER, p[_INDEX], self._line(p[_AT], _ORDER, p[_INDEX], tail)))
+            events.append((p[_AT], _ORDER, p[_INDEX], tail))
             p[_AT] += 30 * _DAY_MS
         return True
 
     def _preference(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
-        line = self._line(p[_AT], _PREFERENCE, p[_INDEX], ',"do_not_call":true}')
-        events.append((p[_AT], _PREFERENCE, p[_INDEX], line))
+        events.append((p[_AT], _PREFERENCE, p[_INDEX], ',"do_not_call":true}'))
         return False
 
     def _contacts(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
@@ -436,17 +434,7 @@ class Simulator:
         close = _CALL_ENDS[rnd() < 0.8, marked]
         rated = self._rated(c) if rnd() < 0.4 else "}"
         more = t.call_more[bits(_BITS)]
-        day, ms = divmod(at, _DAY_MS)
-        events.append(
-            (
-                at,
-                _CALL,
-                index,
-                f"{self._heads[_CALL]}{next(self._ids)}{c.id_end}{self._dates[day]}"
-                f"{t.time_of_day[ms // 1000]}{t.millis[ms % 1000]}"
-                f"{call}{more}{category}{close}{rated}",
-            )
-        )
+        events.append((at, _CALL, index, f"{call}{more}{category}{close}{rated}"))
 
     def _ticket(
         self, at: int, c: _Customer, index: int, category: str, events: list[_Record]
@@ -460,7 +448,7 @@ class Simulator:
         channel = t.channel[int(r.random() * 100)]
         handling = t.opened_handling[r.getrandbits(_BITS)]
         tail = f'{ticket}opened","channel":"{channel}","handling_seconds":{handling}}}'
-        events.append((at, _TICKET, index, self._line(at, _TICKET, index, tail)))
+        events.append((at, _TICKET, index, tail))
         reopened = r.random() < 0.05
         at += int((0.05 + 1.95 * r.random()) * _DAY_MS)
         for status in _REOPENED_STEPS if reopened else _STEPS:
@@ -485,8 +473,10 @@ class Simulator:
             yield from self._with_noise()
             return
         keys = self._keys
-        for records in self._days():
-            for at, event_type, index, line in records:
+        for day, records in self._days():
+            for (at, event_type, index, _), line in zip(
+                records, self._lines(day, records), strict=True
+            ):
                 yield SimEvent(_TOPICS[event_type], keys[index], line.encode(), at / 1000)
 
     def jsonl_chunks(self) -> Iterator[bytes]:
@@ -496,17 +486,20 @@ class Simulator:
             for event in self.events():
                 yield event.value + b"\n"
             return
-        line = itemgetter(3)
-        for records in self._days():
-            yield ("\n".join(map(line, records)) + "\n").encode()
+        for day, records in self._days():
+            lines = self._lines(day, records)
+            lines.append("")
+            yield "\n".join(lines).encode()
 
     def _with_noise(self) -> Iterator[SimEvent]:
         r = self._rng
         invalid = self.config.invalid_share
         duplicate = self.config.duplicate_share
         recent: list[SimEvent] = []
-        for records in self._days():
-            for at, event_type, index, line in records:
+        for day, records in self._days():
+            for (at, event_type, index, _), line in zip(
+                records, self._lines(day, records), strict=True
+            ):
                 event = SimEvent(_TOPICS[event_type], self._keys[index], line.encode(), at / 1000)
                 if invalid and r.random() < invalid:
                     yield self._broken(event)
