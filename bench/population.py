@@ -156,7 +156,13 @@ async def make_templates(
         pipeline.apply(*routed, line)
         if pipeline.applied % backfill._CHUNK == 0:
             await pipeline.settle()
-    await pipeline.settle()
+    # A settle stops when a step changed no day; the first step after the last events
+    # may only publish the partitions' summaries, so settle until nothing moves at all.
+    while True:
+        before = pipeline._position(), len(pipeline.engine.bus.latest)
+        await pipeline.settle()
+        if (pipeline._position(), len(pipeline.engine.bus.latest)) == before:
+            break
     pipeline.checkpoint()
     local: dict[bytes, bytes] = pipeline.table.data.data
     owner: dict[bytes, int] = pipeline.table.data._key_partition
@@ -176,6 +182,13 @@ async def make_templates(
                 tier=state.tier,
             )
         )
+    pooled = [t for ts in by_partition.values() for t in ts]
+    donor = next(ledgers[p].progress for p, ts in by_partition.items() if ts)
+    for partition, ts in by_partition.items():
+        if not ts:  # few templates: a partition that got none takes them all
+            ts.extend(pooled)
+            progress = ledgers[partition].progress
+            progress.first, progress.latest = dict(donor.first), dict(donor.latest)
     return Templates(
         by_partition=by_partition,
         progress={p: ledger.progress for p, ledger in ledgers.items()},
