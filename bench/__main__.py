@@ -86,6 +86,7 @@ def main() -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg(),
         },
         "arguments": vars(args),
     }
@@ -93,6 +94,7 @@ def main() -> int:
         _run(args, figures)
     finally:
         figures["wall_seconds"] = time.perf_counter() - started
+        figures["machine"]["load_average_at_end"] = os.getloadavg()
         RESULTS.mkdir(exist_ok=True)
         out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
         out.write_text(json.dumps(figures, indent=2, default=str))
@@ -255,7 +257,7 @@ def _latency(
     easy = LatencyRun(easy_rate, min(day_events // 4, int(easy_rate * 20)))
     fixed = LatencyRun(
         args.latency_rate,
-        min(day_events - warm_up.events - easy.events, int(args.latency_rate * 30)),
+        min(day_events - warm_up.events - easy.events, int(args.latency_rate * 15)),
     )
     warmed, easy_result, fixed_result = asyncio.run(
         latency(

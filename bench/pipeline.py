@@ -29,6 +29,7 @@ from bench.soak import INPUT_DELAY, sample
 from tests.support import Worker
 
 CONSUMED = "vipstream_events_consumed_total"
+CPU = "process_cpu_seconds_total"
 
 
 def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
@@ -53,6 +54,9 @@ def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
                     "events": events,
                     "seconds": result["seconds"],
                     "events_per_second": events / result["seconds"],
+                    "cpu_seconds": result["cpu_seconds"],
+                    "cpus_used": result["cpu_seconds"] / result["seconds"],
+                    "cpu_microseconds_per_event": result["cpu_seconds"] / events * 1e6,
                 }
         raise RuntimeError("the floor app exited without a result")
     finally:
@@ -68,8 +72,9 @@ def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[s
     started = time.perf_counter()
     deployment.start(workers)
     ready = deployment.wait_ready()
-    before = deployment.total(CONSUMED)
-    rss_ready = deployment.total("process_resident_memory_bytes")
+    at_ready = deployment.metrics()
+    before = _sum(at_ready, CONSUMED)
+    rss_ready = _sum(at_ready, "process_resident_memory_bytes")
     last = poll_until(
         lambda: deployment.total(CONSUMED) >= events, timeout=1800, what="every event consumed"
     )
@@ -83,6 +88,8 @@ def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[s
     seconds = last - ready
     if measured < events / 2:  # consumed while the ledgers were built: count from the start
         measured, seconds = events, last - started
+    # CPU the workers got, from their process metrics: how much of the machine they had
+    cpu = _sum(metrics, CPU) - _sum(at_ready, CPU)
     return {
         "workers": workers,
         "events": events,
@@ -99,6 +106,9 @@ def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[s
         "rss_ready_bytes": rss_ready,
         "customers_held": _sum(metrics, "vipstream_state_customers"),
         "outputs": _sum(metrics, "vipstream_output_events_total"),
+        "cpu_seconds": cpu,
+        "cpus_used": cpu / (tiered - ready),
+        "cpu_microseconds_per_event": cpu / max(events - before, 1) * 1e6,
     }
 
 

@@ -24,8 +24,11 @@ def print_table(f: dict[str, Any]) -> None:
 
 def _title(f: dict[str, Any]) -> str:
     stream = f.get("stream")
-    cpus = f["machine"]["cpus"]
-    shared = f"{cpus} CPUs shared by the broker, the workers and the harness"
+    machine = f["machine"]
+    load = machine.get("load_average_at_start")
+    shared = f"{machine['cpus']} CPUs shared by the broker, the workers and the harness" + (
+        f" (load average {load[0]:.1f} at the start)" if load else ""
+    )
     if not stream:
         return f"vipstream bench ({shared})"
     return (
@@ -61,6 +64,17 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
         if floor:
             ratio += f" ({rate / floor:.2f} x floor)"
         rows.append(("(f) pipeline, two workers in one group: consumed", _rate(rate), ratio))
+    floor_cpu = f.get("floor", {}).get("cpu_microseconds_per_event")
+    for name, run in (("floor", f.get("floor")), ("one worker", one), ("two workers", two)):
+        if run and "cpus_used" in run:
+            per_event = run["cpu_microseconds_per_event"]
+            rows.append(
+                (
+                    f"    CPU per event, {name} (CPUs it got)",
+                    f"{per_event:,.0f} us ({run['cpus_used']:.2f} CPUs)",
+                    _x(per_event, floor_cpu, "floor") if name != "floor" else "",
+                )
+            )
     if one and one.get("applied"):
         per_event = one["changelog_writes"] / one["applied"]
         rows.append(("(b) changelog writes per applied event", f"{per_event:.3f}", ""))
@@ -146,7 +160,8 @@ def _recovery(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
     }
     for key, name in names.items():
         run, seconds = rec[key], rec["million"][key]
-        rate = run["records_per_second"]
+        read = run.get("changelog_read_seconds")
+        rate = run["records_read"] / read if run["records_read"] and read else None
         rows.append(
             (
                 f"    {name}",
