@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
                 f"events) through the backfill pipeline in {templates.seconds:.0f}s"
             )
             if not skip.issuperset({"throughput", "latency", "scaling"}):
-                _pipeline(_Run(args, figures, env, work, templates, stream))
+                _pipeline(_Run(args, figures, env, work, templates, stream, broker.pid))
             if "recovery" not in skip:
                 figures["recovery"] = recovery(env, work, templates, args.recovery_customers)
                 _say("recovery measured")
@@ -191,6 +191,7 @@ class _Run:
     work: Path
     templates: population.Templates
     stream: SimulationConfig  # the (a)/(b)/(f) stream
+    broker_pid: int | None
 
 
 def _pipeline(run: _Run) -> None:
@@ -215,7 +216,7 @@ def _pipeline(run: _Run) -> None:
         two = Deployment.of(env, "two", work)
         figures["seed_two"] = _seed(two, templates, stream.customers)
         try:
-            figures["two_workers"] = consume_backlog(two, events, 2)
+            figures["two_workers"] = consume_backlog(two, events, 2, broker_pid=run.broker_pid)
         finally:
             two.stop()
         _say(f"(f) two workers: {figures['two_workers']['events_per_second']:,.0f} events/s")
@@ -224,7 +225,7 @@ def _pipeline(run: _Run) -> None:
     one = Deployment.of(env, "one", work)
     figures["seed_one"] = _seed(one, templates, stream.customers)
     try:
-        figures["worker"] = consume_backlog(one, events, 1)
+        figures["worker"] = consume_backlog(one, events, 1, broker_pid=run.broker_pid)
         _say(f"(b) one worker: {figures['worker']['events_per_second']:,.0f} events/s")
         if "floor" in figures:
             figures["worker_over_floor"] = (

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from tests.support import Worker
 
 CONSUMED = "vipstream_events_consumed_total"
 CPU = "process_cpu_seconds_total"
+COMMITS = "vipstream_commit_flush_seconds_count"
 
 
 def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
@@ -64,7 +66,18 @@ def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
         process.wait(30)
 
 
-def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[str, Any]:
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def consume_backlog(
+    deployment: Deployment, events: int, workers: int, *, broker_pid: int | None = None
+) -> dict[str, Any]:
     """(b)/(f) Start `workers` workers on a seeded deployment whose input topics hold
     `events` messages. Once every worker has recovered the state table and built its
     partitions' ledgers (`/tiers` answers), measure events/s until all are consumed,
@@ -73,6 +86,7 @@ def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[s
     deployment.start(workers)
     ready = deployment.wait_ready()
     at_ready = deployment.metrics()
+    broker_ready = process_cpu_seconds(broker_pid)
     before = _sum(at_ready, CONSUMED)
     rss_ready = _sum(at_ready, "process_resident_memory_bytes")
     last = poll_until(
@@ -90,6 +104,8 @@ def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[s
         measured, seconds = events, last - started
     # CPU the workers got, from their process metrics: how much of the machine they had
     cpu = _sum(metrics, CPU) - _sum(at_ready, CPU)
+    broker_now = process_cpu_seconds(broker_pid)
+    broker_cpu = None if broker_now is None or broker_ready is None else broker_now - broker_ready
     return {
         "workers": workers,
         "events": events,
@@ -109,6 +125,7 @@ def consume_backlog(deployment: Deployment, events: int, workers: int) -> dict[s
         "cpu_seconds": cpu,
         "cpus_used": cpu / (tiered - ready),
         "cpu_microseconds_per_event": cpu / max(events - before, 1) * 1e6,
+        "broker_cpus_used": None if broker_cpu is None else broker_cpu / (tiered - ready),
     }
 
 
@@ -175,6 +192,11 @@ async def latency(
             started = time.perf_counter()
             await asyncio.to_thread(_wait_tiered, worker, tiered_through)
             results[0]["tiered_seconds"] = time.perf_counter() - started
+            # The close re-valued and re-tiered many customers: the next commits write
+            # them all to the changelog, holding the agent meanwhile. Let two pass.
+            started = time.perf_counter()
+            await asyncio.to_thread(_wait_commits, deployment, 2)
+            results[0]["settled_seconds"] = time.perf_counter() - started
     prefix = f"T{stream.config.seed}-"
     opened = await _timestamps(settings, "tickets", prefix, status="opened")
     deadline = time.monotonic() + 60
@@ -208,6 +230,11 @@ def _wait_tiered(worker: Worker, through: float) -> None:
 
 def _epoch(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def _wait_commits(deployment: Deployment, count: int) -> None:
+    done = deployment.total(COMMITS) + count
+    poll_until(lambda: deployment.total(COMMITS) >= done, timeout=300, what="commits")
 
 
 def _wait_consumed(deployment: Deployment, target: float) -> None:

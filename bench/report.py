@@ -68,11 +68,13 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
     for name, run in (("floor", f.get("floor")), ("one worker", one), ("two workers", two)):
         if run and "cpus_used" in run:
             per_event = run["cpu_microseconds_per_event"]
+            broker = run.get("broker_cpus_used")
             rows.append(
                 (
                     f"    CPU per event, {name} (CPUs it got)",
                     f"{per_event:,.0f} us ({run['cpus_used']:.2f} CPUs)",
-                    _x(per_event, floor_cpu, "floor") if name != "floor" else "",
+                    (_x(per_event, floor_cpu, "floor") if name != "floor" else "")
+                    + (f"; broker meanwhile {broker:.2f} CPUs" if broker is not None else ""),
                 )
             )
     if one and one.get("applied"):
