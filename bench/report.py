@@ -142,7 +142,7 @@ def _state(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 "(d) worker RSS per additional customer",
                 f"{marginal['bytes'] / 1024:,.1f} KiB",
                 f"{marginal['million_bytes'] / 1024**3:,.1f} GiB for 1M customers "
-                f"(slope between {marginal['between'][0]:,} and {marginal['between'][1]:,})",
+                f"(slope between {marginal['between'][0]:,.0f} and {marginal['between'][1]:,.0f})",
             )
         )
 
