@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -32,6 +33,10 @@ from streams.ids import deterministic_id
 from streams.units import MICROS_PER_SECOND, from_micros, rfc3339, to_micros
 
 log = logging.getLogger(__name__)
+
+#: A dead letter keeps an input key it cannot read as a customer id up to this size: a
+#: huge key would make the dead letter itself too large to produce.
+_MAX_KEPT_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +171,7 @@ class Runtime:
         letter = DeadLetter(
             event_id=deterministic_id("dl", message.topic, message.partition, message.offset),
             customer_id=rejected.customer_id,
-            as_of=from_micros(int(message.timestamp * MICROS_PER_SECOND)),
+            as_of=_message_time(message.timestamp, now),
             emitted_at=from_micros(int(now * MICROS_PER_SECOND)),
             source_topic=message.topic,
             partition=message.partition,
@@ -178,7 +183,11 @@ class Runtime:
             payload_truncated=len(payload) > limit,
         )
         self.metrics.events_invalid.labels(topic=message.topic, reason=rejected.reason).inc()
-        key = rejected.customer_id.encode() if rejected.customer_id else message.key
+        key: bytes | None = message.key  # an unusable key is kept, unless it is large
+        if rejected.customer_id:
+            key = rejected.customer_id.encode()
+        elif key is not None and len(key) > _MAX_KEPT_KEY_BYTES:
+            key = None
         self.emit("dead_letters", key, letter)
         allowed, held = self._log_throttle.allow(rejected.reason)
         if allowed:
@@ -203,3 +212,12 @@ class Runtime:
             f"{self.settings.ingest.allowed_lateness_seconds}",
             state.customer_id,
         )
+
+
+def _message_time(timestamp: float, now: float) -> datetime:
+    """A Kafka message timestamp as a datetime, or the clock when it is not a time the
+    calendar holds: a producer may set any 64-bit number of milliseconds."""
+    try:
+        return from_micros(int(timestamp * MICROS_PER_SECOND))
+    except (OverflowError, ValueError):
+        return from_micros(int(now * MICROS_PER_SECOND))

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from agents.app import VipApp
+from agents.metrics import sample_totals
+from agents.runtime import InputMessage
 from schemas.outputs import DeadLetter
 from streams.units import amount
 from tests import factories as f
 from tests.agents.conftest import MessageFactory, queued_on
+from tests.oracle import expected_figures
+from tests.poison import batches
 
 
 def counter(app: VipApp, name: str, **labels: str) -> float:
@@ -154,3 +161,79 @@ async def test_changelog_gets_one_write_per_customer_per_commit(
     assert by_key[b"C2"].partition == 5
     assert orjson.loads(by_key[b"C2"].value)["revenue"] == 50_000_000
     assert app.vip.store.flush() == []  # nothing changed since, progress included
+
+
+# -- poison, generated --------------------------------------------------------------------
+_batches = itertools.count()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.generate],  # no shrinking: the app keeps the state of earlier examples
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,  # one app; each example has its own customers
+        HealthCheck.too_slow,
+        HealthCheck.large_base_example,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(data=st.data())
+async def test_every_poison_message_gets_one_dead_letter_with_its_reason(
+    app: VipApp, data: st.DataObject
+) -> None:
+    """tests/poison.py: each message is applied, counted as a duplicate, or dead-lettered
+    once with the reason it was made to get; never a processing error, never an exception."""
+    runtime, settings_ = app.vip.runtime, app.vip.settings
+    prefix = f"b{next(_batches)}"
+    batch = data.draw(batches(prefix), label="batch")
+    before = _counts(app)
+    app.producer.buffer.pending._queue.clear()  # only this example's dead letters
+    for offset, sent in enumerate(batch):
+        stamp = 1_772_445_600_000 if sent.timestamp_ms is None else sent.timestamp_ms
+        topic = settings_.topics.name(sent.topic)
+        runtime.handle(InputMessage(topic, 0, offset, sent.key, sent.value, stamp / 1000))
+
+    letters = {letter["offset"]: letter for letter in queued_on(app, "dead_letters")}
+    assert len(letters) == len(queued_on(app, "dead_letters"))  # one per message at most
+    poison = {offset: sent for offset, sent in enumerate(batch) if sent.reason}
+    assert sorted(letters) == sorted(poison)
+    for offset, sent in poison.items():
+        letter = letters[offset]
+        assert (letter["reason"], letter["source_topic"]) == (
+            sent.reason,
+            settings_.topics.name(sent.topic),
+        ), sent
+        limit = settings_.ingest.dead_letter_payload_max_bytes
+        assert base64.b64decode(letter["payload"]) == (sent.value or b"")[:limit]
+
+    valid = [sent for sent in batch if sent.reason is None]
+    expected, distinct = expected_figures(sent.value or b"" for sent in valid)
+    after = _counts(app)
+    assert after["applied"] - before["applied"] == distinct
+    assert after["duplicate"] - before["duplicate"] == len(valid) - distinct
+    assert after["invalid"] - before["invalid"] == len(poison)
+    assert after["processing_errors"] == 0
+    for customer, figures in expected.items():
+        state = app.vip.store.get(customer.encode())
+        assert state is not None
+        assert (state.revenue, state.service_cost, state.contacts) == (
+            figures.revenue,
+            figures.service_cost,
+            figures.contacts,
+        )
+
+
+def _counts(app: VipApp) -> dict[str, float]:
+    totals = sample_totals(app.vip.metrics.render().decode())
+    return {
+        name: totals.get(f"vipstream_{metric}", 0.0)
+        for name, metric in [
+            ("applied", "events_applied_total"),
+            ("duplicate", "events_duplicate_total"),
+            ("invalid", "events_invalid_total"),
+            ("processing_errors", "processing_errors_total"),
+        ]
+    }
