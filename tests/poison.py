@@ -450,3 +450,150 @@ def _stamped(message: Message, stamp: int | None, where: str) -> Message:
         stamp,
         message.body,
     )
+
+
+def edge_cases(prefix: str) -> list[Message]:
+    """The nastiest inputs, written out, on every input topic; with valid events among
+    them (some at the bounds of what is valid) that must be applied."""
+    c1, c2, wide = f"{prefix}-1", f"{prefix}-2", f"{prefix}-" + "é" * 200
+    k1 = c1.encode()
+    call = {
+        "event_type": "call",
+        "event_id": "e-call",
+        "customer_id": c1,
+        "occurred_at": at(0),
+        "channel": "phone",
+        "direction": "inbound",
+        "duration_seconds": 300,
+    }
+    order = {
+        "event_type": "order",
+        "event_id": "e-order",
+        "customer_id": c1,
+        "occurred_at": at(1),
+        "kind": "purchase",
+        "amount": 10.0,
+        "currency": "EUR",
+    }
+    ticket = {
+        "event_type": "ticket",
+        "event_id": "e-ticket",
+        "customer_id": c1,
+        "occurred_at": at(2),
+        "ticket_id": "T1",
+        "status": "opened",
+    }
+    preference = {
+        "event_type": "contact_preference",
+        "event_id": "e-pref",
+        "customer_id": c1,
+        "occurred_at": at(3),
+        "do_not_call": True,
+    }
+    bodies = {"calls": call, "orders": order, "tickets": ticket, "contact_preferences": preference}
+
+    def ok(topic: str, body: dict[str, Any], key: bytes | None = k1, **more: Any) -> Message:
+        return Message(topic, key, orjson.dumps(body), None, f"valid: {body['event_id']}", **more)
+
+    def bad(topic: str, value: bytes | None, reason: str, why: str, **more: Any) -> Message:
+        return Message(topic, more.pop("key", k1), value, reason, why, **more)
+
+    messages = []
+    for topic, body in bodies.items():
+        other = bodies["orders" if topic != "orders" else "calls"]
+        messages += [
+            bad(topic, None, "empty_payload", "tombstone"),
+            bad(topic, None, "empty_payload", "tombstone, no key", key=None),
+            bad(topic, b"", "empty_payload", "empty value"),
+            bad(topic, _nested(10_000), "invalid_json", "10,000 levels of arrays"),
+            bad(topic, b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "invalid_json", "10,000 objects"),
+            bad(
+                topic,
+                orjson.dumps({**body, "x": "@@"}).replace(b'"@@"', _nested(1000)),
+                "schema_violation",
+                "1,000 levels in an unknown field",
+            ),
+            bad(
+                topic,
+                orjson.dumps({**body, "category": "x" * 1_000_000}),
+                "payload_too_large",
+                "a 1 MB string",
+            ),
+            bad(topic, b" " * (2 * 1024 * 1024), "payload_too_large", "2 MB, above fetch sizes"),
+            bad(topic, b"\xff\xfe\xfd", "invalid_json", "invalid UTF-8"),
+            bad(topic, orjson.dumps(body)[:-1], "invalid_json", "truncated"),
+            bad(topic, b"NaN", "invalid_json", "NaN"),
+            bad(topic, str(2**200).encode(), "not_an_object", "2**200"),
+            bad(topic, b"[]", "not_an_object", "an array"),
+            bad(
+                topic, orjson.dumps({**body, "event_type": "complaint"}), "unknown_event_type", "?"
+            ),
+            bad(topic, orjson.dumps({}), "unknown_event_type", "an empty object"),
+            bad(topic, orjson.dumps(other), "wrong_topic", "another topic's event"),
+            bad(
+                topic,
+                orjson.dumps({k: v for k, v in body.items() if k != "occurred_at"}),
+                "schema_violation",
+                "occurred_at missing",
+            ),
+            bad(topic, orjson.dumps(body), "key_mismatch", "null key", key=None),
+            bad(topic, orjson.dumps(body), "key_mismatch", "another key", key=c2.encode()),
+            bad(
+                topic,
+                orjson.dumps({**body, "occurred_at": "2099-01-01T00:00:00Z"}),
+                "timestamp_out_of_range",
+                "far future",
+            ),
+            bad(
+                topic,
+                orjson.dumps({**body, "occurred_at": "1999-12-31T23:59:59Z"}),
+                "timestamp_out_of_range",
+                "before min_event_time",
+            ),
+            bad(
+                topic,
+                orjson.dumps({**body, "occurred_at": "9999-12-31T23:59:59-23:59"}),
+                "timestamp_out_of_range",
+                "year 10000 in UTC",
+            ),
+            bad(topic, b"[1]", "not_an_object", "record timestamp 10**18", timestamp_ms=10**18),
+            bad(
+                topic,
+                b"\xff",
+                "invalid_json",
+                "a 1.5 MB unreadable key",
+                key=b"\xff" * 1_500_000,
+            ),
+            ok(topic, body, timestamp_ms=2**62),  # valid, whatever the record timestamp
+        ]
+    big_order = {
+        **order,
+        "event_id": "e-big",
+        "amount": 1e9,
+        "items": [{"sku": f"s{i}", "quantity": 1e6, "consumption_days": 3650} for i in range(1000)],
+    }
+    long_call = {**call, "event_id": "e-long", "duration_seconds": 7 * 86400, "wrap_up_seconds": 1}
+    messages += [
+        bad(
+            "orders",
+            orjson.dumps({**order, "amount": "@@"}).replace(b'"@@"', b"1e400"),
+            "invalid_json",
+            "1e400",
+        ),
+        bad(
+            "orders",
+            orjson.dumps({**order, "amount": "@@"}).replace(b'"@@"', b"Infinity"),
+            "invalid_json",
+            "Infinity",
+        ),
+        bad("orders", _dumps({**order, "amount": 2**64}), "schema_violation", "2**64"),
+        bad("orders", orjson.dumps({**order, "currency": "USD"}), "currency_mismatch", "USD"),
+        ok("orders", big_order),
+        ok("calls", long_call),
+        ok("calls", {**call, "event_id": "e-wide", "customer_id": wide}, key=wide.encode()),
+        ok("orders", order),  # a copy of the first order: a duplicate, not a dead letter
+        # late: two days after the first order, then one dated before it
+        ok("orders", {**order, "event_id": "e-later", "occurred_at": at(2 * 1440)}),
+        bad("orders", orjson.dumps({**order, "event_id": "e-late"}), "late_event", "late"),
+    ]
+    return messages

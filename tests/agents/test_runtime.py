@@ -17,7 +17,7 @@ from agents.runtime import InputMessage
 from schemas.outputs import DeadLetter
 from streams.units import amount
 from tests import factories as f
-from tests.agents.conftest import MessageFactory, queued_on
+from tests.agents.conftest import MessageFactory, queued, queued_on
 from tests.oracle import expected_figures
 from tests.poison import batches
 
@@ -114,6 +114,48 @@ async def test_a_processing_error_is_dead_lettered_and_the_worker_goes_on(
     assert letter["reason"] == "processing_error"
     assert "ZeroDivisionError" in letter["detail"]
     assert counter(app, "vipstream_processing_errors_total") == 1
+
+
+async def test_a_bug_outside_apply_is_a_processing_error_not_a_crash(
+    app: VipApp, message: MessageFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception escaping handle() would crash the agent and lose the message."""
+    import agents.runtime
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug in the decoder")
+
+    monkeypatch.setattr(agents.runtime, "decode_input", broken)
+    app.vip.runtime.handle(message(b"{}", key=b"\xff" * 2000))
+    (letter,) = queued_on(app, "dead_letters")
+    assert letter["reason"] == "processing_error"
+    assert "a bug in the decoder" in letter["detail"]
+    assert counter(app, "vipstream_processing_errors_total") == 1
+
+
+@pytest.mark.parametrize("seconds", [-1e15, 1e15, 9.3e15, float("nan")])
+async def test_any_record_timestamp_gives_a_dead_letter(
+    app: VipApp, message: MessageFactory, seconds: float
+) -> None:
+    """A producer may set any 64-bit timestamp; beyond the calendar, as_of is the clock."""
+    bad = message(b"[]")
+    app.vip.runtime.handle(InputMessage(bad.topic, 0, 1, b"C1", b"[]", seconds))
+    (letter,) = queued_on(app, "dead_letters")
+    assert letter["reason"] == "not_an_object"
+    assert letter["as_of"] == letter["emitted_at"]
+
+
+@pytest.mark.parametrize(("key", "kept"), [(b"\xff" * 1024, True), (b"\xff" * 1025, False)])
+async def test_a_large_unreadable_key_is_not_copied_to_the_dead_letter(
+    app: VipApp, message: MessageFactory, key: bytes, kept: bool
+) -> None:
+    app.vip.runtime.handle(message(b"[]", key=key))
+    (queued_letter,) = [
+        m.message
+        for m in queued(app)
+        if m.message.channel.get_topic_name() == app.vip.settings.topics.name("dead_letters")
+    ]
+    assert queued_letter.key == (key if kept else None)
 
 
 async def test_dead_letter_payload_is_truncated(app: VipApp, message: MessageFactory) -> None:
