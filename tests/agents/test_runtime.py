@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from agents.app import VipApp
+from agents.app import VipApp, create_app
 from agents.metrics import sample_totals
 from agents.runtime import InputMessage
+from agents.settings import load_settings
+from schemas.config import IngestSettings
 from schemas.outputs import DeadLetter
 from streams.units import amount
 from tests import factories as f
@@ -166,6 +168,36 @@ async def test_dead_letter_payload_is_truncated(app: VipApp, message: MessageFac
     assert letter["payload_truncated"] is True
     assert letter["payload_bytes"] == len(big)
     assert len(base64.b64decode(letter["payload"])) == limit
+
+
+async def test_the_largest_dead_letter_fits_in_a_producer_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the largest settings allowed, the largest dead letter (payload, detail, key)
+    stays below Faust's default producer limit, 1,000,000 bytes: one it refuses would
+    crash the worker on the same message after every restart."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("VIPSTREAM_"):
+            monkeypatch.delenv(name)
+    limits = IngestSettings.model_fields
+    ingest = {
+        name: _upper_bound(limits[name].metadata)
+        for name in ("max_event_bytes", "dead_letter_payload_max_bytes")
+    }
+    app = create_app(load_settings({"app_id": "largest-dead-letter", "ingest": ingest}))
+    value = b'{"event_type": "' + "é".encode() * (ingest["max_event_bytes"] // 2 - 20) + b'"}'
+    key = b"k" * 1024
+    app.vip.runtime.handle(InputMessage(app.vip.settings.topics.name("calls"), 0, 0, key, value, 0))
+    (queued_letter,) = [m.message for m in queued(app)]
+    assert queued_letter.value is not None
+    assert len(queued_letter.value) + len(queued_letter.key or b"") < 1_000_000
+
+
+def _upper_bound(metadata: list[Any]) -> int:
+    (bound,) = [m.le for m in metadata if getattr(m, "le", None) is not None]
+    return int(bound)
 
 
 async def test_dead_letter_ids_are_deterministic(app: VipApp, message: MessageFactory) -> None:
