@@ -129,8 +129,9 @@ def test_a_paused_broker_loses_nothing_and_doubles_nothing(tmp_path: Path) -> No
                 interval=1.0,
             )
             broker.resume()
-
+            resumed_at = time.monotonic()
             worker.wait_healthy(timeout=60)
+            recovered_after = time.monotonic() - resumed_at
             stream.stop_after(2000)  # and events keep flowing after it
             stream.join(timeout=60)
             assert not stream.is_alive()
@@ -166,7 +167,8 @@ def test_a_paused_broker_loses_nothing_and_doubles_nothing(tmp_path: Path) -> No
             log = worker.log_path.read_text(errors="replace")
             assert "Crashed reason" not in log
             print(
-                f"\noutage reported after {noticed_after:.1f}s; {distinct} events, "
+                f"\noutage reported after {noticed_after:.1f}s, healthy {recovered_after:.1f}s "
+                f"after the resume; {distinct} events, "
                 f"{on_topic - distinct} copies on the topic from {len(stream.errors)} failed "
                 f"sends, {int(consumed - on_topic)} redelivered to the worker"
             )
