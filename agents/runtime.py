@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -32,6 +33,10 @@ from streams.ids import deterministic_id
 from streams.units import MICROS_PER_SECOND, from_micros, rfc3339, to_micros
 
 log = logging.getLogger(__name__)
+
+#: A dead letter keeps an input key it cannot read as a customer id up to this size: a
+#: huge key would make the dead letter itself too large to produce.
+_MAX_KEPT_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,24 @@ class Runtime:
 
     # -- the hot path ------------------------------------------------------------------
     def handle(self, message: InputMessage) -> None:
-        """Apply one input message. Never raises for anything the message contains."""
+        """Apply one input message. Never raises for anything the message contains.
+
+        An exception escaping the agent would crash it: Faust restarts the agent, but the
+        message is lost, neither applied nor dead-lettered. So a bug anywhere on this path
+        becomes a `processing_error` dead letter (the state may hold part of the event;
+        sending it again is a duplicate then).
+        """
+        try:
+            self._handle(message)
+        except Exception as exc:
+            log.exception("processing error at %s[%d]@%d", *_place(message))
+            self.metrics.processing_errors.inc()
+            try:
+                self._dead_letter(message, Rejected("processing_error", repr(exc)[:1000]), None)
+            except Exception:  # counted and logged above; the agent must go on
+                log.exception("could not dead-letter %s[%d]@%d", *_place(message))
+
+    def _handle(self, message: InputMessage) -> None:
         started = time.perf_counter()
         counters = self._counters.get(message.topic)
         if counters is None:  # cannot happen: the agent only subscribes to input topics
@@ -161,13 +183,19 @@ class Runtime:
         self._pending.append(self._send(topic_key, key, event.model_dump_json().encode()))
         self.metrics.outputs.labels(topic=self.settings.topics.name(topic_key)).inc()
 
-    def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float) -> None:
+    def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float | None) -> None:
+        """`now` None: a last resort after an unexpected error, using nothing from the
+        message but its place and bytes."""
+        last_resort = now is None
+        now = self._clock() if now is None else now
         payload = message.value or b""
         limit = self.settings.ingest.dead_letter_payload_max_bytes
         letter = DeadLetter(
             event_id=deterministic_id("dl", message.topic, message.partition, message.offset),
             customer_id=rejected.customer_id,
-            as_of=from_micros(int(message.timestamp * MICROS_PER_SECOND)),
+            as_of=from_micros(int(now * MICROS_PER_SECOND))
+            if last_resort
+            else _message_time(message.timestamp, now),
             emitted_at=from_micros(int(now * MICROS_PER_SECOND)),
             source_topic=message.topic,
             partition=message.partition,
@@ -179,7 +207,11 @@ class Runtime:
             payload_truncated=len(payload) > limit,
         )
         self.metrics.events_invalid.labels(topic=message.topic, reason=rejected.reason).inc()
-        key = rejected.customer_id.encode() if rejected.customer_id else message.key
+        key: bytes | None = message.key  # an unusable key is kept, unless it is large
+        if rejected.customer_id:
+            key = rejected.customer_id.encode()
+        elif last_resort or (key is not None and len(key) > _MAX_KEPT_KEY_BYTES):
+            key = None
         self.emit("dead_letters", key, letter)
         allowed, held = self._log_throttle.allow(rejected.reason)
         if allowed:
@@ -212,3 +244,16 @@ class Runtime:
             f"{self.settings.ingest.allowed_lateness_seconds}",
             state.customer_id,
         )
+
+
+def _message_time(timestamp: float, now: float) -> datetime:
+    """A Kafka message timestamp as a datetime, or the clock when it is not a time the
+    calendar holds: a producer may set any 64-bit number of milliseconds."""
+    try:
+        return from_micros(int(timestamp * MICROS_PER_SECOND))
+    except (OverflowError, ValueError):
+        return from_micros(int(now * MICROS_PER_SECOND))
+
+
+def _place(message: InputMessage) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
