@@ -59,6 +59,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": kafka.rebalance_timeout_seconds,
         "broker_commit_interval": kafka.commit_interval_seconds,
         "broker_request_timeout": kafka.request_timeout_seconds,
+        "producer_max_request_size": kafka.max_message_bytes,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "stream_wait_empty": True,
@@ -87,6 +88,8 @@ def create_app(settings: Settings) -> VipApp:
         value_type=bytes,  # customer id bytes, exactly as on the input topics
         partitions=kafka.partitions,
         options=settings.rocksdb.table_options() if settings.store == "rocksdb://" else None,
+        # a customer's state is one message: let the topic take the largest the producer may
+        extra_topic_configs={"max.message.bytes": str(kafka.max_message_bytes)},
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(table, capacity=settings.state_cache_customers)

@@ -86,7 +86,7 @@ class IngestSettings(Section):
     #: Bound on remembered event ids per customer and input topic. Beyond it the oldest id
     #: is forgotten and events at or before its time are refused as late, so a duplicate
     #: is never applied twice.
-    dedupe_max_ids_per_customer: Annotated[int, Field(ge=16, le=1_000_000)] = 4096
+    dedupe_max_ids_per_customer: Annotated[int, Field(ge=16, le=200_000)] = 4096
 
     @field_validator("min_event_time")
     @classmethod

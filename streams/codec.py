@@ -9,12 +9,35 @@ from typing import Any
 
 import orjson
 
+from schemas.care_config import CareSettings, SpikeSettings
+from schemas.config import IngestSettings
 from schemas.state import STATE_VERSION
+from streams import care
 from streams.care import CareMemory
 from streams.customer import CustomerState, StreamMemory
 from streams.window import FIELDS
 
 _LITTLE = sys.byteorder == "little"
+
+
+#: the longest identifier (event, customer, ticket, sku) and category the contract allows
+_LONGEST_ID = 256
+_LONGEST_LABEL = 128
+
+
+def max_state_bytes(ingest: IngestSettings, spikes: SpikeSettings, rules: CareSettings) -> int:
+    """An upper bound of one customer's encoded state, from the caps on everything in it
+    that grows with events, filled with the longest identifiers the contract allows. The
+    state is one changelog message, so this must fit the producer's limit
+    (`kafka.max_message_bytes`); tests/unit/test_state_bounds.py fills every cap."""
+    ids = 4 * ingest.dedupe_max_ids_per_customer * 16 * 4 // 3  # 64-bit pairs, base64
+    tickets = care.MAX_PENDING_TICKETS * (_LONGEST_ID + 30)  # [at, ticket id, status]
+    ratings = care.MAX_PENDING_RATINGS * (_LONGEST_ID + _LONGEST_LABEL + 60)
+    categories = (spikes.recent_days + spikes.baseline_days) * (spikes.max_categories + 1)
+    basic = categories * (_LONGEST_LABEL + 10) + (spikes.max_categories + 1) * (_LONGEST_LABEL + 15)
+    skus = 3 * rules.max_skus * (_LONGEST_ID + 30)  # waiting for the close, and the stock
+    days = 366 * 60  # a bucket of integers per day of the longest look-back
+    return ids + tickets + ratings + basic + skus + days + 10_000
 
 
 class StateDecodeError(ValueError):

@@ -5,7 +5,8 @@ hard limit: a state the producer or broker refuses (Faust's producer: 1,000,000 
 Apache Kafka: 1 MB by default) fails the commit and crashes the worker, which then
 crashes on the same events after every restart. Every part of the state that grows with
 events has a cap; these tests fill every cap with the longest identifiers the contract
-allows. The ceiling is just above 1 MB: see "Reliability" in the README.
+allows, and the peak must stay under `streams.codec.max_state_bytes`, which start-up
+checks against `kafka.max_message_bytes` (see "Reliability" in the README).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from schemas.care_config import CareSettings, SpikeSettings
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import INPUT_MODELS
 from streams import care
-from streams.codec import encode_state
+from streams.codec import encode_state, max_state_bytes
 from streams.customer import CustomerState, apply_event
 from tests import factories as f
 from tests.unit.test_care import at, item, life
@@ -105,13 +106,4 @@ def test_a_burst_between_two_closes_fills_every_cap_and_no_more() -> None:
 
 
 def ceiling(ingest: IngestSettings) -> int:
-    """The largest encoded state, from the caps (bytes per entry measured in the JSON)."""
-    spikes, settings = SpikeSettings(), CareSettings()
-    ids = 4 * ingest.dedupe_max_ids_per_customer * 16 * 4 // 3  # 64-bit pairs, base64
-    tickets = care.MAX_PENDING_TICKETS * (LONG + 30)  # [at, ticket id, status]
-    ratings = care.MAX_PENDING_RATINGS * (LONG + LABEL + 60)  # event id and category
-    categories = (spikes.recent_days + spikes.baseline_days) * (spikes.max_categories + 1)
-    basic = categories * (LABEL + 10) + (spikes.max_categories + 1) * (LABEL + 15)
-    skus = 3 * settings.max_skus * (LONG + 30)  # waiting for the close, and the stock
-    days = 366 * 60  # a bucket of integers per day of the longest look-back
-    return ids + tickets + ratings + basic + skus + days + 10_000
+    return max_state_bytes(ingest, SpikeSettings(), CareSettings())
