@@ -24,7 +24,7 @@ from agents.topics import input_topic_names
 
 if TYPE_CHECKING:
     from agents.value_engine import ValueEngine
-from schemas.inputs import InputEvent, TicketEvent
+from schemas.inputs import OPENING_STATUSES, InputEvent, TicketEvent
 from schemas.outputs import DeadLetter
 from streams.care import CareRules
 from streams.customer import CustomerState, Outcome, apply_event, refuse_before
@@ -160,8 +160,8 @@ class Runtime:
                 value.note_applied(
                     message.topic, message.partition, key, at, state, created=created
                 )
-                if state.care.tickets and isinstance(decoded, TicketEvent):
-                    value.ticket_arrived(message.partition, key, state)
+                if isinstance(decoded, TicketEvent) and decoded.status in OPENING_STATUSES:
+                    value.ticket_arrived(message.partition, key, state, at)
             self.metrics.event_lag.observe(max(0.0, now - at / MICROS_PER_SECOND))
             if self.max_event_at is None or at > self.max_event_at:
                 self.max_event_at = at

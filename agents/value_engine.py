@@ -713,14 +713,25 @@ class ValueEngine:
         for kind, reason in found.suppressed:
             self.metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
 
-    def ticket_arrived(self, partition: int, key: bytes, state: CustomerState) -> None:
+    def ticket_arrived(
+        self, partition: int, key: bytes, state: CustomerState, occurred_at: int
+    ) -> None:
         """An opened or reopened ticket was applied: prioritise it now if the tier it
-        needs is decided, else when its partition tiers that day."""
+        needs is decided, else when its partition tiers that day.
+
+        Tickets already waiting wait for later days than the partition has tiered (those
+        are released as each day is tiered), so a ticket whose day is not decided yet
+        only moves the customer's wake-up day: no scan of the waiting tickets, which a
+        ticket-heavy customer catching up a backlog would pay for every new one."""
         ledger = self.ledger(partition)
+        needs = day_of(occurred_at) - self._ticket_lag
         tiered = ledger.progress.tiered_day
-        if tiered is not None:
-            self._emit_tickets(key, state, tiered)
-            self.store.put(key, partition, state)
+        if tiered is None or needs > tiered:
+            current = ledger.tickets_waiting.get(key)
+            ledger.tickets_waiting[key] = needs if current is None else min(current, needs)
+            return
+        self._emit_tickets(key, state, tiered)
+        self.store.put(key, partition, state)
         waiting = care.first_ticket_day(state.care, self._ticket_lag)
         if waiting is None:
             ledger.tickets_waiting.pop(key, None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import (
+    OPENING_STATUSES,
     CallEvent,
     Channel,
     ContactPreferenceEvent,
@@ -144,7 +145,7 @@ def apply_event(
         basic = event.status == "opened" and is_basic_question(
             event.is_basic, event.category, ingest.basic_categories
         )
-        if event.status in ("opened", "reopened"):
+        if event.status in OPENING_STATUSES:
             _apply_contact(state, bucket, ticket_cost(event, costs), event.channel, basic)
             note_ticket_opened(state.care, at=at, ticket_id=event.ticket_id, status=event.status)
         else:
