@@ -401,8 +401,7 @@ def _vip(gate: _Gate, previous: str, tier: str) -> None:
 
 
 def last_purchase_day(days: window.Buckets, day: int) -> int | None:
-    found = [d for d, b in days.items() if d <= day and b[window.PURCHASES]]
-    return max(found) if found else None
+    return days.last_day_with(window.PURCHASES, day)
 
 
 def _churn(gate: _Gate, days: window.Buckets, settings: CareSettings) -> None:
@@ -664,7 +663,7 @@ def first_ticket_day(memory: CareMemory, lag: int) -> int | None:
 
 
 def _sum(days: window.Buckets, index: int, start: int, end: int) -> int:
-    return sum(b[index] for d, b in days.items() if start <= d <= end)
+    return days.field_sum(index, start, end)
 
 
 def _date(day: int) -> str:

@@ -15,7 +15,7 @@ from schemas.state import STATE_VERSION
 from streams import care
 from streams.care import CareMemory
 from streams.customer import CustomerState, StreamMemory
-from streams.window import FIELDS
+from streams.window import FIELDS, DayBuckets
 
 _LITTLE = sys.byteorder == "little"
 
@@ -138,7 +138,7 @@ def decode_state(data: bytes) -> CustomerState:
                 name: StreamMemory(last_at, floor, _unpack_seen(seen))
                 for name, (last_at, floor, seen) in obj["streams"].items()
             },
-            days={row[0]: _pad(row[1:]) for row in obj["days"]},
+            days=DayBuckets({row[0]: _pad(row[1:]) for row in obj["days"]}),
             stale=obj["stale"],
             closed_day=obj["closed_day"],
             score=obj["score"],
