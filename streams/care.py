@@ -83,6 +83,7 @@ class CareMemory:
         return not (
             self.last_task
             or self.churn_anchor is not None
+            or self.churn_stage
             or self.stock
             or self.orders
             or self.ratings
