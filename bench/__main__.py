@@ -121,6 +121,7 @@ def _run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
                     "events": events,
                     "seconds": result["seconds"],
                     "events_per_second": events / result["seconds"],
+                    "cpu_seconds": result["cpu_seconds"],
                 }
         raise RuntimeError("the floor app exited without a result")
     finally:
@@ -138,22 +139,26 @@ def _run_worker(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
             what="the first event",
             interval=0.02,
         )
+        first_cpu = _cpu_seconds(worker)
+        # polled at 5 Hz: each scrape costs the worker a few ms, which the floor never pays
         last = wait_for(
             lambda: (
                 worker.metric("vipstream_events_consumed_total") >= events and time.perf_counter()
             ),
             timeout=900,
             what="every event",
-            interval=0.05,
+            interval=0.2,
         )
+        last_cpu = _cpu_seconds(worker)
         # the value engine closes days behind the consumer: when is the last closable
         # day (the watermark's) merged and tiered?
         tiered = wait_for(
             lambda: _tiered_through_watermark(worker.metrics()) and time.perf_counter(),
             timeout=900,
             what="the last closable day to be tiered",
-            interval=0.1,
+            interval=0.2,
         )
+        tiered_cpu = _cpu_seconds(worker)
         metrics = worker.metrics()
         seconds = last - first
         return {
@@ -165,9 +170,18 @@ def _run_worker(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
             "commits": metrics.get("vipstream_commit_flush_seconds_count", 0),
             "tiered_seconds": tiered - first,
             "events_per_second_tiered": events / (tiered - first),
+            "cpu_seconds": last_cpu - first_cpu,
+            "tiered_cpu_seconds": tiered_cpu - first_cpu,
         }
     finally:
         worker.stop()
+
+
+def _cpu_seconds(worker: Worker) -> float:
+    """CPU time (user + system) the worker process has used so far, from /proc."""
+    assert worker.process is not None
+    fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _tiered_through_watermark(metrics: dict[str, float]) -> bool:
@@ -191,6 +205,16 @@ def _print_table(figures: dict[str, Any]) -> None:
     print(f"\n{'':40} {'events/s':>12} {'x floor':>8}")
     for name, rate, ratio in rows:
         print(f"{name:40} {rate:12,.0f} {ratio:8.2f}")
+    # CPU time per event is steadier than wall time on a machine shared with other work
+    floor_cpu = figures["floor"]["cpu_seconds"] / figures["floor"]["events"]
+    print(f"\n{'per event, CPU time':40} {'µs':>12} {'x floor':>8}")
+    print(f"{'floor':40} {floor_cpu * 1e6:12,.0f} {1.0:8.2f}")
+    for name, key in (
+        ("worker: consumed", "cpu_seconds"),
+        ("worker: tiered", "tiered_cpu_seconds"),
+    ):
+        cpu = worker[key] / worker["events"]
+        print(f"{name:40} {cpu * 1e6:12,.0f} {floor_cpu / cpu:8.2f}")
     worker = figures["worker"]
     print(
         f"\nchangelog writes: {worker['changelog_writes']:,.0f} for {worker['applied']:,.0f} "

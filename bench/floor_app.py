@@ -36,18 +36,20 @@ def main() -> None:
         key_serializer="raw",
         value_serializer="raw",
     )
-    progress: dict[str, Any] = {"count": 0, "first": None}
+    progress: dict[str, Any] = {"count": 0, "first": None, "cpu": 0.0}
 
     @app.agent(topic)
     async def decode_only(stream: Any) -> None:
         async for event in stream.events():
             if progress["first"] is None:
                 progress["first"] = time.perf_counter()
+                progress["cpu"] = time.process_time()
             orjson.loads(event.message.value)
             progress["count"] += 1
             if progress["count"] == target:
                 seconds = time.perf_counter() - progress["first"]
-                line = orjson.dumps({"events": target, "seconds": seconds})
+                cpu = time.process_time() - progress["cpu"]
+                line = orjson.dumps({"events": target, "seconds": seconds, "cpu_seconds": cpu})
                 print("RESULT " + line.decode(), flush=True)
 
     worker = faust.Worker(app, loglevel="warning", quiet=True)
