@@ -60,6 +60,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_commit_interval": kafka.commit_interval_seconds,
         "broker_request_timeout": kafka.request_timeout_seconds,
         "producer_max_request_size": kafka.max_message_bytes,
+        "producer_linger": kafka.producer_linger_seconds,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "stream_wait_empty": True,
