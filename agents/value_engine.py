@@ -154,6 +154,8 @@ class ValueEngine:
             CareRules(settings.spikes, settings.care, settings.tickets),
         )
         self._ticket_lag = care.tier_lag_days(settings.ingest.allowed_lateness_seconds)
+        self._retention_days = self.rules.retention_days  # a property chain, read per event
+        self._progress_records: dict[int, tuple[PartitionLedger, bytes, Callable[[], bytes]]] = {}
         self.store = store
         self.metrics = metrics
         self.bus = SummaryBus(settings)
@@ -212,7 +214,7 @@ class ValueEngine:
         """Events dated before this day are too old for any window still to be closed."""
         ledger = self.ledgers.get(partition)
         closed = None if ledger is None else ledger.progress.closed_day
-        return None if closed is None else closed - self.rules.retention_days + 2
+        return None if closed is None else closed - self._retention_days + 2
 
     # -- ledgers ---------------------------------------------------------------------------
     def ledger(self, partition: int) -> PartitionLedger:
@@ -298,11 +300,16 @@ class ValueEngine:
             ledger.mark_stale(key, closed + 1)
 
     def _touch_progress(self, ledger: PartitionLedger) -> None:
-        self.store.put_record(
-            progress_key(ledger.partition),
-            ledger.partition,
-            lambda: orjson.dumps(ledger.progress.to_json()),
-        )
+        # called for every applied event: the key and the encoder are made once per ledger
+        record = self._progress_records.get(ledger.partition)
+        if record is None or record[0] is not ledger:
+            record = (
+                ledger,
+                progress_key(ledger.partition),
+                lambda: orjson.dumps(ledger.progress.to_json()),
+            )
+            self._progress_records[ledger.partition] = record
+        self.store.put_record(record[1], ledger.partition, record[2])
 
     # -- the periodic work -----------------------------------------------------------------
     async def run_forever(self) -> None:
