@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from agents.changelog import ChangelogWriter
 from agents.durability import CommitBarrier
 from agents.health import Health
 from agents.highwater import exact_highwaters
@@ -94,6 +95,12 @@ def create_app(settings: Settings) -> VipApp:
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(table, capacity=settings.state_cache_customers)
+    changelog = ChangelogWriter(
+        settings.bootstrap_servers,
+        table.changelog_topic.get_topic_name(),
+        max_message_bytes=kafka.max_message_bytes,
+        request_timeout_seconds=kafka.request_timeout_seconds,
+    )
     _count_recovery(table, metrics)
     outputs = {
         key: app.topic(
@@ -142,7 +149,7 @@ def create_app(settings: Settings) -> VipApp:
         producer=_LazyProducer(app),
         take_outputs=runtime.take_pending,
         snapshot_state=store.snapshot,
-        write_state=_counting_writes(store, metrics),
+        write_state=_counting_writes(changelog, metrics),
         confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
         observe_seconds=metrics.commit_flush.observe,
     )
@@ -169,6 +176,10 @@ def create_app(settings: Settings) -> VipApp:
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         store.forget_cache()
         engine.forget()
+
+    @app.on_before_shutdown.connect
+    async def stop_changelog_writer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        await changelog.stop()  # after Faust's last commit, which stopping the consumer made
 
     @app.on_partitions_assigned.connect
     def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -251,9 +262,9 @@ def _count_recovery(table: Any, metrics: Metrics) -> None:
     table.apply_changelog_batch = counted
 
 
-def _counting_writes(store: CustomerStore, metrics: Metrics) -> Any:
-    def write(snapshot: Snapshot) -> list[Any]:
+def _counting_writes(changelog: ChangelogWriter, metrics: Metrics) -> Any:
+    async def write(snapshot: Snapshot) -> list[Any]:
         metrics.state_writes.inc(len(snapshot))
-        return store.write_changelog(snapshot)
+        return await changelog.write(snapshot)
 
     return write

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class CommitBarrier:
         *,
         take_outputs: Callable[[], list[Any]],
         snapshot_state: Callable[[], StateSnapshot],
-        write_state: Callable[[StateSnapshot], list[Any]],
+        write_state: Callable[[StateSnapshot], Awaitable[list[Any]]],
         confirm_state: Callable[[StateSnapshot, list[Any]], None],
         observe_seconds: Callable[[float], None],
     ) -> None:
@@ -113,8 +113,7 @@ class CommitBarrier:
             # -- durability, in order, while events keep flowing ------------------------
             await drain(self._producer)
             await await_delivery(outputs, "output events")
-            changelog = self._write_state(state)
-            await drain(self._producer)
+            changelog = await self._write_state(state)
             acks = await await_delivery(changelog, "customer state writes")
             self._confirm_state(state, acks)
             self._observe(time.perf_counter() - started)

@@ -93,9 +93,8 @@ async def test_order_snapshot_outputs_state_offsets() -> None:
         log.append("snapshot-state")
         return "state@10"
 
-    def write_state(snapshot: str) -> list[Any]:
+    async def write_state(snapshot: str) -> list[Any]:
         log.append(f"write {snapshot}")
-        producer.buffer.size = 2  # the changelog writes are queued
         return [done("ack-1")]
 
     def confirm_state(snapshot: str, acks: list[Any]) -> None:
@@ -115,10 +114,7 @@ async def test_order_snapshot_outputs_state_offsets() -> None:
         "take-outputs",
         "snapshot-state",  # one synchronous cut
         "producer-flush",  # outputs delivered ...
-        "write state@10",
-        "buffer-flush",
-        "buffer-flush",
-        "producer-flush",  # state
+        "write state@10",  # state, acknowledged ...
         "confirm state@10 ['ack-1']",  # the local store, once the changelog has it
         "timed",
         "commit-offsets",
@@ -135,7 +131,7 @@ async def test_a_failed_delivery_commits_nothing(failing: str) -> None:
     def take_outputs() -> list[Any]:
         return [done(error=error)] if failing == "outputs" else [done()]
 
-    def write_state(snapshot: Any) -> list[Any]:
+    async def write_state(snapshot: Any) -> list[Any]:
         log.append("write-state")
         return [done(error=error)] if failing == "state" else [done()]
 
@@ -163,11 +159,15 @@ async def test_events_applied_during_a_commit_wait_for_the_next_one() -> None:
     state = {"version": 10}
     written: list[int] = []
 
+    async def write_state(snapshot: int) -> list[Any]:
+        written.append(snapshot)
+        return [done()]
+
     barrier = CommitBarrier(
         Producer(log),
         take_outputs=lambda: [pending_output],
         snapshot_state=lambda: state["version"],
-        write_state=lambda snapshot: written.append(snapshot) or [done()],
+        write_state=write_state,
         confirm_state=lambda snapshot, acks: None,
         observe_seconds=lambda s: None,
     )

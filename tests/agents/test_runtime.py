@@ -229,14 +229,12 @@ async def test_changelog_gets_one_write_per_customer_per_commit(
             )
         )
     store = app.vip.store
-    futures = [
-        f for f in store.write_changelog(store.snapshot()) if not f.message.key.startswith(b"\x00")
-    ]
-    assert len(futures) == 2  # the partitions' progress records are written as well
-    by_key = {fut.message.key: fut.message for fut in futures}
-    assert by_key[b"C1"].partition == 3
-    assert by_key[b"C2"].partition == 5
-    assert decode_state(by_key[b"C2"].value).revenue == 50_000_000
+    changes = [c for c in store.snapshot().changes if not c[0].startswith(b"\x00")]
+    assert len(changes) == 2  # the partitions' progress records are written as well
+    by_key = {key: (partition, value) for key, partition, value in changes}
+    assert by_key[b"C1"][0] == 3
+    assert by_key[b"C2"][0] == 5
+    assert decode_state(by_key[b"C2"][1]).revenue == 50_000_000
     assert len(store.snapshot()) == 0  # nothing changed since, progress included
 
 
