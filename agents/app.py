@@ -12,11 +12,11 @@ from typing import Any
 
 import faust
 
-from agents.changelog import ChangelogWriter
 from agents.durability import CommitBarrier
 from agents.health import Health
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics, input_lag
+from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
 from agents.state_store import CustomerStore, Snapshot, highest_offsets
@@ -62,6 +62,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_request_timeout": kafka.request_timeout_seconds,
         "producer_max_request_size": kafka.max_message_bytes,
         "producer_linger": kafka.producer_linger_seconds,
+        "producer_request_timeout": kafka.delivery_timeout_seconds,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "stream_wait_empty": True,
@@ -95,27 +96,20 @@ def create_app(settings: Settings) -> VipApp:
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(table, capacity=settings.state_cache_customers)
-    changelog = ChangelogWriter(
+    # outputs and state snapshots: record batches on a producer of their own
+    # (agents/producing.py); Faust's producer carries the partitions' value summaries
+    producer = BatchProducer(
         settings.bootstrap_servers,
-        table.changelog_topic.get_topic_name(),
         max_message_bytes=kafka.max_message_bytes,
-        request_timeout_seconds=kafka.request_timeout_seconds,
+        delivery_timeout_seconds=kafka.delivery_timeout_seconds,
     )
+    changelog = ChangelogWriter(producer, table.changelog_topic.get_topic_name())
+    outputs = OutputQueue(producer, linger_seconds=kafka.producer_linger_seconds)
     _count_recovery(table, metrics)
-    outputs = {
-        key: app.topic(
-            settings.topics.name(key),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=kafka.partitions,
-        )
-        for key in OUTPUT_TOPICS
-    }
+    output_names = {key: settings.topics.name(key) for key in OUTPUT_TOPICS}
 
-    def send(topic_key: str, key: bytes | None, value: bytes) -> Any:
-        return outputs[topic_key].send_soon(key=key, value=value)
+    def send(topic_key: str, partition: int, key: bytes | None, value: bytes) -> None:
+        outputs.queue(output_names[topic_key], partition, key, value)
 
     runtime = Runtime(settings, store, metrics, send)
     summaries = app.topic(
@@ -147,7 +141,7 @@ def create_app(settings: Settings) -> VipApp:
     metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
-        take_outputs=runtime.take_pending,
+        take_outputs=outputs.take,
         snapshot_state=store.snapshot,
         write_state=_counting_writes(changelog, metrics),
         confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
@@ -177,9 +171,13 @@ def create_app(settings: Settings) -> VipApp:
         store.forget_cache()
         engine.forget()
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def send_outputs() -> None:
+        await outputs.flush_forever()
+
     @app.on_before_shutdown.connect
-    async def stop_changelog_writer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        await changelog.stop()  # after Faust's last commit, which stopping the consumer made
+    async def stop_producer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        await producer.stop()  # after Faust's last commit, which stopping the consumer made
 
     @app.on_partitions_assigned.connect
     def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -221,6 +219,7 @@ def create_app(settings: Settings) -> VipApp:
         metrics=metrics,
         health=health,
         engine=engine,
+        outputs=outputs,
     )
     return app
 
@@ -235,6 +234,7 @@ class _Handles:
     metrics: Metrics
     health: Health
     engine: ValueEngine
+    outputs: OutputQueue
 
 
 class _LazyProducer:

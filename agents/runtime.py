@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -60,7 +60,8 @@ class _TopicCounters:
         self.duplicate = metrics.events_duplicate.labels(topic=topic)
 
 
-Sender = Callable[[str, bytes | None, bytes], Any]
+#: (topic key, partition, message key, value): queues one output message
+Sender = Callable[[str, int, bytes | None, bytes], None]
 
 
 class Runtime:
@@ -77,11 +78,10 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self._send = send  # (topic key, message key, value) -> send future
+        self._send = send
         self._clock = clock
         self._input_types = input_topic_names(settings)
         self._counters = {t: _TopicCounters(metrics, t) for t in self._input_types}
-        self._pending: list[Any] = []
         self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
         self.max_event_at: int | None = None
         self.value: ValueEngine | None = None  # set once the engine exists
@@ -173,14 +173,9 @@ class Runtime:
         self.metrics.processing.observe(time.perf_counter() - started)
 
     # -- outputs -----------------------------------------------------------------------
-    def take_pending(self) -> list[Any]:
-        """Send futures of the outputs queued since the last call (for the commit barrier)."""
-        pending, self._pending = self._pending, []
-        return pending
-
-    def emit(self, topic_key: str, key: bytes | None, event: BaseModel) -> None:
-        """Queue one output event (JSON) on a contract topic."""
-        self._pending.append(self._send(topic_key, key, event.model_dump_json().encode()))
+    def emit(self, topic_key: str, partition: int, key: bytes | None, event: BaseModel) -> None:
+        """Queue one output event (JSON) on a contract topic, in the customer's partition."""
+        self._send(topic_key, partition, key, event.model_dump_json().encode())
         self.metrics.outputs.labels(topic=self.settings.topics.name(topic_key)).inc()
 
     def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float | None) -> None:
@@ -212,7 +207,7 @@ class Runtime:
             key = rejected.customer_id.encode()
         elif last_resort or (key is not None and len(key) > _MAX_KEPT_KEY_BYTES):
             key = None
-        self.emit("dead_letters", key, letter)
+        self.emit("dead_letters", message.partition, key, letter)
         allowed, held = self._log_throttle.allow(rejected.reason)
         if allowed:
             log.info(

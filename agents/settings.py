@@ -81,6 +81,10 @@ class KafkaSettings(Section):
     #: Outputs and state writes wait this long to share a produce request. Faust's 0
     #: sent one request per message or two: most of the worker's time went into them.
     producer_linger_seconds: Annotated[float, Field(ge=0, le=1)] = 0.005
+    #: How long a produced message (an output, a state write, a value summary) is
+    #: retried, through broker outages, before the worker gives up: it then stops and,
+    #: restarted, replays from its last commit. Faust's producer default (20 minutes).
+    delivery_timeout_seconds: Annotated[float, Field(ge=10, le=3600)] = 1200.0
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> KafkaSettings:
@@ -93,6 +97,8 @@ class KafkaSettings(Section):
                 "session_timeout_seconds must not exceed request_timeout_seconds "
                 "(the Kafka consumer refuses it)"
             )
+        if self.delivery_timeout_seconds < self.request_timeout_seconds:
+            raise ValueError("delivery_timeout_seconds must be at least request_timeout_seconds")
         return self
 
 

@@ -140,7 +140,7 @@ class ValueEngine:
         store: CustomerStore,
         metrics: Metrics,
         *,
-        emit: Callable[[str, bytes | None, Any], None],
+        emit: Callable[[str, int, bytes | None, Any], None],
         publish: Callable[[bytes, bytes], Any],
         consumer: Callable[[], Any],
         assignment: Callable[[], set[int] | None],
@@ -655,7 +655,7 @@ class ValueEngine:
             window_days=self.settings.value.window_days,
             reason=facts.reason,
         )
-        self._emit("tier_changes", key, event)
+        self._emit("tier_changes", ledger.partition, key, event)
         self.metrics.tier_changes.labels(from_tier=facts.previous, to_tier=facts.tier).inc()
         return 1
 
@@ -676,6 +676,7 @@ class ValueEngine:
             test = spike.test
             self._emit(
                 "basic_question_spikes",
+                ledger.partition,
                 key,
                 BasicQuestionSpike(
                     event_id=spike.event_id,
@@ -699,6 +700,7 @@ class ValueEngine:
         for task in found.tasks:
             self._emit(
                 "care_tasks",
+                ledger.partition,
                 key,
                 CareTask(
                     event_id=task.task_id,
@@ -737,7 +739,7 @@ class ValueEngine:
             current = ledger.tickets_waiting.get(key)
             ledger.tickets_waiting[key] = needs if current is None else min(current, needs)
             return
-        self._emit_tickets(key, state, tiered)
+        self._emit_tickets(partition, key, state, tiered)
         self.store.put(key, partition, state)
         waiting = care.first_ticket_day(state.care, self._ticket_lag)
         if waiting is None:
@@ -751,13 +753,15 @@ class ValueEngine:
             state = self.store.get(key, ledger.partition)
             if state is None:
                 continue
-            self._emit_tickets(key, state, day)
+            self._emit_tickets(ledger.partition, key, state, day)
             self.store.put(key, ledger.partition, state)
             waiting = care.first_ticket_day(state.care, self._ticket_lag)
             if waiting is not None:
                 ledger.tickets_waiting[key] = waiting
 
-    def _emit_tickets(self, key: bytes, state: CustomerState, tiered_day: int) -> None:
+    def _emit_tickets(
+        self, partition: int, key: bytes, state: CustomerState, tiered_day: int
+    ) -> None:
         decisions = care.ready_tickets(
             state.customer_id,
             state.care,
@@ -768,7 +772,8 @@ class ValueEngine:
         )
         now = from_micros(int(self._clock() * MICROS_PER_SECOND))
         for decision in decisions:
-            self._emit("ticket_priorities", key, _ticket_event(state.customer_id, decision, now))
+            event = _ticket_event(state.customer_id, decision, now)
+            self._emit("ticket_priorities", partition, key, event)
             self.metrics.ticket_priorities.labels(tier=decision.tier).inc()
 
     # -- reading -----------------------------------------------------------------------------
