@@ -16,6 +16,7 @@ from agents.durability import CommitBarrier
 from agents.health import Health
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics, input_lag
+from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
 from agents.state_store import CustomerStore, Snapshot, highest_offsets
@@ -59,6 +60,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": kafka.rebalance_timeout_seconds,
         "broker_commit_interval": kafka.commit_interval_seconds,
         "broker_request_timeout": kafka.request_timeout_seconds,
+        "producer_max_request_size": kafka.max_message_bytes,
+        "producer_linger": kafka.producer_linger_seconds,
+        "producer_request_timeout": kafka.delivery_timeout_seconds,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "stream_wait_empty": True,
@@ -87,24 +91,25 @@ def create_app(settings: Settings) -> VipApp:
         value_type=bytes,  # customer id bytes, exactly as on the input topics
         partitions=kafka.partitions,
         options=settings.rocksdb.table_options() if settings.store == "rocksdb://" else None,
+        # a customer's state is one message: let the topic take the largest the producer may
+        extra_topic_configs={"max.message.bytes": str(kafka.max_message_bytes)},
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(table, capacity=settings.state_cache_customers)
+    # outputs and state snapshots: record batches on a producer of their own
+    # (agents/producing.py); Faust's producer carries the partitions' value summaries
+    producer = BatchProducer(
+        settings.bootstrap_servers,
+        max_message_bytes=kafka.max_message_bytes,
+        delivery_timeout_seconds=kafka.delivery_timeout_seconds,
+    )
+    changelog = ChangelogWriter(producer, table.changelog_topic.get_topic_name())
+    outputs = OutputQueue(producer, linger_seconds=kafka.producer_linger_seconds)
     _count_recovery(table, metrics)
-    outputs = {
-        key: app.topic(
-            settings.topics.name(key),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=kafka.partitions,
-        )
-        for key in OUTPUT_TOPICS
-    }
+    output_names = {key: settings.topics.name(key) for key in OUTPUT_TOPICS}
 
-    def send(topic_key: str, key: bytes | None, value: bytes) -> Any:
-        return outputs[topic_key].send_soon(key=key, value=value)
+    def send(topic_key: str, partition: int, key: bytes | None, value: bytes) -> None:
+        outputs.queue(output_names[topic_key], partition, key, value)
 
     runtime = Runtime(settings, store, metrics, send)
     summaries = app.topic(
@@ -136,9 +141,9 @@ def create_app(settings: Settings) -> VipApp:
     metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
-        take_outputs=runtime.take_pending,
+        take_outputs=outputs.take,
         snapshot_state=store.snapshot,
-        write_state=_counting_writes(store, metrics),
+        write_state=_counting_writes(changelog, metrics),
         confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
         observe_seconds=metrics.commit_flush.observe,
     )
@@ -165,6 +170,14 @@ def create_app(settings: Settings) -> VipApp:
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         store.forget_cache()
         engine.forget()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def send_outputs() -> None:
+        await outputs.flush_forever()
+
+    @app.on_before_shutdown.connect
+    async def stop_producer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        await producer.stop()  # after Faust's last commit, which stopping the consumer made
 
     @app.on_partitions_assigned.connect
     def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -206,6 +219,7 @@ def create_app(settings: Settings) -> VipApp:
         metrics=metrics,
         health=health,
         engine=engine,
+        outputs=outputs,
     )
     return app
 
@@ -220,6 +234,7 @@ class _Handles:
     metrics: Metrics
     health: Health
     engine: ValueEngine
+    outputs: OutputQueue
 
 
 class _LazyProducer:
@@ -247,9 +262,9 @@ def _count_recovery(table: Any, metrics: Metrics) -> None:
     table.apply_changelog_batch = counted
 
 
-def _counting_writes(store: CustomerStore, metrics: Metrics) -> Any:
-    def write(snapshot: Snapshot) -> list[Any]:
+def _counting_writes(changelog: ChangelogWriter, metrics: Metrics) -> Any:
+    async def write(snapshot: Snapshot) -> list[Any]:
         metrics.state_writes.inc(len(snapshot))
-        return store.write_changelog(snapshot)
+        return await changelog.write(snapshot)
 
     return write

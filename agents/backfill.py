@@ -23,7 +23,7 @@ import asyncio
 import functools
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,12 +36,12 @@ from faust.types import TP
 
 from agents.app import STATE_TABLE
 from agents.highwater import exact_highwaters
-from agents.kafka_io import BatchSender, make_producer
 from agents.metrics import Metrics
+from agents.producing import BatchProducer, ChangelogWriter, Written
 from agents.replay import Progress, route_line
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
-from agents.state_store import CustomerStore
+from agents.state_store import CustomerStore, Snapshot
 from agents.topics import INPUT_EVENT_TYPES, ensure_topics
 from agents.value_engine import ValueEngine
 
@@ -131,13 +131,13 @@ class _Outputs:
     def __init__(self, settings: Settings, keep: bool) -> None:
         self._names = {k: settings.topics.name(k) for k in settings.topics.model_fields}
         self.keep = keep
-        self.pending: list[tuple[str, bytes | None, bytes]] = []
+        self.pending: list[tuple[str, int, bytes | None, bytes]] = []
         self.counts: Counter[str] = Counter()
 
-    def send(self, topic_key: str, key: bytes | None, value: bytes) -> None:
+    def send(self, topic_key: str, partition: int, key: bytes | None, value: bytes) -> None:
         self.counts[self._names[topic_key]] += 1
         if self.keep:
-            self.pending.append((self._names[topic_key], key, value))
+            self.pending.append((self._names[topic_key], partition, key, value))
 
 
 class _Pipeline:
@@ -184,7 +184,6 @@ class _Pipeline:
             await self.engine.step()
             if self._position() == before:
                 break
-        self.runtime.take_pending()
         self._now = time.time()
 
     def checkpoint(self) -> None:
@@ -227,11 +226,10 @@ async def backfill(
     pipeline = _Pipeline(settings, _count_ends(paths, settings, report), outputs)
     total_bytes = sum(p.stat().st_size for p in paths)
     bar = Progress(total_bytes, done_word="applied") if progress else None
-    producer = make_producer(settings) if emit_outputs else None
-    if producer is not None:
-        await producer.start()
+    producer = _batch_producer(settings)
     try:
-        sender = None if producer is None else BatchSender(producer)
+        sender = producer if emit_outputs else None
+        acks: list[Awaitable[Written]] = []
         for done, line in _lines(paths):
             routed = route_line(line)
             if isinstance(routed, str):
@@ -239,35 +237,46 @@ async def backfill(
             pipeline.apply(*routed, line)
             if pipeline.applied % _CHUNK == 0:
                 await pipeline.settle()
-                await _send_outputs(outputs, sender)
+                acks += await _send_outputs(outputs, sender)
                 if pipeline.applied % _CHECKPOINT == 0:
                     pipeline.checkpoint()
             if bar is not None:
                 bar.update(done, pipeline.applied, len(report.invalid_lines))
         await pipeline.settle()
-        await _send_outputs(outputs, sender)
-        if sender is not None:
-            await sender.wait()
+        acks += await _send_outputs(outputs, sender)
+        await asyncio.gather(*acks)
+        if bar is not None:
+            bar.update(total_bytes, pipeline.applied, len(report.invalid_lines), final=True)
+        pipeline.checkpoint()
+        pipeline.fill(report)
+        report.outputs = outputs.counts
+        if write:
+            data = pipeline.table.data
+            report.records_written = await _write_changelog(
+                producer, changelog_topic(settings), data.data, data._key_partition
+            )
     finally:
-        if producer is not None:
-            await producer.stop()
-    if bar is not None:
-        bar.update(total_bytes, pipeline.applied, len(report.invalid_lines), final=True)
-    pipeline.checkpoint()
-    pipeline.fill(report)
-    report.outputs = outputs.counts
-    if write:
-        data = pipeline.table.data
-        report.records_written = await _write_changelog(settings, data.data, data._key_partition)
+        await producer.stop()
     report.seconds = time.monotonic() - started
     return report
 
 
-async def _send_outputs(outputs: _Outputs, sender: BatchSender | None) -> None:
+def _batch_producer(settings: Settings) -> BatchProducer:
+    kafka = settings.kafka
+    return BatchProducer(
+        settings.bootstrap_servers,
+        max_message_bytes=kafka.max_message_bytes,
+        delivery_timeout_seconds=kafka.delivery_timeout_seconds,
+    )
+
+
+async def _send_outputs(
+    outputs: _Outputs, producer: BatchProducer | None
+) -> list[Awaitable[Written]]:
+    """The outputs queued since the last call, produced (with --emit-outputs) as the worker
+    would: one batch per topic partition, in order."""
     pending, outputs.pending = outputs.pending, []
-    if sender is not None:
-        for topic, key, value in pending:
-            await sender.send(topic, key, value)
+    return [] if producer is None else await producer.send_all(pending)
 
 
 def _total(counter: Any) -> float:
@@ -326,21 +335,11 @@ async def _check_new_deployment(settings: Settings) -> None:
 
 
 async def _write_changelog(
-    settings: Settings, local: dict[bytes, bytes], owner: dict[bytes, int]
+    producer: BatchProducer, topic: str, local: dict[bytes, bytes], owner: dict[bytes, int]
 ) -> int:
-    """Every state and progress record to its changelog partition; acknowledged."""
-    name = changelog_topic(settings)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        futures = []
-        for key, value in local.items():
-            futures.append(await producer.send(name, value, key=key, partition=owner[key]))
-            if len(futures) >= 20_000:
-                await asyncio.gather(*futures)
-                futures = []
-        await asyncio.gather(*futures)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    """Every state and progress record to its changelog partition, as the workers write
+    them (customers first, then the partition's progress); acknowledged."""
+    ordered = sorted(local.items(), key=lambda item: item[0].startswith(b"\x00"))
+    snapshot = Snapshot(0, [(key, owner[key], value) for key, value in ordered])
+    await asyncio.gather(*await ChangelogWriter(producer, topic).write(snapshot))
     return len(local)

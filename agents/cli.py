@@ -185,13 +185,18 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _files_exist(files: list[Path]) -> bool:
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        print(f"vipstream: no such file: {', '.join(missing)}", file=sys.stderr)
+    return not missing
+
+
 def _replay(args: argparse.Namespace) -> int:
     from agents.replay import print_invalid, replay_files
 
     settings = load_settings()
-    missing = [str(p) for p in args.files if not p.is_file()]
-    if missing:
-        print(f"vipstream: no such file: {', '.join(missing)}", file=sys.stderr)
+    if not _files_exist(args.files):
         return 2
     _tool_logging()
     report = asyncio.run(replay_files(settings, args.files, progress=not args.quiet))
@@ -209,9 +214,7 @@ def _backfill(args: argparse.Namespace) -> int:
     from agents.replay import ReplayReport, print_invalid
 
     settings = load_settings()
-    missing = [str(p) for p in args.files if not p.is_file()]
-    if missing:
-        print(f"vipstream: no such file: {', '.join(missing)}", file=sys.stderr)
+    if not _files_exist(args.files):
         return 2
     _tool_logging()
     try:

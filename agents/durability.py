@@ -25,6 +25,16 @@ replayed instead of lost.
 
 Faust's `ProducerBuffer.flush()` returns after 0.1 s even with messages still queued
 (transport/producer.py); `drain()` waits until the buffer is empty.
+
+A commit that fails (faust-streaming #316): `Consumer._commit_offsets` records the offsets
+in `_committed_offset` even when the broker refused the commit (aiokafka's "already
+rebalanced" CommitFailedError returns False), and it has already removed them from its
+list of acknowledged offsets. So Faust believes they are committed and would never send
+them again. The barrier puts the previous committed offsets back and keeps the refused
+ones to send again with the next commit. Putting them back alone is not enough: Faust
+then sees a gap between its committed offset and the next acknowledged one and stops
+committing that partition at all. Retrying is always safe: everything before a refused
+offset was made durable before it was first tried.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -75,7 +85,7 @@ class CommitBarrier:
         *,
         take_outputs: Callable[[], list[Any]],
         snapshot_state: Callable[[], StateSnapshot],
-        write_state: Callable[[StateSnapshot], list[Any]],
+        write_state: Callable[[StateSnapshot], Awaitable[list[Any]]],
         confirm_state: Callable[[StateSnapshot, list[Any]], None],
         observe_seconds: Callable[[float], None],
     ) -> None:
@@ -85,6 +95,8 @@ class CommitBarrier:
         self._write_state = write_state
         self._confirm_state = confirm_state
         self._observe = observe_seconds
+        #: partition -> an offset whose commit the broker refused, to be committed again
+        self._refused: dict[Any, int] = {}
 
     def wrap(self, consumer: Any) -> Callable[..., Any]:
         """A replacement for `consumer.force_commit` (Faust calls it for every commit)."""
@@ -101,16 +113,67 @@ class CommitBarrier:
             # -- durability, in order, while events keep flowing ------------------------
             await drain(self._producer)
             await await_delivery(outputs, "output events")
-            changelog = self._write_state(state)
-            await drain(self._producer)
+            changelog = await self._write_state(state)
             acks = await await_delivery(changelog, "customer state writes")
             self._confirm_state(state, acks)
             self._observe(time.perf_counter() - started)
+            offsets = self._with_refused(consumer, offsets)
             if not offsets:
                 return False
+            before = _committed_before(consumer, offsets)
             committed: bool = await consumer._commit_offsets(
                 offsets, start_new_transaction=start_new_transaction
             )
+            if committed:
+                for tp in offsets:
+                    self._refused.pop(tp, None)
+            else:
+                self._remember_refused(consumer, offsets, before)
             return committed
 
         return durable_force_commit
+
+    def _with_refused(self, consumer: Any, offsets: dict[Any, int]) -> dict[Any, int]:
+        """The offsets to commit now, with those refused before that still need it."""
+        if not self._refused:
+            return offsets
+        assignment = consumer.assignment()
+        merged = dict(offsets)
+        for tp, refused in list(self._refused.items()):
+            current = consumer._committed_offset.get(tp)
+            if tp not in assignment or (current is not None and current >= refused):
+                # moved to another worker (it resumes from the broker's committed offset
+                # and drops the replayed duplicates), or committed since
+                del self._refused[tp]
+                continue
+            merged[tp] = max(refused, merged.get(tp, refused))
+        return merged
+
+    def _remember_refused(
+        self, consumer: Any, offsets: dict[Any, int], before: dict[Any, int | None]
+    ) -> None:
+        """Undo Faust's bookkeeping of a refused commit and keep the offsets for a retry."""
+        committed = consumer._committed_offset
+        restored = {}
+        for tp, offset in offsets.items():
+            if committed.get(tp) != offset:
+                continue  # not recorded by this commit (revoked meanwhile): leave it alone
+            previous = before[tp]
+            if previous is None:
+                committed.pop(tp, None)
+            else:
+                committed[tp] = previous
+            self._refused[tp] = max(offset, self._refused.get(tp, offset))
+            restored[tp] = offset
+        if restored:
+            log.warning(
+                "offset commit refused by the broker (a rebalance?); "
+                "will commit again with the next commit: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in restored.items()),
+            )
+
+
+def _committed_before(consumer: Any, offsets: dict[Any, int]) -> dict[Any, int | None]:
+    """Faust's committed offsets of these partitions (`.get`: the mapping is a defaultdict)."""
+    committed = consumer._committed_offset
+    return {tp: committed.get(tp) for tp in offsets}

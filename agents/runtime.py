@@ -11,7 +11,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -23,7 +24,7 @@ from agents.topics import input_topic_names
 
 if TYPE_CHECKING:
     from agents.value_engine import ValueEngine
-from schemas.inputs import InputEvent, TicketEvent
+from schemas.inputs import OPENING_STATUSES, InputEvent, TicketEvent
 from schemas.outputs import DeadLetter
 from streams.care import CareRules
 from streams.customer import CustomerState, Outcome, apply_event, refuse_before
@@ -32,6 +33,10 @@ from streams.ids import deterministic_id
 from streams.units import MICROS_PER_SECOND, from_micros, rfc3339, to_micros
 
 log = logging.getLogger(__name__)
+
+#: A dead letter keeps an input key it cannot read as a customer id up to this size: a
+#: huge key would make the dead letter itself too large to produce.
+_MAX_KEPT_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +60,8 @@ class _TopicCounters:
         self.duplicate = metrics.events_duplicate.labels(topic=topic)
 
 
-Sender = Callable[[str, bytes | None, bytes], Any]
+#: (topic key, partition, message key, value): queues one output message
+Sender = Callable[[str, int, bytes | None, bytes], None]
 
 
 class Runtime:
@@ -72,11 +78,10 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self._send = send  # (topic key, message key, value) -> send future
+        self._send = send
         self._clock = clock
         self._input_types = input_topic_names(settings)
         self._counters = {t: _TopicCounters(metrics, t) for t in self._input_types}
-        self._pending: list[Any] = []
         self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
         self.max_event_at: int | None = None
         self.value: ValueEngine | None = None  # set once the engine exists
@@ -85,7 +90,24 @@ class Runtime:
 
     # -- the hot path ------------------------------------------------------------------
     def handle(self, message: InputMessage) -> None:
-        """Apply one input message. Never raises for anything the message contains."""
+        """Apply one input message. Never raises for anything the message contains.
+
+        An exception escaping the agent would crash it: Faust restarts the agent, but the
+        message is lost, neither applied nor dead-lettered. So a bug anywhere on this path
+        becomes a `processing_error` dead letter (the state may hold part of the event;
+        sending it again is a duplicate then).
+        """
+        try:
+            self._handle(message)
+        except Exception as exc:
+            log.exception("processing error at %s[%d]@%d", *_place(message))
+            self.metrics.processing_errors.inc()
+            try:
+                self._dead_letter(message, Rejected("processing_error", repr(exc)[:1000]), None)
+            except Exception:  # counted and logged above; the agent must go on
+                log.exception("could not dead-letter %s[%d]@%d", *_place(message))
+
+    def _handle(self, message: InputMessage) -> None:
         started = time.perf_counter()
         counters = self._counters.get(message.topic)
         if counters is None:  # cannot happen: the agent only subscribes to input topics
@@ -138,8 +160,8 @@ class Runtime:
                 value.note_applied(
                     message.topic, message.partition, key, at, state, created=created
                 )
-                if state.care.tickets and isinstance(decoded, TicketEvent):
-                    value.ticket_arrived(message.partition, key, state)
+                if isinstance(decoded, TicketEvent) and decoded.status in OPENING_STATUSES:
+                    value.ticket_arrived(message.partition, key, state, at)
             self.metrics.event_lag.observe(max(0.0, now - at / MICROS_PER_SECOND))
             if self.max_event_at is None or at > self.max_event_at:
                 self.max_event_at = at
@@ -151,23 +173,24 @@ class Runtime:
         self.metrics.processing.observe(time.perf_counter() - started)
 
     # -- outputs -----------------------------------------------------------------------
-    def take_pending(self) -> list[Any]:
-        """Send futures of the outputs queued since the last call (for the commit barrier)."""
-        pending, self._pending = self._pending, []
-        return pending
-
-    def emit(self, topic_key: str, key: bytes | None, event: BaseModel) -> None:
-        """Queue one output event (JSON) on a contract topic."""
-        self._pending.append(self._send(topic_key, key, event.model_dump_json().encode()))
+    def emit(self, topic_key: str, partition: int, key: bytes | None, event: BaseModel) -> None:
+        """Queue one output event (JSON) on a contract topic, in the customer's partition."""
+        self._send(topic_key, partition, key, event.model_dump_json().encode())
         self.metrics.outputs.labels(topic=self.settings.topics.name(topic_key)).inc()
 
-    def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float) -> None:
+    def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float | None) -> None:
+        """`now` None: a last resort after an unexpected error, using nothing from the
+        message but its place and bytes."""
+        last_resort = now is None
+        now = self._clock() if now is None else now
         payload = message.value or b""
         limit = self.settings.ingest.dead_letter_payload_max_bytes
         letter = DeadLetter(
             event_id=deterministic_id("dl", message.topic, message.partition, message.offset),
             customer_id=rejected.customer_id,
-            as_of=from_micros(int(message.timestamp * MICROS_PER_SECOND)),
+            as_of=from_micros(int(now * MICROS_PER_SECOND))
+            if last_resort
+            else _message_time(message.timestamp, now),
             emitted_at=from_micros(int(now * MICROS_PER_SECOND)),
             source_topic=message.topic,
             partition=message.partition,
@@ -179,8 +202,12 @@ class Runtime:
             payload_truncated=len(payload) > limit,
         )
         self.metrics.events_invalid.labels(topic=message.topic, reason=rejected.reason).inc()
-        key = rejected.customer_id.encode() if rejected.customer_id else message.key
-        self.emit("dead_letters", key, letter)
+        key: bytes | None = message.key  # an unusable key is kept, unless it is large
+        if rejected.customer_id:
+            key = rejected.customer_id.encode()
+        elif last_resort or (key is not None and len(key) > _MAX_KEPT_KEY_BYTES):
+            key = None
+        self.emit("dead_letters", message.partition, key, letter)
         allowed, held = self._log_throttle.allow(rejected.reason)
         if allowed:
             log.info(
@@ -212,3 +239,16 @@ class Runtime:
             f"{self.settings.ingest.allowed_lateness_seconds}",
             state.customer_id,
         )
+
+
+def _message_time(timestamp: float, now: float) -> datetime:
+    """A Kafka message timestamp as a datetime, or the clock when it is not a time the
+    calendar holds: a producer may set any 64-bit number of milliseconds."""
+    try:
+        return from_micros(int(timestamp * MICROS_PER_SECOND))
+    except (OverflowError, ValueError):
+        return from_micros(int(now * MICROS_PER_SECOND))
+
+
+def _place(message: InputMessage) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from schemas.care_config import CareSettings, SpikeSettings, TicketSettings
 from schemas.config import CostSettings, IngestSettings, Section
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
+from streams.codec import max_state_bytes
 
 ENV_PREFIX = "VIPSTREAM_"
 CONFIG_ENV = "VIPSTREAM_CONFIG"
@@ -73,13 +74,31 @@ class KafkaSettings(Section):
     standby_replicas: Annotated[int, Field(ge=0, le=3)] = 0
     #: A request to the broker that takes longer than this fails and is retried.
     request_timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 30.0
+    #: The largest message a worker produces: a customer's whole state is one changelog
+    #: message. Faust's producer limit, and the state changelog topic's
+    #: max.message.bytes (Apache Kafka's broker default is 1 MB).
+    max_message_bytes: Annotated[int, Field(ge=1024 * 1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    #: Outputs and state writes wait this long to share a produce request. Faust's 0
+    #: sent one request per message or two: most of the worker's time went into them.
+    producer_linger_seconds: Annotated[float, Field(ge=0, le=1)] = 0.005
+    #: How long a produced message (an output, a state write, a value summary) is
+    #: retried, through broker outages, before the worker gives up: it then stops and,
+    #: restarted, replays from its last commit. Faust's producer default (20 minutes).
+    delivery_timeout_seconds: Annotated[float, Field(ge=10, le=3600)] = 1200.0
 
     @model_validator(mode="after")
-    def _heartbeat_fits(self) -> KafkaSettings:
+    def _timeouts_fit(self) -> KafkaSettings:
         if self.heartbeat_interval_seconds * 3 > self.session_timeout_seconds:
             raise ValueError(
                 "heartbeat_interval_seconds must be at most a third of session_timeout_seconds"
             )
+        if self.session_timeout_seconds > self.request_timeout_seconds:
+            raise ValueError(
+                "session_timeout_seconds must not exceed request_timeout_seconds "
+                "(the Kafka consumer refuses it)"
+            )
+        if self.delivery_timeout_seconds < self.request_timeout_seconds:
+            raise ValueError("delivery_timeout_seconds must be at least request_timeout_seconds")
         return self
 
 
@@ -157,6 +176,18 @@ class Settings(BaseSettings):
     def _broker_urls(cls, value: str) -> str:
         broker_servers(value)
         return value
+
+    @model_validator(mode="after")
+    def _largest_state_fits(self) -> Settings:
+        largest = max_state_bytes(self.ingest, self.spikes, self.care)
+        if largest > self.kafka.max_message_bytes:
+            raise ValueError(
+                f"a customer's state may reach {largest:,} bytes with "
+                f"ingest.dedupe_max_ids_per_customer={self.ingest.dedupe_max_ids_per_customer}"
+                f", above kafka.max_message_bytes={self.kafka.max_message_bytes:,}: lower the "
+                "first or raise the second"
+            )
+        return self
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -247,6 +278,9 @@ def _is_known(env_name: str) -> bool:
 def _explain(exc: ValidationError, path: str | None) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors(include_url=False):
+        if not error["loc"]:  # a rule across sections: its message names the keys
+            lines.append(f"  {error['msg'].removeprefix('Value error, ')}  [file {path or '-'}]")
+            continue
         key = ".".join(str(p) for p in error["loc"])
         env_name = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
         shown = error.get("input")

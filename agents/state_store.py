@@ -4,11 +4,12 @@ customer per commit, instead of one per event.
 The working state lives here, decoded; the table's local store (memory or RocksDB) holds
 the encoded bytes and the changelog topic makes them durable. The commit barrier
 (agents/durability.py) takes `snapshot()` in the same synchronous step as the offsets it
-will commit, sends it with `write_changelog()`, and once the broker has acknowledged every
-write calls `confirm()`, which writes the local store. The order matters for RocksDB,
-whose data outlives the process: the local store never holds a state the changelog does
-not, and the changelog offset it records as "applied up to here" (which a restart resumes
-recovery from) is written in the same atomic batch as the states it covers.
+will commit, sends it to the changelog (agents/producing.py), and once the broker has
+acknowledged every write calls `confirm()`, which writes the local store. The order
+matters for RocksDB, whose data outlives the process: the local store never holds a
+state the changelog does not, and the changelog offset it records as "applied up to
+here" (which a restart resumes recovery from) is written in the same atomic batch as
+the states it covers.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class RocksLocal:
 
 def highest_offsets(acks: Iterable[Any]) -> dict[int, int]:
     """Changelog partition -> the highest offset among acknowledged writes (record
-    metadata, as the send futures of `write_changelog` resolve to)."""
+    acknowledgements with a `partition` and an `offset`: agents.producing.Written)."""
     offsets: dict[int, int] = {}
     for ack in acks:
         if ack.offset > offsets.get(ack.partition, -1):
@@ -233,25 +234,6 @@ class CustomerStore:
         self._dirty.clear()
         self._dirty_records.clear()
         return Snapshot(number, changes)
-
-    def write_changelog(self, snapshot: Snapshot) -> list[Any]:
-        """Queue a snapshot's states on the changelog, in order; the send futures.
-
-        Sent on the changelog topic directly, not through `Table.send_changelog`, whose
-        callback would record an offset in RocksDB before the state itself is written.
-        """
-        topic = self._table.changelog_topic
-        return [
-            topic.send_soon(
-                key=key,
-                value=value,
-                partition=partition,
-                key_serializer="raw",
-                value_serializer="raw",
-                eager_partitioning=True,
-            )
-            for key, partition, value in snapshot.changes
-        ]
 
     def confirm(self, snapshot: Snapshot, offsets: dict[int, int]) -> None:
         """The broker acknowledged the snapshot: write it to the local store, with the

@@ -68,10 +68,11 @@ def input_topic_names(settings: Settings) -> dict[str, str]:
 
 
 async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> None:
-    """Create missing contract topics; refuse input topics with a different partition count.
+    """Create missing contract topics; refuse any with a different partition count.
 
-    Input topics must all have `kafka.partitions` partitions: a customer's calls, orders,
-    tickets and state are co-partitioned by the key's hash, which depends on the count.
+    Contract topics must all have `kafka.partitions` partitions: a customer's calls,
+    orders, tickets and state are co-partitioned by the key's hash, which depends on the
+    count, and a customer's outputs go to the partition its events came from.
     Retries while the broker is not reachable yet, up to `wait_seconds`.
     """
     admin = await _connect_admin(settings, wait_seconds)
@@ -99,13 +100,13 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                 ", ".join(p.name for p in missing),
                 extra={"event": "topics_created", "topics": [p.name for p in missing]},
             )
-        inputs = [p.name for p in plan if p.key in INPUT_EVENT_TYPES]
-        for described in await admin.describe_topics(inputs):
+        partitioned = [p.name for p in plan if p.partitions == settings.kafka.partitions]
+        for described in await admin.describe_topics(partitioned):
             count = len(described["partitions"])
             if count != settings.kafka.partitions:
                 raise TopicError(
                     f"topic {described['topic']!r} has {count} partitions but "
-                    f"kafka.partitions={settings.kafka.partitions}; the input topics and the "
+                    f"kafka.partitions={settings.kafka.partitions}; the contract topics and the "
                     "state are co-partitioned by customer, so the counts must be equal"
                 )
     finally:

@@ -140,7 +140,7 @@ class ValueEngine:
         store: CustomerStore,
         metrics: Metrics,
         *,
-        emit: Callable[[str, bytes | None, Any], None],
+        emit: Callable[[str, int, bytes | None, Any], None],
         publish: Callable[[bytes, bytes], Any],
         consumer: Callable[[], Any],
         assignment: Callable[[], set[int] | None],
@@ -154,6 +154,8 @@ class ValueEngine:
             CareRules(settings.spikes, settings.care, settings.tickets),
         )
         self._ticket_lag = care.tier_lag_days(settings.ingest.allowed_lateness_seconds)
+        self._retention_days = self.rules.retention_days  # a property chain, read per event
+        self._progress_records: dict[int, tuple[PartitionLedger, bytes, Callable[[], bytes]]] = {}
         self.store = store
         self.metrics = metrics
         self.bus = SummaryBus(settings)
@@ -212,7 +214,7 @@ class ValueEngine:
         """Events dated before this day are too old for any window still to be closed."""
         ledger = self.ledgers.get(partition)
         closed = None if ledger is None else ledger.progress.closed_day
-        return None if closed is None else closed - self.rules.retention_days + 2
+        return None if closed is None else closed - self._retention_days + 2
 
     # -- ledgers ---------------------------------------------------------------------------
     def ledger(self, partition: int) -> PartitionLedger:
@@ -298,11 +300,16 @@ class ValueEngine:
             ledger.mark_stale(key, closed + 1)
 
     def _touch_progress(self, ledger: PartitionLedger) -> None:
-        self.store.put_record(
-            progress_key(ledger.partition),
-            ledger.partition,
-            lambda: orjson.dumps(ledger.progress.to_json()),
-        )
+        # called for every applied event: the key and the encoder are made once per ledger
+        record = self._progress_records.get(ledger.partition)
+        if record is None or record[0] is not ledger:
+            record = (
+                ledger,
+                progress_key(ledger.partition),
+                lambda: orjson.dumps(ledger.progress.to_json()),
+            )
+            self._progress_records[ledger.partition] = record
+        self.store.put_record(record[1], ledger.partition, record[2])
 
     # -- the periodic work -----------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -648,7 +655,7 @@ class ValueEngine:
             window_days=self.settings.value.window_days,
             reason=facts.reason,
         )
-        self._emit("tier_changes", key, event)
+        self._emit("tier_changes", ledger.partition, key, event)
         self.metrics.tier_changes.labels(from_tier=facts.previous, to_tier=facts.tier).inc()
         return 1
 
@@ -669,6 +676,7 @@ class ValueEngine:
             test = spike.test
             self._emit(
                 "basic_question_spikes",
+                ledger.partition,
                 key,
                 BasicQuestionSpike(
                     event_id=spike.event_id,
@@ -692,6 +700,7 @@ class ValueEngine:
         for task in found.tasks:
             self._emit(
                 "care_tasks",
+                ledger.partition,
                 key,
                 CareTask(
                     event_id=task.task_id,
@@ -713,14 +722,25 @@ class ValueEngine:
         for kind, reason in found.suppressed:
             self.metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
 
-    def ticket_arrived(self, partition: int, key: bytes, state: CustomerState) -> None:
+    def ticket_arrived(
+        self, partition: int, key: bytes, state: CustomerState, occurred_at: int
+    ) -> None:
         """An opened or reopened ticket was applied: prioritise it now if the tier it
-        needs is decided, else when its partition tiers that day."""
+        needs is decided, else when its partition tiers that day.
+
+        Tickets already waiting wait for later days than the partition has tiered (those
+        are released as each day is tiered), so a ticket whose day is not decided yet
+        only moves the customer's wake-up day: no scan of the waiting tickets, which a
+        ticket-heavy customer catching up a backlog would pay for every new one."""
         ledger = self.ledger(partition)
+        needs = day_of(occurred_at) - self._ticket_lag
         tiered = ledger.progress.tiered_day
-        if tiered is not None:
-            self._emit_tickets(key, state, tiered)
-            self.store.put(key, partition, state)
+        if tiered is None or needs > tiered:
+            current = ledger.tickets_waiting.get(key)
+            ledger.tickets_waiting[key] = needs if current is None else min(current, needs)
+            return
+        self._emit_tickets(partition, key, state, tiered)
+        self.store.put(key, partition, state)
         waiting = care.first_ticket_day(state.care, self._ticket_lag)
         if waiting is None:
             ledger.tickets_waiting.pop(key, None)
@@ -733,13 +753,15 @@ class ValueEngine:
             state = self.store.get(key, ledger.partition)
             if state is None:
                 continue
-            self._emit_tickets(key, state, day)
+            self._emit_tickets(ledger.partition, key, state, day)
             self.store.put(key, ledger.partition, state)
             waiting = care.first_ticket_day(state.care, self._ticket_lag)
             if waiting is not None:
                 ledger.tickets_waiting[key] = waiting
 
-    def _emit_tickets(self, key: bytes, state: CustomerState, tiered_day: int) -> None:
+    def _emit_tickets(
+        self, partition: int, key: bytes, state: CustomerState, tiered_day: int
+    ) -> None:
         decisions = care.ready_tickets(
             state.customer_id,
             state.care,
@@ -750,7 +772,8 @@ class ValueEngine:
         )
         now = from_micros(int(self._clock() * MICROS_PER_SECOND))
         for decision in decisions:
-            self._emit("ticket_priorities", key, _ticket_event(state.customer_id, decision, now))
+            event = _ticket_event(state.customer_id, decision, now)
+            self._emit("ticket_priorities", partition, key, event)
             self.metrics.ticket_priorities.labels(tier=decision.tier).inc()
 
     # -- reading -----------------------------------------------------------------------------

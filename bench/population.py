@@ -36,14 +36,14 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents import backfill
-from agents.kafka_io import make_producer
+from agents.producing import Record
 from agents.replay import route_line
 from agents.settings import Settings
 from agents.simulate_io import write_jsonl
 from agents.simulator import SimulationConfig, Simulator
 from agents.topics import INPUT_EVENT_TYPES, ensure_topics
 from agents.value_engine import is_reserved, progress_key
-from streams.codec import decode_state
+from streams.codec import decode_state, pack_body, unpack_body
 from streams.ledger import Progress
 from streams.sketch import ScoreSummary
 
@@ -53,7 +53,8 @@ TEMPLATE_SEED = 3
 
 @dataclass(frozen=True)
 class Template:
-    """One customer state of the template run, split around its customer id."""
+    """One customer state of the template run: its uncompressed body split around its
+    customer id."""
 
     parts: list[bytes]
     score: float | None  # judged score (None: not judged)
@@ -62,7 +63,9 @@ class Template:
     tier: str
 
     def value(self, customer_id: bytes) -> bytes:
-        return customer_id.join(self.parts)
+        """The template's state as this customer's (ids are all 8 bytes, so the body's
+        recorded lengths hold)."""
+        return pack_body(customer_id.join(self.parts))
 
 
 @dataclass
@@ -76,7 +79,9 @@ class Templates:
     seconds: float
 
     def describe(self) -> dict[str, Any]:
-        sizes = sorted(sum(map(len, t.parts)) + 8 for ts in self.by_partition.values() for t in ts)
+        sizes = sorted(
+            len(t.value(customer_id(0))) for ts in self.by_partition.values() for t in ts
+        )
         closed = self.progress[0].closed_day if self.progress else None
         return {
             "customers": len(sizes),
@@ -175,7 +180,7 @@ async def make_templates(
         state = decode_state(value)
         by_partition[owner[key]].append(
             Template(
-                parts=value.split(key),
+                parts=unpack_body(value).split(key),
                 score=ledger.scores.get(key),
                 buyer=key in ledger.buyers,
                 silent=ledger.buyers.get(key, False),
@@ -260,30 +265,26 @@ async def seed(settings: Settings, templates: Templates, customers: int) -> Seed
     await ensure_topics(settings, wait_seconds=30.0)
     topic = backfill.changelog_topic(settings)
     await _create_compacted(settings, topic, partitions)
-    producer = make_producer(settings)
-    await producer.start()
+    producer = backfill._batch_producer(settings)
     held: dict[int, Counter[int]] = {p: Counter() for p in range(partitions)}
     written = size = 0
     try:
-        pending: list[asyncio.Future[Any]] = []
+        pending: list[Record] = []
         for partition, key, number in _clones(templates, customers, partitions):
             value = templates.by_partition[partition][number].value(key)
-            pending.append(await producer.send(topic, value, key=key, partition=partition))
+            pending.append((topic, partition, key, value))
             held[partition][number] += 1
             written += 1
             size += len(value)
             if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
+                await asyncio.gather(*await producer.send_all(pending))
                 pending = []
         # progress last, after the states it covers (as the workers write them)
         topics = {k: settings.topics.name(k) for k in INPUT_EVENT_TYPES}
         for partition, clones in held.items():
             value = _progress(templates, partition, clones, topics)
-            pending.append(
-                await producer.send(topic, value, key=progress_key(partition), partition=partition)
-            )
-        await asyncio.gather(*pending)
-        await producer.flush()
+            pending.append((topic, partition, progress_key(partition), value))
+        await asyncio.gather(*await producer.send_all(pending))
     finally:
         await producer.stop()
     tiers: Counter[str] = Counter()

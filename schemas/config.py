@@ -75,8 +75,10 @@ class IngestSettings(Section):
     min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     #: Messages above this size are refused unparsed as `payload_too_large`.
     max_event_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
-    #: Dead letters carry at most this many bytes of the original payload.
-    dead_letter_payload_max_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 64 * 1024
+    #: Dead letters carry at most this many bytes of the original payload. At most 512 KiB:
+    #: in base64 that is 683 KiB, so the largest dead letter stays below the producer's
+    #: 1,000,000-byte request limit (a dead letter it refuses crashes the worker).
+    dead_letter_payload_max_bytes: Annotated[int, Field(ge=0, le=512 * 1024)] = 64 * 1024
     #: Categories counted as basic questions when an event has no `is_basic`.
     basic_categories: frozenset[str] = frozenset(
         {"password_reset", "login", "how_to", "getting_started", "billing_question", "faq"}
@@ -84,7 +86,7 @@ class IngestSettings(Section):
     #: Bound on remembered event ids per customer and input topic. Beyond it the oldest id
     #: is forgotten and events at or before its time are refused as late, so a duplicate
     #: is never applied twice.
-    dedupe_max_ids_per_customer: Annotated[int, Field(ge=16, le=1_000_000)] = 4096
+    dedupe_max_ids_per_customer: Annotated[int, Field(ge=16, le=200_000)] = 4096
 
     @field_validator("min_event_time")
     @classmethod

@@ -22,6 +22,9 @@ Channel = Literal["phone", "chat", "email", "video", "web"]
 CHANNELS: tuple[Channel, ...] = ("phone", "chat", "email", "video", "web")
 OrderKind = Literal["purchase", "refund", "service_fee", "subscription"]
 TicketStatus = Literal["opened", "updated", "resolved", "reopened", "closed"]
+#: Ticket statuses that are a new contact with the customer: they carry the per-contact
+#: overhead, count as contacts, and get a ticket priority.
+OPENING_STATUSES: frozenset[str] = frozenset({"opened", "reopened"})
 
 
 class InputEvent(Contract):

@@ -1,19 +1,55 @@
 """The persisted per-customer state: what a changelog record of `customer_state` holds.
 
-streams/codec.py writes and reads this format on the hot path with orjson; this model
-documents it, exports its JSON Schema and checks (in tests) that the codec matches it.
-Times are epoch microseconds (UTC), money is integer millionths of the currency unit.
+Version 2 (written by streams/codec.py): one byte, the version, the length of the body
+(uint32), then the body compressed as one LZ4 block. The body is
+
+1. `STATE_HEADER`: flags (`STATE_FLAG`: booleans, and which optional values are
+   present), the tier (index in `STATE_TIERS`), the times, the optional values (0 when
+   absent), the lifetime figures, score and percentile, and the lengths of what follows;
+2. the customer id, UTF-8;
+3. per input stream, `STATE_STREAM` (index in `STATE_STREAMS`, last_at, floor, number of
+   remembered ids) and the ids: int64 pairs (event-id hash, occurred_at), arrival order;
+4. the bucket days (int64, strictly increasing), then the buckets column by column:
+   for each field of `CustomerStateRecord.days` in order, one int64 per day;
+5. the care memory, `CareRecord` as compact JSON (nothing when it is empty).
+
+All integers are little-endian. Version 1 is the JSON document `CustomerStateRecord`
+below; it is still read, so stores and changelogs written by older workers upgrade in
+place. Times are epoch microseconds (UTC), money is integer millionths of the currency
+unit; the record models document every value's meaning for both versions.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from schemas.base import Contract, Identifier
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+STATE_TIERS = ("vip", "gold", "silver", "bronze", "new")
+STATE_STREAMS = ("call", "order", "ticket", "contact_preference")
+STATE_FLAG = {
+    "do_not_call": 1,
+    "stale": 2,
+    "judged": 4,
+    "score": 8,
+    "percentile": 16,
+    "last_order_at": 32,
+    "preference_at": 64,
+    "closed_day": 128,
+    "tier_since": 256,
+    "tiered_day": 512,
+}
+#: flags, tier, first_seen_at, last_event_at, last_order_at, preference_at, closed_day,
+#: tier_since, tiered_day, revenue, service_cost, purchases, purchase_amount,
+#: refund_amount, contacts, basic_questions, score, percentile, customer id bytes,
+#: streams, bucket days, care JSON bytes
+STATE_HEADER = struct.Struct("<HB14q2dHBII")
+#: stream index, last_at, floor, remembered ids
+STATE_STREAM = struct.Struct("<BqqI")
 
 Micros = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
@@ -45,7 +81,8 @@ class CareRecord(Contract):
 
 
 class CustomerStateRecord(Contract):
-    """One customer's state as stored in the table and its changelog topic."""
+    """One customer's state: version 1 as stored (JSON), and the meaning of every value
+    version 2 stores in binary."""
 
     v: Literal[1]
     customer_id: Identifier

@@ -51,6 +51,9 @@ UNCATEGORISED = "uncategorised"
 OTHER = "other"
 MAX_PENDING_RATINGS = 256  # per customer; more low ratings in a day are not followed up
 MAX_PENDING_TICKETS = 1024
+#: One order line's supply counts for at most this many days (a century): the run-out
+#: day stays a small integer however large the quantities.
+MAX_SUPPLY_DAYS = 36_500
 TIER_LOG_DAYS = 30  # tier changes remembered (and at least the last two)
 
 
@@ -80,6 +83,7 @@ class CareMemory:
         return not (
             self.last_task
             or self.churn_anchor is not None
+            or self.churn_stage
             or self.stock
             or self.orders
             or self.ratings
@@ -152,15 +156,30 @@ def note_order_items(
     memory: CareMemory, *, day: int, items: list[tuple[str, float, float | None]], rules: CareRules
 ) -> int:
     """Items of a purchase (sku, quantity, consumption days). Returns the items skipped
-    because neither the item nor the catalogue says how long they last."""
+    because neither the item nor the catalogue says how long they last, or because more
+    than 2 x `max_skus` skus already wait for the next close.
+
+    Lines of the same sku and day are one line: folding adds their supplies in any order
+    (see _replenish), so merging them changes nothing but the state's size, which would
+    otherwise grow with every order until the day is closed.
+    """
     skipped = 0
     for sku, quantity, consumption in items:
         days = consumption if consumption is not None else rules.care.catalogue.get(sku)
-        if days is None:
+        pending = memory.orders.get(sku)
+        if days is None or (pending is None and len(memory.orders) >= 2 * rules.care.max_skus):
             skipped += 1
             continue
-        supply = max(1, math.floor(quantity * days))
-        memory.orders.setdefault(sku, []).append([day, supply])
+        supply = min(max(1, math.floor(quantity * days)), MAX_SUPPLY_DAYS)
+        if pending is None:
+            memory.orders[sku] = [[day, supply]]
+            continue
+        for line in pending:
+            if line[0] == day:
+                line[1] = min(line[1] + supply, MAX_SUPPLY_DAYS)
+                break
+        else:
+            pending.append([day, supply])
     return skipped
 
 
@@ -383,8 +402,7 @@ def _vip(gate: _Gate, previous: str, tier: str) -> None:
 
 
 def last_purchase_day(days: window.Buckets, day: int) -> int | None:
-    found = [d for d, b in days.items() if d <= day and b[window.PURCHASES]]
-    return max(found) if found else None
+    return days.last_day_with(window.PURCHASES, day)
 
 
 def _churn(gate: _Gate, days: window.Buckets, settings: CareSettings) -> None:
@@ -646,7 +664,7 @@ def first_ticket_day(memory: CareMemory, lag: int) -> int | None:
 
 
 def _sum(days: window.Buckets, index: int, start: int, end: int) -> int:
-    return sum(b[index] for d, b in days.items() if start <= d <= end)
+    return days.field_sum(index, start, end)
 
 
 def _date(day: int) -> str:

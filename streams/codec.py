@@ -1,20 +1,72 @@
-"""Customer state <-> bytes for the table and its changelog (format: schemas/state.py)."""
+"""Customer state <-> bytes for the table and its changelog (format: schemas/state.py).
+
+Version 2, written: a fixed binary header, the id memory, the day buckets as int64
+arrays, and the care memory as compact JSON, compressed as one LZ4 block. The buckets
+are stored column by column, so a field that is zero on most days is a run LZ4 folds
+away. Measured on the states of a simulated year (CPU time per state on the 2-core
+bench machine): zlib level 1 took 113 us to compress a body, LZ4 10 us, for a mean of
+1.1 KB against 1.5 KB; storing byte planes instead of int64s saved LZ4 another 20% for
+as much time again as the whole encoding. Both directions are a handful of C calls.
+
+Version 1 (JSON) is still read, so a store or changelog written by an older worker
+upgrades in place: each state is rewritten as version 2 at its next change.
+"""
 
 from __future__ import annotations
 
 import base64
+import struct
 import sys
 from array import array
+from itertools import chain
 from typing import Any
 
+import lz4.block
 import orjson
 
-from schemas.state import STATE_VERSION
+from schemas.care_config import CareSettings, SpikeSettings
+from schemas.config import IngestSettings
+from schemas.state import (
+    STATE_FLAG,
+    STATE_HEADER,
+    STATE_STREAM,
+    STATE_STREAMS,
+    STATE_TIERS,
+    STATE_VERSION,
+)
+from streams import care
 from streams.care import CareMemory
 from streams.customer import CustomerState, StreamMemory
-from streams.window import FIELDS
+from streams.window import FIELDS, DayBuckets
 
 _LITTLE = sys.byteorder == "little"
+_VERSION_BYTE = bytes([STATE_VERSION])
+_STREAM_CODE = {name: code for code, name in enumerate(STATE_STREAMS)}
+_TIER_CODE = {name: code for code, name in enumerate(STATE_TIERS)}
+_KNOWN_FLAGS = sum(STATE_FLAG.values())
+_SIZE = struct.Struct("<I")
+_MAX_BODY_BYTES = 1 << 26  # far above any state: a corrupt size must not allocate GiBs
+
+
+#: the longest identifier (event, customer, ticket, sku) and category the contract allows
+_LONGEST_ID = 256
+_LONGEST_LABEL = 128
+
+
+def max_state_bytes(ingest: IngestSettings, spikes: SpikeSettings, rules: CareSettings) -> int:
+    """An upper bound of one customer's encoded state, from the caps on everything in it
+    that grows with events, filled with the longest identifiers the contract allows. The
+    state is one changelog message, so this must fit the producer's limit
+    (`kafka.max_message_bytes`); tests/unit/test_state_bounds.py fills every cap."""
+    ids = 4 * (ingest.dedupe_max_ids_per_customer * 16 + STATE_STREAM.size)  # int64 pairs
+    tickets = care.MAX_PENDING_TICKETS * (_LONGEST_ID + 30)  # [at, ticket id, status]
+    ratings = care.MAX_PENDING_RATINGS * (_LONGEST_ID + _LONGEST_LABEL + 60)
+    categories = (spikes.recent_days + spikes.baseline_days) * (spikes.max_categories + 1)
+    basic = categories * (_LONGEST_LABEL + 10) + (spikes.max_categories + 1) * (_LONGEST_LABEL + 15)
+    skus = 3 * rules.max_skus * (_LONGEST_ID + 30)  # waiting for the close, and the stock
+    days = 366 * 8 * (FIELDS + 1)  # the day and its int64 bucket, per day of the look-back
+    body = ids + tickets + ratings + basic + skus + days + 10_000
+    return 1 + _SIZE.size + body + body // 255 + 16  # LZ4's worst case: incompressible
 
 
 class StateDecodeError(ValueError):
@@ -22,40 +74,209 @@ class StateDecodeError(ValueError):
 
 
 def encode_state(state: CustomerState) -> bytes:
-    """Serialise a customer's state (compact JSON; the id memory packed as binary)."""
-    return orjson.dumps(
-        {
-            "v": STATE_VERSION,
-            "customer_id": state.customer_id,
-            "first_seen_at": state.first_seen_at,
-            "last_event_at": state.last_event_at,
-            "last_order_at": state.last_order_at,
-            "revenue": state.revenue,
-            "service_cost": state.service_cost,
-            "purchases": state.purchases,
-            "purchase_amount": state.purchase_amount,
-            "refund_amount": state.refund_amount,
-            "contacts": state.contacts,
-            "basic_questions": state.basic_questions,
-            "do_not_call": state.do_not_call,
-            "preference_at": state.preference_at,
-            "streams": {
-                name: [m.last_at, m.floor, _pack_seen(m.seen)] for name, m in state.streams.items()
-            },
-            "days": [_trim([day, *bucket]) for day, bucket in sorted(state.days.items())],
-            "stale": state.stale,
-            "closed_day": state.closed_day,
-            "score": state.score,
-            "judged": state.judged,
-            "tier": state.tier,
-            "tier_since": state.tier_since,
-            "tiered_day": state.tiered_day,
-            "percentile": state.percentile,
-            "care": None if state.care.is_empty() else _encode_care(state.care),
-        }
+    """Serialise a customer's state (version 2: binary, compressed)."""
+    care = b"" if state.care.is_empty() else orjson.dumps(_encode_care(state.care))
+    name = state.customer_id.encode("utf-8")
+    days, rows = state.days.days_array, state.days.rows_array
+    optional = (
+        ("last_order_at", state.last_order_at),
+        ("preference_at", state.preference_at),
+        ("closed_day", state.closed_day),
+        ("tier_since", state.tier_since),
+        ("tiered_day", state.tiered_day),
+    )
+    flags = (
+        STATE_FLAG["do_not_call"] * state.do_not_call
+        | STATE_FLAG["stale"] * state.stale
+        | STATE_FLAG["judged"] * state.judged
+        | STATE_FLAG["score"] * (state.score is not None)
+        | STATE_FLAG["percentile"] * (state.percentile is not None)
+    )
+    for field, value in optional:
+        if value is not None:
+            flags |= STATE_FLAG[field]
+    parts = [
+        STATE_HEADER.pack(
+            flags,
+            _TIER_CODE[state.tier],
+            state.first_seen_at,
+            state.last_event_at,
+            *(value or 0 for _, value in optional),
+            state.revenue,
+            state.service_cost,
+            state.purchases,
+            state.purchase_amount,
+            state.refund_amount,
+            state.contacts,
+            state.basic_questions,
+            0.0 if state.score is None else state.score,
+            0.0 if state.percentile is None else state.percentile,
+            len(name),
+            len(state.streams),
+            len(days),
+            len(care),
+        ),
+        name,
+    ]
+    for stream, memory in state.streams.items():
+        seen = array("q", chain.from_iterable(memory.seen.items()))
+        parts.append(
+            STATE_STREAM.pack(_STREAM_CODE[stream], memory.last_at, memory.floor, len(memory.seen))
+        )
+        parts.append(_bytes(seen))
+    parts.append(_bytes(days))
+    parts.extend(_bytes(rows[f::FIELDS]) for f in range(FIELDS))
+    parts.append(care)
+    return pack_body(b"".join(parts))
+
+
+def pack_body(body: bytes) -> bytes:
+    """A version-2 state from its uncompressed body (the inverse of `unpack_body`)."""
+    compressed: bytes = lz4.block.compress(body, store_size=False)
+    return _VERSION_BYTE + _SIZE.pack(len(body)) + compressed
+
+
+def unpack_body(data: bytes) -> bytes:
+    """The uncompressed body of a version-2 state (StateDecodeError if it is not one)."""
+    if data[:1] != _VERSION_BYTE:
+        raise StateDecodeError(f"unknown state version {data[:1]!r}")
+    try:
+        (size,) = _SIZE.unpack_from(data, 1)
+        if size > _MAX_BODY_BYTES:
+            raise StateDecodeError(f"implausible state size {size}")
+        body: bytes = lz4.block.decompress(
+            memoryview(data)[1 + _SIZE.size :], uncompressed_size=size
+        )
+    except (lz4.block.LZ4BlockError, struct.error, ValueError, OverflowError) as exc:
+        raise StateDecodeError(f"corrupt customer state: {exc!r}") from exc
+    if len(body) != size:
+        raise StateDecodeError("state shorter than its recorded size")
+    return body
+
+
+def decode_state(data: bytes) -> CustomerState:
+    """Read a stored state; raise StateDecodeError for a format this version does not know."""
+    if data[:1] == b"{":
+        return _decode_v1(data)
+    body = unpack_body(data)
+    try:
+        return _decode_v2(body)
+    except StateDecodeError:
+        raise
+    except (
+        lz4.block.LZ4BlockError,
+        struct.error,
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        OverflowError,
+    ) as exc:
+        raise StateDecodeError(f"corrupt customer state: {exc!r}") from exc
+
+
+def _decode_v2(body: bytes) -> CustomerState:
+    (
+        flags,
+        tier,
+        first_seen_at,
+        last_event_at,
+        last_order_at,
+        preference_at,
+        closed_day,
+        tier_since,
+        tiered_day,
+        revenue,
+        service_cost,
+        purchases,
+        purchase_amount,
+        refund_amount,
+        contacts,
+        basic_questions,
+        score,
+        percentile,
+        name_length,
+        stream_count,
+        day_count,
+        care_length,
+    ) = STATE_HEADER.unpack_from(body)
+    if flags & ~_KNOWN_FLAGS:
+        raise StateDecodeError(f"unknown state flags {flags:#x}")
+    at = STATE_HEADER.size
+    customer_id = bytes(body[at : at + name_length]).decode("utf-8")
+    if len(customer_id.encode("utf-8")) != name_length or not customer_id:
+        raise StateDecodeError("truncated customer id")
+    at += name_length
+    streams: dict[str, StreamMemory] = {}
+    for _ in range(stream_count):
+        code, last_at, floor, count = STATE_STREAM.unpack_from(body, at)
+        at += STATE_STREAM.size
+        seen, at = _array(body, at, 2 * count)
+        name = STATE_STREAMS[code]
+        if name in streams:
+            raise StateDecodeError(f"stream {name} stored twice")
+        streams[name] = StreamMemory(last_at, floor, dict(zip(seen[0::2], seen[1::2], strict=True)))
+    table, at = _array(body, at, (FIELDS + 1) * day_count)  # days, then one column per field
+    n = day_count
+    days = table[:n]
+    rows = array("q", bytes(8 * FIELDS * n))
+    for f in range(FIELDS):
+        rows[f::FIELDS] = table[(f + 1) * n : (f + 2) * n]
+    care_json = body[at : at + care_length]
+    if at + care_length != len(body):
+        raise StateDecodeError(f"state has {len(body) - at - care_length} bytes too many or few")
+    care = _decode_care(orjson.loads(care_json) if care_length else None)
+
+    def present(field: str, value: int) -> int | None:
+        return value if flags & STATE_FLAG[field] else None
+
+    return CustomerState(
+        customer_id=customer_id,
+        first_seen_at=first_seen_at,
+        last_event_at=last_event_at,
+        last_order_at=present("last_order_at", last_order_at),
+        revenue=revenue,
+        service_cost=service_cost,
+        purchases=purchases,
+        purchase_amount=purchase_amount,
+        refund_amount=refund_amount,
+        contacts=contacts,
+        basic_questions=basic_questions,
+        do_not_call=bool(flags & STATE_FLAG["do_not_call"]),
+        preference_at=present("preference_at", preference_at),
+        streams=streams,
+        days=DayBuckets.from_arrays(days, rows),
+        stale=bool(flags & STATE_FLAG["stale"]),
+        closed_day=present("closed_day", closed_day),
+        score=score if flags & STATE_FLAG["score"] else None,
+        judged=bool(flags & STATE_FLAG["judged"]),
+        tier=STATE_TIERS[tier],
+        tier_since=present("tier_since", tier_since),
+        tiered_day=present("tiered_day", tiered_day),
+        percentile=percentile if flags & STATE_FLAG["percentile"] else None,
+        care=care,
     )
 
 
+def _bytes(values: array[int]) -> bytes:
+    if not _LITTLE:
+        values = array("q", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def _array(body: bytes, at: int, count: int) -> tuple[array[int], int]:
+    end = at + 8 * count
+    if end > len(body):
+        raise StateDecodeError("truncated state")
+    values = array("q")
+    values.frombytes(body[at:end])
+    if not _LITTLE:
+        values.byteswap()
+    return values, end
+
+
+# -- the care memory: compact JSON inside the binary record --------------------------------
 def _encode_care(care: CareMemory) -> dict[str, Any]:
     return {
         "last_task": care.last_task,
@@ -90,12 +311,12 @@ def _decode_care(obj: dict[str, Any] | None) -> CareMemory:
     )
 
 
-def decode_state(data: bytes) -> CustomerState:
-    """Read a stored state; raise StateDecodeError for a format this version does not know."""
+# -- version 1: JSON (schemas/state.py CustomerStateRecord), read only ---------------------
+def _decode_v1(data: bytes) -> CustomerState:
     try:
         obj: dict[str, Any] = orjson.loads(data)
         version = obj.get("v")
-        if version != STATE_VERSION:
+        if version != 1:
             raise StateDecodeError(f"unknown state version {version!r}")
         return CustomerState(
             customer_id=obj["customer_id"],
@@ -112,10 +333,10 @@ def decode_state(data: bytes) -> CustomerState:
             do_not_call=obj["do_not_call"],
             preference_at=obj["preference_at"],
             streams={
-                name: StreamMemory(last_at, floor, _unpack_seen(seen))
+                name: StreamMemory(last_at, floor, _unpack_seen_v1(seen))
                 for name, (last_at, floor, seen) in obj["streams"].items()
             },
-            days={row[0]: _pad(row[1:]) for row in obj["days"]},
+            days=DayBuckets({row[0]: _pad_v1(row[1:]) for row in obj["days"]}),
             stale=obj["stale"],
             closed_day=obj["closed_day"],
             score=obj["score"],
@@ -132,30 +353,13 @@ def decode_state(data: bytes) -> CustomerState:
         raise StateDecodeError(f"corrupt customer state: {exc!r}") from exc
 
 
-def _trim(row: list[int]) -> list[int]:
-    end = len(row)
-    while end > 1 and row[end - 1] == 0:
-        end -= 1
-    return row[:end]
-
-
-def _pad(fields: list[int]) -> list[int]:
+def _pad_v1(fields: list[int]) -> list[int]:
     if len(fields) > FIELDS:
         raise StateDecodeError(f"a day bucket has {len(fields)} fields, at most {FIELDS}")
     return fields + [0] * (FIELDS - len(fields))
 
 
-def _pack_seen(seen: dict[int, int]) -> str:
-    flat = array("q")
-    for key, at in seen.items():
-        flat.append(key)
-        flat.append(at)
-    if not _LITTLE:
-        flat.byteswap()
-    return base64.b64encode(flat.tobytes()).decode("ascii")
-
-
-def _unpack_seen(text: str) -> dict[int, int]:
+def _unpack_seen_v1(text: str) -> dict[int, int]:
     flat = array("q")
     flat.frombytes(base64.b64decode(text, validate=True))
     if not _LITTLE:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from schemas.config import CostSettings
-from schemas.inputs import CallEvent, TicketEvent
+from schemas.inputs import OPENING_STATUSES, CallEvent, TicketEvent
 from streams.units import money
-
-# Ticket statuses that are a new contact with the customer, so they carry the overhead.
-_CONTACT_STATUSES = frozenset({"opened", "reopened"})
 
 
 def call_cost(call: CallEvent, rates: CostSettings) -> int:
@@ -30,7 +27,7 @@ def ticket_cost(ticket: TicketEvent, rates: CostSettings) -> int:
     if ticket.cost is not None:
         return money(ticket.cost)
     labour = (ticket.handling_seconds or 0.0) / 3600.0 * rates.labour_rate_per_hour
-    overhead = rates.overhead_per_contact if ticket.status in _CONTACT_STATUSES else 0.0
+    overhead = rates.overhead_per_contact if ticket.status in OPENING_STATUSES else 0.0
     return money(labour + overhead)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import (
+    OPENING_STATUSES,
     CallEvent,
     Channel,
     ContactPreferenceEvent,
@@ -81,7 +82,7 @@ class CustomerState:
     #: event_type -> duplicate-suppression memory of that input stream
     streams: dict[str, StreamMemory] = field(default_factory=dict)
     #: day number -> bucket (streams/window.py): what the rolling windows are made of
-    days: dict[int, list[int]] = field(default_factory=dict)
+    days: window.DayBuckets = field(default_factory=window.DayBuckets)
     # -- value as of the last closed day (streams/valuation.py) -------------------------
     stale: bool = False  # events applied that the last close has not seen
     closed_day: int | None = None  # the day `score` and `judged` are as of
@@ -92,6 +93,10 @@ class CustomerState:
     tiered_day: int | None = None  # the closed day the tier was last decided for
     percentile: float | None = None  # in the population of `tiered_day`
     care: CareMemory = field(default_factory=CareMemory)  # streams/care.py
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.days, window.DayBuckets):  # a plain mapping, e.g. in a test
+            self.days = window.DayBuckets(self.days)
 
 
 def refuse_before(memory: StreamMemory, rules: IngestSettings) -> int:
@@ -144,7 +149,7 @@ def apply_event(
         basic = event.status == "opened" and is_basic_question(
             event.is_basic, event.category, ingest.basic_categories
         )
-        if event.status in ("opened", "reopened"):
+        if event.status in OPENING_STATUSES:
             _apply_contact(state, bucket, ticket_cost(event, costs), event.channel, basic)
             note_ticket_opened(state.care, at=at, ticket_id=event.ticket_id, status=event.status)
         else:
@@ -196,7 +201,7 @@ def _note_contact(  # noqa: PLR0917 - a private helper of apply_event
 def _add_cost(state: CustomerState, bucket: int | None, cost: int) -> None:
     state.service_cost = saturating_add(state.service_cost, cost)
     if bucket is not None:
-        window.add(state.days, bucket, window.SERVICE_COST, cost)
+        state.days.add(bucket, window.SERVICE_COST, cost)
 
 
 def _apply_contact(
@@ -206,18 +211,18 @@ def _apply_contact(
     state.contacts += 1
     state.basic_questions += basic
     if bucket is not None:
-        window.add(state.days, bucket, window.CONTACTS, 1)
+        state.days.add(bucket, window.CONTACTS, 1)
         if basic:
-            window.add(state.days, bucket, window.BASIC_QUESTIONS, 1)
+            state.days.add(bucket, window.BASIC_QUESTIONS, 1)
         if channel is not None:
-            window.add(state.days, bucket, window.CHANNEL_FIELD[channel], 1)
+            state.days.add(bucket, window.CHANNEL_FIELD[channel], 1)
 
 
 def _apply_order(state: CustomerState, bucket: int | None, order: OrderEvent, at: int) -> None:
     delta = revenue_delta(order)
     state.revenue = saturating_add(state.revenue, delta)
     if bucket is not None:
-        window.add(state.days, bucket, window.REVENUE, delta)
+        state.days.add(bucket, window.REVENUE, delta)
     units = money(order.amount)
     if order.kind in BUYING_KINDS:
         state.purchases += 1
@@ -225,12 +230,12 @@ def _apply_order(state: CustomerState, bucket: int | None, order: OrderEvent, at
         if state.last_order_at is None or at > state.last_order_at:
             state.last_order_at = at
         if bucket is not None:
-            window.add(state.days, bucket, window.PURCHASES, 1)
-            window.add(state.days, bucket, window.PURCHASE_AMOUNT, units)
+            state.days.add(bucket, window.PURCHASES, 1)
+            state.days.add(bucket, window.PURCHASE_AMOUNT, units)
     elif order.kind == "refund":
         state.refund_amount = saturating_add(state.refund_amount, units)
         if bucket is not None:
-            window.add(state.days, bucket, window.REFUND_AMOUNT, units)
+            state.days.add(bucket, window.REFUND_AMOUNT, units)
 
 
 def _apply_preference(state: CustomerState, pref: ContactPreferenceEvent, at: int) -> None:

@@ -111,18 +111,27 @@ def _check_semantics(
     if at < to_micros(rules.min_event_time):
         return Rejected(
             "timestamp_out_of_range",
-            f"occurred_at {rfc3339(at)} is before min_event_time "
+            f"occurred_at {_shown_time(event, at)} is before min_event_time "
             f"{rfc3339(to_micros(rules.min_event_time))}",
             customer,
         )
     if at > now_micros + rules.max_future_skew_seconds * MICROS_PER_SECOND:
         return Rejected(
             "timestamp_out_of_range",
-            f"occurred_at {rfc3339(at)} is more than "
+            f"occurred_at {_shown_time(event, at)} is more than "
             f"max_future_skew_seconds={rules.max_future_skew_seconds} ahead of the clock",
             customer,
         )
     return event
+
+
+def _shown_time(event: InputEvent, at: int) -> str:
+    """The event time in UTC; as written when UTC cannot hold it (0001-01-01T00:00:00+01:00
+    is in year 0 in UTC, 9999-12-31T23:00:00-01:00 in year 10000)."""
+    try:
+        return rfc3339(at)
+    except OverflowError:
+        return event.occurred_at.isoformat()
 
 
 def _describe(exc: ValidationError) -> str:

@@ -172,6 +172,8 @@ class Ranks:
     keys: list[int]
     cumulative: list[int]  # cumulative[i] = values in buckets keys[0..i]
     count: int
+    #: bucket key -> percentile of the bucket's value (see bucket_percentile)
+    _bucket_percentiles: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, summary: ScoreSummary) -> Ranks:
@@ -204,6 +206,14 @@ class Ranks:
         at_or_below_index = bisect_right(self.keys, key)
         at_or_below = self.cumulative[at_or_below_index - 1] if at_or_below_index else 0
         return 100.0 * (below + (at_or_below - below) / 2.0) / self.count
+
+    def bucket_percentile(self, key: int) -> float:
+        """percentile() of the value bucket `key` stands for, remembered: every partition
+        asks a day's ranks about every bucket when it re-tiers (streams/tiers.py)."""
+        found = self._bucket_percentiles.get(key)
+        if found is None:
+            found = self._bucket_percentiles[key] = self.percentile(self.mapping.value(key))
+        return found
 
     def histogram(self) -> list[tuple[float, int]]:
         """(bucket representative, count) in value order."""

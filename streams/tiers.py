@@ -198,11 +198,16 @@ def recheck_keys(previous: Cuts | None, current: Cuts, keys: Iterable[int]) -> s
     if current.mode == "percentile":
         thresholds = [*current.entry.values(), *current.exit.values()]
         mapping = current.ranks.mapping
+        same_mapping = previous.ranks.mapping == mapping
         found = set()
         for key in keys:
-            value = mapping.value(key)
-            before = previous.ranks.percentile(value)
-            after = current.ranks.percentile(value)
+            if same_mapping:  # always, with one sketch accuracy: remembered per day
+                before = previous.ranks.bucket_percentile(key)
+                after = current.ranks.bucket_percentile(key)
+            else:
+                value = mapping.value(key)
+                before = previous.ranks.percentile(value)
+                after = current.ranks.percentile(value)
             if before != after and any((before >= t) != (after >= t) for t in thresholds):
                 found.add(key)
         return found

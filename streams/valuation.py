@@ -70,18 +70,20 @@ def evaluate(
 ) -> Evaluation:
     """Bring the customer's value up to the end of `day`; mutates and returns a summary."""
     first_day = day_of(state.first_seen_at)
-    window.evict(state.days, before_day=day - rules.retention_days + 1)
+    days = state.days
+    days.evict(day - rules.retention_days + 1)
     state.closed_day = day
-    state.stale = any(d > day for d in state.days)  # open days still to be closed
+    last = days.last_day
+    state.stale = last is not None and last > day  # open days still to be closed
     if first_day > day:  # not a customer yet on that day
         state.score = None
         state.judged = False
         return Evaluation(False, None, False, False, False, None)
     totals = totals_as_of(state, day, rules)
     days_known = day - first_day + 1
-    purchases_so_far = state.purchases - sum(
-        b[window.PURCHASES] for d, b in state.days.items() if d > day
-    )
+    purchases_so_far = state.purchases
+    if state.stale:  # purchases of open days do not count yet
+        purchases_so_far -= days.field_sum(window.PURCHASES, day + 1, last or day)
     tiering = rules.tiering
     judged = days_known >= tiering.new_min_days and purchases_so_far >= tiering.new_min_orders
     score = score_of(totals, days_known=days_known, lifetime_years=lifetime_years, rules=rules)
@@ -93,11 +95,10 @@ def evaluate(
 
 def buyer_flags(state: CustomerState, day: int, rules: ValueRules) -> tuple[bool, bool]:
     """(bought in the window as of `day`, and if so, nothing for `churn_days`)."""
-    start = day - rules.value.window_days + 1
-    purchase_days = [d for d, b in state.days.items() if start <= d <= day and b[window.PURCHASES]]
-    if not purchase_days:
+    last = state.days.last_day_with(window.PURCHASES, day)
+    if last is None or last < day - rules.value.window_days + 1:
         return False, False
-    return True, max(purchase_days) <= day - rules.clv.churn_days
+    return True, last <= day - rules.clv.churn_days
 
 
 def due_day(state: CustomerState, day: int, rules: ValueRules) -> int | None:

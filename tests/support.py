@@ -234,3 +234,11 @@ def settle(workers: list[Worker], caught_up: int | Callable[[], bool]) -> dict[s
 
     report: dict[str, Any] = wait_for(stable, timeout=180, what="the last day tiered", interval=0.3)
     return report
+
+
+def agreeing_answer(one: Worker, two: Worker, customer: str) -> tuple[int, Any] | None:
+    """Both workers' answer for a customer when they agree and it is found, else None.
+    Routed to the same owner, the answers are the same; but the value engine may close a
+    day between the two requests: a caller asks again."""
+    first, second = one.get(f"/customers/{customer}"), two.get(f"/customers/{customer}")
+    return first if first[0] == 200 and first == second else None

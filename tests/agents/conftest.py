@@ -1,6 +1,7 @@
-"""A real (unstarted) Faust app: real table, memory store and producer buffer, no broker.
+"""A real (unstarted) Faust app: real table, memory store and output queue, no broker.
 
-Messages the runtime queues stay in the producer buffer, where the tests read them.
+Output messages the runtime queues stay in the output queue (its sender task does not
+run), where the tests read them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from agents.app import VipApp, create_app
+from agents.producing import Record
 from agents.runtime import InputMessage
 from agents.settings import Settings, load_settings
 
@@ -36,18 +38,14 @@ def app(settings: Settings) -> Iterator[VipApp]:
     return create_app(settings)
 
 
-def queued(app: VipApp) -> list[Any]:
-    """Messages in the producer buffer (FutureMessage), oldest first, without removing them."""
-    return list(app.producer.buffer.pending._queue)
+def queued(app: VipApp) -> list[Record]:
+    """Output messages (topic, partition, key, value) queued, oldest first, not removed."""
+    return list(app.vip.outputs.pending)
 
 
 def queued_on(app: VipApp, topic_key: str) -> list[dict[str, Any]]:
     name = app.vip.settings.topics.name(topic_key)
-    return [
-        orjson.loads(m.message.value)
-        for m in queued(app)
-        if m.message.channel.get_topic_name() == name
-    ]
+    return [orjson.loads(value) for topic, _, _, value in queued(app) if topic == name]
 
 
 MessageFactory = Callable[..., InputMessage]

@@ -47,6 +47,18 @@ def test_group_timeouts_come_from_settings(app: object, settings: Settings) -> N
     assert conf.consumer_auto_offset_reset == "earliest"
 
 
+def test_the_largest_state_fits_the_producer_and_the_changelog_topic(
+    app: object, settings: Settings
+) -> None:
+    """A customer's state is one changelog message: the producer and the topic take the
+    configured size, which start-up checked against the largest possible state."""
+    largest = settings.kafka.max_message_bytes
+    assert app.conf.producer_max_request_size == largest  # type: ignore[attr-defined]
+    changelog = app.tables[STATE_TABLE].changelog_topic  # type: ignore[attr-defined]
+    assert changelog.config["max.message.bytes"] == str(largest)
+    assert largest > 1_000_000  # Faust's default, below the default caps' largest state
+
+
 def test_offset_commits_go_through_the_durability_barrier(app: object) -> None:
     consumer = app.consumer  # type: ignore[attr-defined]
     assert consumer.force_commit.__name__ == "durable_force_commit"

@@ -7,7 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
 
+from agents.app import VipApp
 from agents.durability import CommitBarrier, DeliveryError, drain
 
 
@@ -35,12 +38,16 @@ class Producer:
 
 
 class Consumer:
-    """The three Faust consumer internals the barrier uses."""
+    """The Faust consumer internals the barrier uses."""
 
     def __init__(self, log: list[str]) -> None:
         self.acked = {"calls-0": 10}
         self.committed: list[dict[str, int]] = []
+        self._committed_offset: dict[str, int] = {}
         self._log = log
+
+    def assignment(self) -> set[str]:
+        return set(self.acked)
 
     def _filter_tps_with_pending_acks(self, topics: Any) -> list[str]:
         return list(self.acked)
@@ -52,6 +59,7 @@ class Consumer:
     async def _commit_offsets(self, offsets: dict[str, int], start_new_transaction: bool) -> bool:
         self._log.append("commit-offsets")
         self.committed.append(dict(offsets))
+        self._committed_offset.update(offsets)
         return True
 
 
@@ -85,9 +93,8 @@ async def test_order_snapshot_outputs_state_offsets() -> None:
         log.append("snapshot-state")
         return "state@10"
 
-    def write_state(snapshot: str) -> list[Any]:
+    async def write_state(snapshot: str) -> list[Any]:
         log.append(f"write {snapshot}")
-        producer.buffer.size = 2  # the changelog writes are queued
         return [done("ack-1")]
 
     def confirm_state(snapshot: str, acks: list[Any]) -> None:
@@ -107,10 +114,7 @@ async def test_order_snapshot_outputs_state_offsets() -> None:
         "take-outputs",
         "snapshot-state",  # one synchronous cut
         "producer-flush",  # outputs delivered ...
-        "write state@10",
-        "buffer-flush",
-        "buffer-flush",
-        "producer-flush",  # state
+        "write state@10",  # state, acknowledged ...
         "confirm state@10 ['ack-1']",  # the local store, once the changelog has it
         "timed",
         "commit-offsets",
@@ -127,7 +131,7 @@ async def test_a_failed_delivery_commits_nothing(failing: str) -> None:
     def take_outputs() -> list[Any]:
         return [done(error=error)] if failing == "outputs" else [done()]
 
-    def write_state(snapshot: Any) -> list[Any]:
+    async def write_state(snapshot: Any) -> list[Any]:
         log.append("write-state")
         return [done(error=error)] if failing == "state" else [done()]
 
@@ -155,11 +159,15 @@ async def test_events_applied_during_a_commit_wait_for_the_next_one() -> None:
     state = {"version": 10}
     written: list[int] = []
 
+    async def write_state(snapshot: int) -> list[Any]:
+        written.append(snapshot)
+        return [done()]
+
     barrier = CommitBarrier(
         Producer(log),
         take_outputs=lambda: [pending_output],
         snapshot_state=lambda: state["version"],
-        write_state=lambda snapshot: written.append(snapshot) or [done()],
+        write_state=write_state,
         confirm_state=lambda snapshot, acks: None,
         observe_seconds=lambda s: None,
     )
@@ -176,3 +184,96 @@ async def test_events_applied_during_a_commit_wait_for_the_next_one() -> None:
     await barrier.wrap(consumer)()
     assert written == [10, 11]
     assert consumer.committed[-1] == {"calls-0": 11}
+
+
+# -- a commit the broker refuses (faust-streaming #316) -----------------------------------
+CALLS_0 = TP("calls", 0)
+
+
+class RefusingBroker:
+    """Stands in for aiokafka's commit: answers each commit with the next planned result
+    (False is what Faust returns for CommitFailedError "already rebalanced")."""
+
+    def __init__(self, consumer: Any, results: list[bool]) -> None:
+        self.results = list(results)
+        self.commits: list[dict[TP, int]] = []
+        consumer._commit = self.commit
+        consumer.assignment = lambda: {CALLS_0}
+
+    async def commit(self, offsets: Any) -> bool:
+        self.commits.append(dict(offsets))
+        return self.results.pop(0)
+
+
+def acknowledge(consumer: Any, first: int, end: int) -> None:
+    """What Faust does when the agent has processed the events at these offsets."""
+    for offset in range(first, end):
+        consumer._acked[CALLS_0].append(offset)
+        consumer._acked_index[CALLS_0].add(offset)
+
+
+def committed(consumer: Any) -> int | None:
+    value: int | None = consumer._committed_offset.get(CALLS_0)
+    return value
+
+
+async def test_faust_records_a_refused_commit_as_done(app: VipApp) -> None:
+    """The upstream bug the barrier guards against, on Faust's own consumer code.
+
+    When faust-streaming fixes #316 this test fails: the guard can then go.
+    """
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [False])
+    acknowledge(consumer, 0, 10)
+    offsets = consumer._filter_committable_offsets([CALLS_0])
+    assert await FaustConsumer._commit_offsets(consumer, offsets) is False
+    assert broker.commits == [{CALLS_0: 10}]
+    assert committed(consumer) == 10  # believed committed although the broker refused
+    assert consumer._acked[CALLS_0] == []  # and no longer pending: never sent again
+
+
+async def test_a_refused_commit_is_undone_and_sent_again(app: VipApp) -> None:
+    consumer = app.consumer  # a real Faust consumer, with the barrier installed
+    broker = RefusingBroker(consumer, [True, False, True])
+    acknowledge(consumer, 0, 5)
+    assert await consumer.force_commit() is True
+    acknowledge(consumer, 5, 10)
+    assert await consumer.force_commit() is False  # refused
+    assert committed(consumer) == 5  # Faust's bookkeeping put back
+    # no new events on the partition: the next commit still sends the refused offset
+    assert await consumer.force_commit() is True
+    assert broker.commits == [{CALLS_0: 5}, {CALLS_0: 10}, {CALLS_0: 10}]
+    assert committed(consumer) == 10
+    assert await consumer.force_commit() is False  # nothing left to commit
+    assert len(broker.commits) == 3
+
+
+async def test_commits_continue_after_a_refused_one(app: VipApp) -> None:
+    """Putting the committed offset back is not enough on its own: Faust then sees a gap
+    before the next acknowledged offset and stops committing the partition. The retry
+    closes the gap, and later offsets are committed as usual."""
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [True, False, True, True])
+    acknowledge(consumer, 0, 5)
+    await consumer.force_commit()
+    acknowledge(consumer, 5, 10)
+    await consumer.force_commit()  # refused
+    acknowledge(consumer, 10, 15)
+    assert await consumer.force_commit() is True
+    assert broker.commits[-1] == {CALLS_0: 10}  # the refused offset first ...
+    acknowledge(consumer, 15, 20)
+    assert await consumer.force_commit() is True
+    assert broker.commits[-1] == {CALLS_0: 20}  # ... then everything after it
+    assert committed(consumer) == 20
+    assert consumer._acked[CALLS_0] == []
+
+
+async def test_a_refused_offset_is_not_retried_after_the_partition_moved(app: VipApp) -> None:
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [False])
+    acknowledge(consumer, 0, 10)
+    assert await consumer.force_commit() is False
+    assert committed(consumer) is None  # never committed before: no entry, as before
+    consumer.assignment = set  # revoked: the new owner resumes from the broker's offset
+    assert await consumer.force_commit() is False
+    assert broker.commits == [{CALLS_0: 10}]

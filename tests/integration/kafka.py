@@ -28,11 +28,21 @@ def settings_for(env: dict[str, str]) -> Settings:
         os.environ.update(saved)
 
 
-def produce(env: dict[str, str], messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
-    """Send (topic key, key, value) messages, in order, and wait for acknowledgement."""
-    settings = settings_for(env)
+def produce(
+    env: dict[str, str],
+    messages: list[tuple[str, bytes | None, bytes | None]],
+    *,
+    timestamps_ms: list[int | None] | None = None,
+) -> list[tuple[int, int]]:
+    """Send (topic key, key, value) messages, in order, and wait for acknowledgement.
 
-    async def run() -> None:
+    `timestamps_ms`: the record timestamp of each message (None: the producer's clock).
+    Returns where each message landed: (partition, offset).
+    """
+    settings = settings_for(env)
+    stamps = timestamps_ms or [None] * len(messages)
+
+    async def run() -> list[tuple[int, int]]:
         await ensure_topics(settings, wait_seconds=30)
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -41,13 +51,25 @@ def produce(env: dict[str, str], messages: list[tuple[str, bytes | None, bytes |
         )
         await producer.start()
         try:
-            for topic_key, key, value in messages:
-                await producer.send(settings.topics.name(topic_key), value, key=key)
-            await producer.flush()
+            sent = []
+            for i, ((topic_key, key, value), stamp) in enumerate(
+                zip(messages, stamps, strict=True)
+            ):
+                topic = settings.topics.name(topic_key)
+                if key is None and value is None:
+                    # valid in Kafka, refused by producer.send: a batch of one instead
+                    batch = producer.create_batch()
+                    batch.append(key=None, value=None, timestamp=stamp)
+                    partition = i % settings.kafka.partitions
+                    sent.append(await producer.send_batch(batch, topic, partition=partition))
+                else:
+                    sent.append(await producer.send(topic, value, key=key, timestamp_ms=stamp))
+            landed = await asyncio.gather(*sent)
         finally:
             await producer.stop()
+        return [(meta.partition, meta.offset) for meta in landed]
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def read_topic(env: dict[str, str], topic_key: str, idle: float = 2.0) -> list[dict[str, Any]]:

@@ -15,14 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agents.broker import EmbeddedBroker
 from tests.integration.outcome import Outcome, outcome
 from tests.oracle import Expected, check_figures, figures_of_file
-from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
+from tests.support import (
+    Worker,
+    agreeing_answer,
+    cli,
+    isolated_env,
+    simulate_history,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +161,7 @@ def test_a_worker_joins_then_the_first_leaves_mid_stream(
         # both answer for every customer, whichever owns it
         for customer in sorted(history.expected)[:50]:
             status, body = wait_for(
-                lambda c=customer: _agreeing(first, second, c),
+                lambda c=customer: agreeing_answer(first, second, c),
                 timeout=30,
                 what=f"both workers answering for {customer}",
                 interval=0.3,
@@ -168,9 +174,3 @@ def test_a_worker_joins_then_the_first_leaves_mid_stream(
         first.kill()
         second.stop()
     assert_same_as_reference(history, got)
-
-
-def _agreeing(one: Worker, two: Worker, customer: str) -> tuple[int, Any] | None:
-    first, second = one.get(f"/customers/{customer}"), two.get(f"/customers/{customer}")
-    # the value engine may close a day between the two requests: then ask again
-    return first if first[0] == 200 and first == second else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -11,7 +10,7 @@ from tests import factories as f
 from tests.integration.conftest import WorkerFactory
 from tests.integration.kafka import produce
 from tests.oracle import figures_of_file
-from tests.support import Worker, cli, running, simulate_history, wait_for
+from tests.support import agreeing_answer, cli, running, simulate_history, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +81,8 @@ def test_any_worker_answers_for_any_customer(
         assert one.metric("vipstream_events_applied_total") > 0
         assert two.metric("vipstream_events_applied_total") > 0  # the work is shared
         for customer, figures in expected.items():
-            # Routed to the same owner, both answers are the same; the value engine may
-            # close a day between the two requests, so ask again until they agree.
             answers = wait_for(
-                lambda c=customer: _same_answer(c, one, two),
+                lambda c=customer: agreeing_answer(one, two, c),
                 timeout=30,
                 what=f"both workers giving the same answer for {customer}",
                 interval=0.5,
@@ -93,8 +90,3 @@ def test_any_worker_answers_for_any_customer(
             status, body = answers
             assert status == 200
             assert round(body["lifetime_revenue"] * 1e6) == figures.revenue
-
-
-def _same_answer(customer: str, one: Worker, two: Worker) -> tuple[int, Any] | None:
-    first, second = one.get(f"/customers/{customer}"), two.get(f"/customers/{customer}")
-    return first if first == second else None

@@ -201,6 +201,37 @@ def test_replenishment_context_names_every_sku() -> None:
     assert [i["sku"] for i in task.context["items"]] == ["ink", "paper"]
 
 
+def test_order_lines_of_a_sku_and_day_are_one_line() -> None:
+    """Waiting for the close, 500 orders of ink on one day take one line of state, and
+    give the reminder one order of all of them gives (1,000 days: reminded on 993)."""
+    many = [f.order(items=[item("ink", 1, 2)], occurred_at=at(i / 1000)) for i in range(500)]
+    state = run_day(many)
+    assert state.care.orders == {"ink": [[D0, 1000]]}
+    merged = life(many, through=1000)
+    single = life([f.order(items=[item("ink", 500, 2)], occurred_at=at(0))], through=1000)
+    assert kinds(merged, "replenishment_reminder") == kinds(single, "replenishment_reminder")
+    assert kinds(single, "replenishment_reminder") == [993]
+
+
+def test_skus_waiting_for_the_close_are_bounded() -> None:
+    skus = [item(f"sku-{i}", 1, 30) for i in range(1000)]
+    state = run_day([f.order(items=skus, occurred_at=at(0))])
+    assert len(state.care.orders) == 2 * CareSettings().max_skus  # the rest is skipped
+    huge = [f.order(items=[item("ink", 1e6, 3650)], occurred_at=at(i / 10)) for i in range(5)]
+    state = run_day(huge)
+    assert state.care.orders == {"ink": [[D0, care.MAX_SUPPLY_DAYS]]}  # a century at most
+
+
+def run_day(events: list[dict[str, Any]]) -> CustomerState:
+    """Apply events without closing the day: what waits for the close."""
+    state: CustomerState | None = None
+    for body in events:
+        event = INPUT_MODELS[body["event_type"]].model_validate(body)
+        state, _ = apply_event(state, event, ingest=INGEST, costs=CostSettings())
+    assert state is not None
+    return state
+
+
 # -- satisfaction follow-up --------------------------------------------------------------------
 SATISFACTION_CASES = [
     # a call rated 1: follow it up that day

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -62,6 +62,18 @@ CASES: list[tuple[str, bytes | None, bytes | None, str]] = [
     (
         "before min_event_time",
         f.raw(f.call(occurred_at="1999-12-31T23:59:59Z")),
+        b"C1",
+        "timestamp_out_of_range",
+    ),
+    (
+        "year 1 with a positive offset is in year 0 in UTC",
+        f.raw(f.call(occurred_at="0001-01-01T00:00:00+23:59")),
+        b"C1",
+        "timestamp_out_of_range",
+    ),
+    (
+        "year 9999 with a negative offset is in year 10000 in UTC",
+        f.raw(f.call(occurred_at="9999-12-31T23:59:59-23:59")),
         b"C1",
         "timestamp_out_of_range",
     ),
@@ -195,3 +207,31 @@ def test_arbitrary_json_gives_an_event_or_a_reason(
     if isinstance(result, Rejected):
         assert result.reason in DEAD_LETTER_REASONS
         assert result.detail
+
+
+offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+# the edges of the calendar are where UTC cannot hold a time with an offset
+years = st.sampled_from([1, 1999, 2000, 9999]) | st.integers(1, 9999)
+moments = st.builds(
+    datetime,
+    year=years,
+    month=st.integers(1, 12),
+    day=st.integers(1, 28),
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+    second=st.integers(0, 59),
+    microsecond=st.integers(0, 999_999),
+    tzinfo=offsets,
+)
+
+
+@settings(max_examples=300)
+@given(moment=moments)
+def test_any_rfc3339_time_gives_an_event_or_a_reason(moment: datetime) -> None:
+    """Years 1 to 9999 with any offset, including times UTC cannot hold."""
+    result = decode(f.raw(f.call(occurred_at=moment.isoformat())))
+    if isinstance(result, Rejected):
+        assert result.reason == "timestamp_out_of_range"
+        assert result.detail
+    else:
+        assert to_micros(result.occurred_at) == to_micros(moment)

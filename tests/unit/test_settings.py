@@ -74,6 +74,15 @@ def test_toml_then_environment_then_overrides(
         ("VIPSTREAM_BROKER", "http://x:9092", "broker"),
         ("VIPSTREAM_STORE", "redis://", "store"),
         ("VIPSTREAM_KAFKA__HEARTBEAT_INTERVAL_SECONDS", "9", "kafka"),
+        # the Kafka consumer refuses a session timeout above the request timeout (30 s)
+        ("VIPSTREAM_KAFKA__SESSION_TIMEOUT_SECONDS", "40", "request_timeout_seconds"),
+        # a produced message retried for less time than one request may take
+        ("VIPSTREAM_KAFKA__DELIVERY_TIMEOUT_SECONDS", "20", "delivery_timeout_seconds"),
+        ("VIPSTREAM_KAFKA__DELIVERY_TIMEOUT_SECONDS", "5", "kafka.delivery_timeout_seconds"),
+        # so many remembered ids that a customer's state could exceed the largest message
+        ("VIPSTREAM_INGEST__DEDUPE_MAX_IDS_PER_CUSTOMER", "100000", "kafka.max_message_bytes"),
+        ("VIPSTREAM_INGEST__DEDUPE_MAX_IDS_PER_CUSTOMER", "300000", "dedupe_max_ids"),
+        ("VIPSTREAM_KAFKA__MAX_MESSAGE_BYTES", "1000", "kafka.max_message_bytes"),
     ],
 )
 def test_invalid_values_fail_naming_the_key(

@@ -102,3 +102,16 @@ def test_zero_and_negative_scores() -> None:
     assert ranks.quantile(0.25) == pytest.approx(-3.0, rel=ALPHA)
     assert ranks.quantile(0.5) == 0.0
     assert ranks.percentile(0.0) == 50.0  # two of four are below or at zero: midrank
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200))
+def test_remembered_bucket_percentiles_equal_computed_ones(values: list[float]) -> None:
+    summary = ScoreSummary(0.01)
+    for value in values:
+        summary.add(value)
+    ranks = summary.ranks()
+    for key in [*summary.counts, min(summary.counts) - 1, max(summary.counts) + 1]:
+        expected = ranks.percentile(ranks.mapping.value(key))
+        assert ranks.bucket_percentile(key) == expected
+        assert ranks.bucket_percentile(key) == expected  # the remembered answer

@@ -192,3 +192,66 @@ def test_window_sums_equal_a_brute_force_recomputation(
     assert totals.service_cost == cost
     assert totals.purchases == purchases
     assert totals.contacts == sum(1 for e in inside if e["event_type"] == "call")
+
+
+# -- DayBuckets against a plain dict: running totals, searches, eviction --------------------
+int64_max = 2**63 - 1
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("add"),
+            st.integers(0, 60),
+            st.integers(0, window.FIELDS - 1),
+            st.integers(-(10**12), 10**12) | st.sampled_from([int64_max, -int64_max]),
+        ),
+        st.tuples(st.just("evict"), st.integers(-5, 70)),
+        st.tuples(st.just("totals"), st.integers(-10, 80), st.sampled_from([1, 3, 7, 30, 90])),
+    ),
+    max_size=80,
+)
+
+
+def brute_totals(model: dict[int, list[int]], end: int, width: int) -> list[int]:
+    rows = [b for d, b in model.items() if end - width < d <= end]
+    return [sum(r[i] for r in rows) for i in range(window.FIELDS)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(ops=operations)
+def test_day_buckets_equal_a_dict_of_buckets(ops: list[tuple[Any, ...]]) -> None:
+    """Whatever the order of changes and of the days asked for, the running totals and
+    every search equal a recomputation from a plain dict (saturating at int64 included)."""
+    buckets = window.DayBuckets()
+    model: dict[int, list[int]] = {}
+    for op in ops:
+        if op[0] == "add":
+            _, day, field, delta = op
+            buckets.add(day, field, delta)
+            row = model.setdefault(day, [0] * window.FIELDS)
+            row[field] = max(-int64_max, min(int64_max, row[field] + delta))
+        elif op[0] == "evict":
+            buckets.evict(op[1])
+            model = {d: b for d, b in model.items() if d >= op[1]}
+        else:
+            _, end, width = op
+            assert buckets.totals(end, width) == brute_totals(model, end, width)
+        assert buckets == model
+        assert list(buckets) == sorted(model)
+    for end in range(-2, 64, 5):
+        assert buckets.totals(end, 30) == brute_totals(model, end, 30)
+        purchase_days = [d for d, b in model.items() if d <= end and b[window.PURCHASES]]
+        assert buckets.last_day_with(window.PURCHASES, end) == max(purchase_days, default=None)
+        later = [d for d in model if d > end]
+        assert buckets.first_day_after(end) == min(later, default=None)
+        assert buckets.field_sum(window.REVENUE, end - 6, end) == sum(
+            b[window.REVENUE] for d, b in model.items() if end - 6 <= d <= end
+        )
+
+
+def test_day_buckets_refuse_inconsistent_arrays() -> None:
+    from array import array
+
+    with pytest.raises(ValueError, match="not strictly increasing"):
+        window.DayBuckets.from_arrays(array("q", [3, 3]), array("q", [0] * 2 * window.FIELDS))
+    with pytest.raises(ValueError, match="bucket fields"):
+        window.DayBuckets.from_arrays(array("q", [3]), array("q", [0]))

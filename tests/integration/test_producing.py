@@ -1,0 +1,110 @@
+"""The worker's own messages produced as record batches on a real broker: a commit's
+snapshot in the changelog (every record in its partition, in the snapshot's order, each
+batch acknowledged with its last offset) and output events (in the order queued, per
+partition, delivered before a commit's wait for them completes)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from agents.broker import EmbeddedBroker
+from agents.producing import BatchProducer, ChangelogWriter, MessageTooLargeError, OutputQueue
+from agents.state_store import Snapshot, highest_offsets
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+
+
+def test_snapshots_land_in_order_with_their_last_offsets(broker: EmbeddedBroker) -> None:
+    topic = f"changelog-{id(broker)}"
+    # partition 0: 3,000 states of 1 KiB (more than one 1 MiB batch); 1: three; 2: none
+    first = Snapshot(1, [(b"c%05d" % i, 0, b"x" * 1024) for i in range(3000)])
+    second = Snapshot(2, [(b"a", 1, b"1"), (b"b", 1, b"2"), (b"\x00progress\x001", 1, b"p")])
+
+    async def run() -> tuple[list[dict[int, int]], dict[int, list[tuple[int, bytes]]]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+        await admin.close()
+        producer = _producer(broker)
+        writer = ChangelogWriter(producer, topic)
+        try:
+            acked = []
+            for snapshot in (first, second, first):
+                acks = await asyncio.gather(*await writer.write(snapshot))
+                acked.append(highest_offsets(acks))
+            with pytest.raises(MessageTooLargeError, match="max_message_bytes"):
+                await writer.write(Snapshot(3, [(b"big", 2, b"x" * (2 * MIB))]))
+            assert await writer.write(Snapshot(4)) == []
+        finally:
+            await producer.stop()
+        return acked, await read(broker, topic)
+
+    acked, records = asyncio.run(run())
+    assert acked == [{0: 2999}, {1: 2}, {0: 5999}]
+    assert [key for _, key in records[0]] == [k for k, _, _ in first.changes] * 2
+    assert [offset for offset, _ in records[0]] == list(range(6000))
+    assert [key for _, key in records[1]] == [b"a", b"b", b"\x00progress\x001"]
+    assert records.get(2, []) == []
+
+
+def test_outputs_arrive_in_the_order_queued_per_partition(broker: EmbeddedBroker) -> None:
+    topic = f"outputs-{id(broker)}"
+    sent = [(topic, i % 3, b"k%d" % i, b"v%05d" % i) for i in range(5000)]
+
+    async def run() -> dict[int, list[tuple[int, bytes]]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+        await admin.close()
+        producer = _producer(broker)
+        outputs = OutputQueue(producer, linger_seconds=0.005)
+        sender = asyncio.create_task(outputs.flush_forever())
+        try:
+            for i, record in enumerate(sent):
+                outputs.queue(*record)
+                if i % 700 == 0:
+                    await asyncio.sleep(0.002)  # the sender takes some chunks itself
+            await asyncio.gather(*outputs.take())  # what a commit waits for
+            assert outputs.pending == []
+            assert outputs.take() == []  # everything delivered, nothing in flight
+            return await read(broker, topic, values=True)
+        finally:
+            sender.cancel()
+            await producer.stop()
+
+    received = asyncio.run(run())
+    for partition in range(3):
+        expected = [value for _, p, _, value in sent if p == partition]
+        assert [value for _, value in received[partition]] == expected
+
+
+def _producer(broker: EmbeddedBroker) -> BatchProducer:
+    return BatchProducer([broker.bootstrap], max_message_bytes=MIB, delivery_timeout_seconds=30)
+
+
+async def read(
+    broker: EmbeddedBroker, topic: str, *, values: bool = False
+) -> dict[int, list[tuple[int, bytes]]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * MIB,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(3)])
+        found: dict[int, list[tuple[int, bytes]]] = {}
+        while batch := await consumer.getmany(timeout_ms=1500):
+            for tp, messages in batch.items():
+                found.setdefault(tp.partition, []).extend(
+                    (m.offset, m.value if values else m.key) for m in messages
+                )
+        return found
+    finally:
+        await consumer.stop()
