@@ -129,7 +129,7 @@ class _Outputs:
     """The runtime's sender: outputs are counted, and kept to be produced if asked."""
 
     def __init__(self, settings: Settings, keep: bool) -> None:
-        self._names = {k: settings.topics.name(k) for k in settings.topics.model_fields}
+        self._names = {k: settings.topics.name(k) for k in type(settings.topics).model_fields}
         self.keep = keep
         self.pending: list[tuple[str, int, bytes | None, bytes]] = []
         self.counts: Counter[str] = Counter()
