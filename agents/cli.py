@@ -276,7 +276,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 def resolve_topic(settings: Settings, name: str) -> str:
     """Accept a configured topic key or default name ('tier-changes') or a full name."""
-    for key in settings.topics.model_fields:
+    for key in type(settings.topics).model_fields:
         if key == "prefix":
             continue
         default = Settings.model_fields["topics"].default.model_dump()[key]
