@@ -52,7 +52,7 @@ from streams.ledger import (
 from streams.sketch import ScoreSummary
 from streams.tiers import Cuts, make_cuts, recheck_keys
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, amount, day_of, from_micros
-from streams.valuation import ValueRules, buyer_flags, due_day, evaluate, retier
+from streams.valuation import ValueRules, buyer_flags, care_of_day, due_day, evaluate, retier
 from streams.value import benefit_cost_ratio, expected_lifetime_years
 
 log = logging.getLogger(__name__)
@@ -615,19 +615,12 @@ class ValueEngine:
         if state is None or state.closed_day is None or state.closed_day > day:
             return 0
         _, facts = retier(state, day, cuts, rules=self.rules)
-        found = care.evaluate_day(
-            customer_id=state.customer_id,
-            memory=state.care,
-            days=state.days,
-            first_seen_day=day_of(state.first_seen_at),
-            day=day,
-            tier=state.tier,
-            judged=state.judged,
+        found = care_of_day(
+            state,
+            day,
             tier_change=None if facts is None else (facts.previous, facts.tier),
             revalued=revalued,
-            opted_out=state.do_not_call,
-            window_days=self.settings.value.window_days,
-            rules=self.rules.care,
+            rules=self.rules,
         )
         ledger.set_due(key, due_day(state, day, self.rules))
         self.store.put(key, ledger.partition, state)

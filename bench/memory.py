@@ -38,7 +38,7 @@ from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState, apply_event
 from streams.ledger import PartitionLedger
 from streams.units import day_of
-from streams.valuation import ValueRules, buyer_flags, due_day, evaluate
+from streams.valuation import ValueRules, buyer_flags, care_of_day, due_day, evaluate
 
 
 def rss_mb() -> float:
@@ -63,20 +63,7 @@ def customer_pool(customers: int, days: float = 365) -> list[CustomerState]:
     day = day_of(latest)
     for state in states.values():
         evaluate(state, day, lifetime_years=3.0, rules=rules)
-        care.evaluate_day(
-            customer_id=state.customer_id,
-            memory=state.care,
-            days=state.days,
-            first_seen_day=day_of(state.first_seen_at),
-            day=day,
-            tier=state.tier,
-            judged=state.judged,
-            tier_change=None,
-            revalued=True,
-            opted_out=state.do_not_call,
-            window_days=rules.value.window_days,
-            rules=rules.care,
-        )
+        care_of_day(state, day, tier_change=None, revalued=True, rules=rules)
         care.ready_tickets(
             state.customer_id,
             state.care,

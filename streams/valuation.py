@@ -123,6 +123,32 @@ def due_day(state: CustomerState, day: int, rules: ValueRules) -> int | None:
     return min(candidates) if candidates else None
 
 
+def care_of_day(
+    state: CustomerState,
+    day: int,
+    *,
+    tier_change: tuple[str, str] | None,
+    revalued: bool,
+    rules: ValueRules,
+) -> care.DayCare:
+    """The care rules for the customer on a closed day, after its tier for the day is
+    decided (care.evaluate_day with the state's own facts)."""
+    return care.evaluate_day(
+        customer_id=state.customer_id,
+        memory=state.care,
+        days=state.days,
+        first_seen_day=day_of(state.first_seen_at),
+        day=day,
+        tier=state.tier,
+        judged=state.judged,
+        tier_change=tier_change,
+        revalued=revalued,
+        opted_out=state.do_not_call,
+        window_days=rules.value.window_days,
+        rules=rules.care,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TierChangeFacts:
     """A tier change and the figures behind it (money in the currency unit)."""
