@@ -31,9 +31,11 @@ class Outcome:
             assert self.customers[customer][1] == body, customer
         for topic, expected in reference.outputs.items():
             ids = self.outputs[topic]
-            assert ids.keys() == expected.keys(), (
-                f"{topic}: {len(expected.keys() - ids.keys())} events lost, "
-                f"{len(ids.keys() - expected.keys())} unexpected"
+            lost, unexpected = expected.keys() - ids.keys(), ids.keys() - expected.keys()
+            assert (lost, unexpected) == (set(), set()), (
+                f"{topic}: {len(lost)} events lost, {len(unexpected)} unexpected; lost: "
+                f"{[expected[i][0] for i in sorted(lost)[:3]]}, unexpected: "
+                f"{[ids[i][0] for i in sorted(unexpected)[:3]]}"
             )
             for event_id, copies in ids.items():
                 assert set(copies) == {expected[event_id][0]}, f"{topic} {event_id} differs"
