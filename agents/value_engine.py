@@ -296,8 +296,13 @@ class ValueEngine:
                 ledger.mark_stale(key, day)
         # A quiet customer valued before the latest close is up to date: its states are
         # written before the partition's progress, on the same changelog partition.
-        if closed is not None and state.stale:
-            ledger.mark_stale(key, closed + 1)
+        if state.stale:
+            if closed is not None:
+                ledger.mark_stale(key, closed + 1)
+            elif state.closed_day is None:
+                # never closed, and its events may have left no bucket (a contact
+                # preference): the live ledger closes it on its first event's day
+                ledger.mark_stale(key, day_of(state.first_seen_at))
 
     def _touch_progress(self, ledger: PartitionLedger) -> None:
         # called for every applied event: the key and the encoder are made once per ledger
