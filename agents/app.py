@@ -41,7 +41,24 @@ class VipApp(faust.App):
         consumer.force_commit = self.barrier.wrap(consumer)
         # table recovery reads changelogs up to these offsets (see agents/highwater.py)
         consumer.highwaters = exact_highwaters(consumer.highwaters, self.bootstrap_servers)
+        _set_fetch_max_wait(consumer, self.vip.settings.kafka.fetch_max_wait_seconds)
         return consumer
+
+
+def _set_fetch_max_wait(consumer: Any, wait_seconds: float) -> None:
+    """Faust creates its aiokafka consumer with fetch_max_wait_ms=1500, fixed
+    (transport/drivers/aiokafka.py). The embedded broker holds a caught-up fetch for most
+    of that even when records arrive, so each event waited up to 1.5 s. Set on the
+    aiokafka consumer when it is created (before it starts its fetcher)."""
+    thread = consumer._thread
+    create = thread._create_worker_consumer
+
+    def create_with_wait(*args: Any, **kwargs: Any) -> Any:
+        created = create(*args, **kwargs)
+        created._fetch_max_wait_ms = int(wait_seconds * 1000)
+        return created
+
+    thread._create_worker_consumer = create_with_wait
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class KafkaSettings(Section):
     #: Outputs and state writes wait this long to share a produce request. Faust's 0
     #: sent one request per message or two: most of the worker's time went into them.
     producer_linger_seconds: Annotated[float, Field(ge=0, le=1)] = 0.005
+    #: The longest a fetch waits at the broker for records. Faust fixes 1.5 s; Apache
+    #: Kafka answers as soon as records arrive, the embedded broker tends to wait it out.
+    fetch_max_wait_seconds: Annotated[float, Field(ge=0.01, le=10)] = 0.1
     #: How long a produced message (an output, a state write, a value summary) is
     #: retried, through broker outages, before the worker gives up: it then stops and,
     #: restarted, replays from its last commit. Faust's producer default (20 minutes).

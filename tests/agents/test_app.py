@@ -70,3 +70,14 @@ def test_the_faust_internals_the_barrier_relies_on_exist(app: object) -> None:
     consumer = app.consumer  # type: ignore[attr-defined]
     for name in ("_filter_tps_with_pending_acks", "_filter_committable_offsets", "_commit_offsets"):
         assert callable(getattr(consumer, name, None)), name
+
+
+async def test_the_kafka_consumer_fetches_with_the_configured_wait(
+    app: object, settings: Settings
+) -> None:
+    """Faust fixes fetch_max_wait_ms=1500 on the aiokafka consumer it creates; the worker's
+    is kafka.fetch_max_wait_seconds, set before the consumer starts its fetcher."""
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    created = thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
+    assert created._fetch_max_wait_ms == int(settings.kafka.fetch_max_wait_seconds * 1000)
+    assert created._fetch_max_wait_ms != 1500
