@@ -59,6 +59,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="events/s for (c)")
     parser.add_argument("--recovery-customers", type=int, help="population of (e)")
     parser.add_argument("--retier-customers", type=int, help="0 skips the re-tier bench")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy samples the worker of (b); the table lists where its time goes",
+    )
     args = parser.parse_args()
     defaults = (
         {"customers": 5_000, "stream_days": 1.0, "templates": 40}
@@ -113,6 +118,7 @@ def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         seed=1,
         start=population.utc(stream_start),
     )
+    RESULTS.mkdir(exist_ok=True)  # the profile is written there while (b) runs
     with tempfile.TemporaryDirectory(prefix="vipstream-bench-") as tmp:
         work = Path(tmp)
         if "simulator" not in skip:
@@ -225,7 +231,15 @@ def _pipeline(run: _Run) -> None:
     one = Deployment.of(env, "one", work)
     figures["seed_one"] = _seed(one, templates, stream.customers)
     try:
-        figures["worker"] = consume_backlog(one, events, 1, broker_pid=run.broker_pid)
+        figures["worker"] = consume_backlog(
+            one,
+            events,
+            1,
+            broker_pid=run.broker_pid,
+            profile=RESULTS / f"profile-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+            if args.profile
+            else None,
+        )
         _say(f"(b) one worker: {figures['worker']['events_per_second']:,.0f} events/s")
         if "floor" in figures:
             figures["worker_over_floor"] = (

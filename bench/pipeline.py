@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from agents.settings import Settings
 from agents.simulate_io import produce
 from agents.simulator import SimEvent, Simulator
 from bench.deployment import Deployment, patiently, poll_until
+from bench.profile import sampling, summarize
 from bench.soak import INPUT_DELAY, sample
 from tests.support import Worker
 
@@ -76,12 +78,18 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 
 
 def consume_backlog(
-    deployment: Deployment, events: int, workers: int, *, broker_pid: int | None = None
+    deployment: Deployment,
+    events: int,
+    workers: int,
+    *,
+    broker_pid: int | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """(b)/(f) Start `workers` workers on a seeded deployment whose input topics hold
     `events` messages. Once every worker has recovered the state table and built its
     partitions' ledgers (`/tiers` answers), measure events/s until all are consumed,
-    and until the last closable day is tiered."""
+    and until the last closable day is tiered. With `profile`, py-spy samples the first
+    worker over that time and the figures carry the summary."""
     started = time.perf_counter()
     deployment.start(workers)
     ready = deployment.wait_ready()
@@ -89,14 +97,20 @@ def consume_backlog(
     broker_ready = process_cpu_seconds(broker_pid)
     before = _sum(at_ready, CONSUMED)
     rss_ready = _sum(at_ready, "process_resident_memory_bytes")
-    last = poll_until(
-        lambda: deployment.total(CONSUMED) >= events, timeout=1800, what="every event consumed"
-    )
-    tiered = poll_until(
-        lambda: all(_tiered_through_watermark(m) for m in deployment.metrics()),
-        timeout=900,
-        what="the last closable day to be tiered",
-    )
+    pid = deployment.workers[0].process.pid if deployment.workers[0].process else None
+    with (
+        sampling(pid, profile) if profile is not None and pid is not None else nullcontext()
+    ) as sampled:
+        last = poll_until(
+            lambda: deployment.total(CONSUMED) >= events,
+            timeout=1800,
+            what="every event consumed",
+        )
+        tiered = poll_until(
+            lambda: all(_tiered_through_watermark(m) for m in deployment.metrics()),
+            timeout=900,
+            what="the last closable day to be tiered",
+        )
     metrics = deployment.metrics()
     measured = events - before
     seconds = last - ready
@@ -126,6 +140,7 @@ def consume_backlog(
         "cpus_used": cpu / (tiered - ready),
         "cpu_microseconds_per_event": cpu / max(events - before, 1) * 1e6,
         "broker_cpus_used": None if broker_cpu is None else broker_cpu / (tiered - ready),
+        "profile": summarize(sampled) if sampled is not None and sampled.exists() else None,
     }
 
 

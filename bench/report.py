@@ -20,6 +20,21 @@ def print_table(f: dict[str, Any]) -> None:
     middle = max(len(r[1]) for r in rows) if rows else 0
     for name, figure, ratio in rows:
         print(f"{name:<{width}}  {figure:<{middle}}  {ratio}".rstrip())
+    _profile(f)
+
+
+def _profile(f: dict[str, Any], shown: int = 25) -> None:
+    """With --profile: the functions the worker of (b) spent its samples in."""
+    profile = (f.get("worker") or {}).get("profile")
+    if not profile or not profile["samples"]:
+        return
+    print(f"\nworker of (b), py-spy: {profile['samples']:,} samples; share of them")
+    print("  on the stack (inclusive)                              at the top (own)")
+    inclusive, own = profile["inclusive"][:shown], profile["own"][:shown]
+    for i in range(max(len(inclusive), len(own))):
+        left = f"{inclusive[i][1]:6.1%}  {inclusive[i][0][:46]}" if i < len(inclusive) else ""
+        right = f"{own[i][1]:6.1%}  {own[i][0][:50]}" if i < len(own) else ""
+        print(f"  {left:<54}{right}".rstrip())
 
 
 def _title(f: dict[str, Any]) -> str:
