@@ -44,6 +44,18 @@ class VipApp(faust.App):
         _set_fetch_max_wait(consumer, self.vip.settings.kafka.fetch_max_wait_seconds)
         return consumer
 
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        """Faust restarts a crashed agent and only logs it: count it, so it can alert."""
+        await super()._on_agent_error(agent, exc)
+        self.vip.metrics.agent_crashes.inc()
+        log.error(
+            "agent %s crashed; Faust restarts it: %r",
+            agent.name,
+            exc,
+            exc_info=exc,
+            extra={"event": "agent_crashed"},
+        )
+
 
 def _set_fetch_max_wait(consumer: Any, wait_seconds: float) -> None:
     """Faust creates its aiokafka consumer with fetch_max_wait_ms=1500, fixed

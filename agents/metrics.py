@@ -211,6 +211,12 @@ class Metrics:
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",
         )
         r.register(FastCollector([self.processing_errors]))
+        self.agent_crashes = Counter(
+            "vipstream_agent_crashes_total",
+            "The event agent failed outside its per-message guard and Faust restarted it "
+            "(a vipstream or Faust bug: the log has the traceback).",
+            registry=r,
+        )
         self.consumer_lag = ConsumerLagCollector()
         r.register(self.consumer_lag)
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...

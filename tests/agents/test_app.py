@@ -81,3 +81,36 @@ async def test_the_kafka_consumer_fetches_with_the_configured_wait(
     created = thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
     assert created._fetch_max_wait_ms == int(settings.kafka.fetch_max_wait_seconds * 1000)
     assert created._fetch_max_wait_ms != 1500
+
+
+async def test_an_agent_crash_is_counted_and_logged(
+    app: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Faust restarts a crashed agent and only logs it; the worker counts it for alerting.
+    Driven through Faust's own actor runner, with its supervisor and actor reference
+    stubbed (they exist only in a started worker)."""
+    agent = app.agents[next(iter(app.agents))]  # type: ignore[attr-defined]
+    crashed: list[BaseException] = []
+
+    class Ref:
+        async def crash(self, exc: BaseException) -> None:
+            crashed.append(exc)
+
+    class Supervisor:
+        woken = 0
+
+        def wakeup(self) -> None:
+            Supervisor.woken += 1
+
+    async def failing() -> None:
+        raise RuntimeError("boom")
+
+    agent.supervisor = Supervisor()
+    metrics = app.vip.metrics  # type: ignore[attr-defined]
+    await agent._execute_actor(failing(), Ref())
+    assert [str(e) for e in crashed] == ["boom"]
+    assert Supervisor.woken == 1
+    assert b"vipstream_agent_crashes_total 1.0" in metrics.render()
+    record = next(r for r in caplog.records if getattr(r, "event", None) == "agent_crashed")
+    assert record.levelname == "ERROR"
+    assert record.exc_info is not None
