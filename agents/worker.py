@@ -28,7 +28,7 @@ def run_worker(settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     try:
         # A worker started before the broker waits for it (logging each retry).
-        loop.run_until_complete(ensure_topics(settings, wait_seconds=float("inf")))
+        loop.run_until_complete(_wait_for_broker(settings))
     except TopicError as exc:
         print(f"vipstream: {exc}", file=sys.stderr)
         return 1
@@ -57,6 +57,32 @@ def run_worker(settings: Settings) -> int:
     )
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
+
+
+async def _wait_for_broker(settings: Settings) -> None:
+    """Create the topics once the broker answers. Meanwhile the web port answers
+    `/healthz` (503 `broker_unreachable`, as a running worker does in an outage) and
+    nothing else, so probes and operators see why the worker does not consume yet.
+    Released before Faust's web server binds it."""
+    from aiohttp import web
+
+    async def waiting(request: web.Request) -> web.Response:
+        if request.path != "/healthz":
+            return web.json_response({"error": "waiting for the broker"}, status=503)
+        return web.json_response({"status": "broker_unreachable"}, status=503)
+
+    server = web.Application()
+    server.router.add_route("GET", "/{tail:.*}", waiting)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.web.host, settings.web.port).start()
+    except OSError as exc:  # the port is taken: Faust's own server will say so later
+        log.warning("cannot serve /healthz while waiting for the broker: %s", exc)
+    try:
+        await ensure_topics(settings, wait_seconds=float("inf"))
+    finally:
+        await runner.cleanup()
 
 
 def spawn_worker(

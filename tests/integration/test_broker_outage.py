@@ -189,6 +189,8 @@ def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None
         assert worker.process is not None
         assert worker.process.poll() is None, worker.log()
         assert "retrying" in worker.log()
+        # probes see why it does not consume yet
+        assert worker.get("/healthz") == (503, {"status": "broker_unreachable"})
 
         with EmbeddedBroker(port=port):
             worker.wait_healthy(timeout=60)
