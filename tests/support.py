@@ -155,9 +155,32 @@ class Worker:
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
+            stacks = self.dump_stacks()
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            raise AssertionError(f"worker did not stop on SIGTERM:\n{self.log()}") from None
+            raise AssertionError(f"worker did not stop on SIGTERM:\n{stacks}") from None
+
+    def dump_stacks(self, wait: float = 5.0) -> str:
+        """Ask the worker for every thread's stack and every asyncio task's (SIGUSR1: the
+        Faust worker prints them to its log); the log from there on, for a test failure
+        that a hang caused."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return self.log()
+        start = self.log_path.stat().st_size
+        os.kill(process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if self.log_path.stat().st_size > start and "TASKS" in self._log_from(start):
+                time.sleep(0.5)  # let it finish writing
+                break
+        return f"stacks of {self.log_path} (pid {process.pid}):\n{self._log_from(start)[-80000:]}"
+
+    def _log_from(self, offset: int) -> str:
+        with self.log_path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
 
     def kill(self) -> None:
         """kill -9: no commit, no goodbye."""
@@ -219,7 +242,11 @@ def settle(workers: list[Worker], caught_up: int | Callable[[], bool]) -> dict[s
             return sum(w.metric("vipstream_events_consumed_total") for w in workers) >= sent
 
         caught_up = consumed_all
-    wait_for(caught_up, timeout=180, what="every event consumed", interval=0.5)
+    try:
+        wait_for(caught_up, timeout=180, what="every event consumed", interval=0.5)
+    except AssertionError as exc:  # a hang: where every worker is stuck
+        stacks = "\n\n".join(w.dump_stacks() for w in workers)
+        raise AssertionError(f"{exc}\n\n{stacks}") from None
     last: list[Any] = [None, 0]
 
     def stable() -> dict[str, Any] | None:
