@@ -181,11 +181,14 @@ class OutputQueue:
 
     def take(self) -> list[Awaitable[None]]:
         """For the commit barrier, synchronously: awaitables that complete once every
-        output queued so far is delivered (and fail if one is not)."""
-        waits: list[Awaitable[None]] = list(self._inflight)
-        if self._pending:
-            waits.append(self._send_in_turn(self._take_pending()))
-        return waits
+        output queued so far is delivered (and fail if one is not).
+
+        What is pending is sent by a task of its own, whatever the caller does next: a
+        send taken as a bare coroutine would hold its turn until awaited, so a commit
+        abandoned before awaiting it (cancelled, or failed earlier) would leave every
+        later send waiting for that turn, and every later commit waiting for them."""
+        self._send_pending()
+        return list(self._inflight)
 
     async def flush_forever(self) -> None:
         """Send what is queued at most `linger` seconds after it was queued."""
@@ -195,10 +198,13 @@ class OutputQueue:
             self._wake.clear()
             if self._linger:
                 await asyncio.sleep(self._linger)
-            if self._pending:
-                task = asyncio.create_task(self._send_in_turn(self._take_pending()))
-                self._inflight.add(task)
-                task.add_done_callback(self._settled)
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        if self._pending:
+            task = asyncio.create_task(self._send_in_turn(self._take_pending()))
+            self._inflight.add(task)
+            task.add_done_callback(self._settled)
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         # a failed send stays in flight, so the next commit sees the failure

@@ -84,6 +84,36 @@ def test_outputs_arrive_in_the_order_queued_per_partition(broker: EmbeddedBroker
         assert [value for _, value in received[partition]] == expected
 
 
+def test_an_abandoned_commit_does_not_hold_later_outputs_back(broker: EmbeddedBroker) -> None:
+    """A commit takes the pending outputs, then fails or is cancelled before it waits for
+    them (a rebalance, a failed flush). They are delivered anyway, and so is everything
+    queued after them: the next commit's wait completes."""
+    topic = f"abandoned-{id(broker)}"
+
+    async def run() -> dict[int, list[tuple[int, bytes]]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await admin.close()
+        producer = _producer(broker)
+        outputs = OutputQueue(producer, linger_seconds=0.005)
+        sender = asyncio.create_task(outputs.flush_forever())
+        try:
+            outputs.queue(topic, 0, b"k", b"first")
+            del outputs.take()[:]  # the abandoned commit: nothing awaited
+            outputs.queue(topic, 0, b"k", b"second")
+            await asyncio.sleep(0.05)  # the sender takes it
+            outputs.queue(topic, 0, b"k", b"third")
+            await asyncio.wait_for(asyncio.gather(*outputs.take()), timeout=20)
+            return await read(broker, topic, values=True)
+        finally:
+            sender.cancel()
+            await producer.stop()
+
+    received = asyncio.run(run())
+    assert [value for _, value in received[0]] == [b"first", b"second", b"third"]
+
+
 def _producer(broker: EmbeddedBroker) -> BatchProducer:
     return BatchProducer([broker.bootstrap], max_message_bytes=MIB, delivery_timeout_seconds=30)
 
