@@ -140,6 +140,8 @@ class Worker:
     def metrics(self) -> dict[str, float]:
         """Every sample summed over its labels (e.g. events consumed on all topics)."""
         status, text = self.get("/metrics")
+        if status == 503:  # still waiting for the broker: not serving yet, like a refusal
+            raise ConnectionRefusedError(f"{self.url}/metrics: 503 {text!r}")
         assert status == 200
         return sample_totals(text)
 
