@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -92,6 +93,19 @@ def cli(
     return result
 
 
+#: every worker process a test started: those a failed test left running are killed when
+#: the test process exits, so they do not outlive their broker and load the next run
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftover_workers() -> None:
+    for process in _STARTED:
+        if process.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
 @dataclass
 class Worker:
     """A `vipstream worker` subprocess."""
@@ -115,6 +129,7 @@ class Worker:
             log_path=self.log_path,
             cwd=ROOT,
         )
+        _STARTED.append(self.process)
         return self
 
     def wait_healthy(self, timeout: float = 60) -> Worker:
