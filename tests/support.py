@@ -98,6 +98,17 @@ def cli(
 _STARTED: list[subprocess.Popen[bytes]] = []
 
 
+_PROGRESS_METRICS = (
+    "vipstream_events_consumed_total",
+    "vipstream_events_applied_total",
+    "vipstream_events_duplicate_total",
+    "vipstream_commit_flush_seconds_count",
+    "vipstream_consumer_lag_messages",
+    "vipstream_state_recovered_records_total",
+    "vipstream_agent_crashes_total",
+)
+
+
 @atexit.register
 def _kill_leftover_workers() -> None:
     for process in _STARTED:
@@ -115,6 +126,7 @@ class Worker:
     log_path: Path
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    _dumped_at: int = -1  # the log's size when the stacks were asked for (-1: never)
 
     @property
     def url(self) -> str:
@@ -184,7 +196,7 @@ class Worker:
         process = self.process
         if process is None or process.poll() is not None:
             return self.log()
-        start = self.log_path.stat().st_size
+        start = self._dumped_at = self.log_path.stat().st_size
         os.kill(process.pid, signal.SIGUSR1)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -198,6 +210,29 @@ class Worker:
         with self.log_path.open("rb") as handle:
             handle.seek(offset)
             return handle.read().decode(errors="replace")
+
+    def account(self, lines: int = 30) -> str:
+        """A short account of a worker that did not get where a test waited for it: alive or
+        not, its progress counters, and the last lines of its log."""
+        process = self.process
+        state = "not started" if process is None else f"pid {process.pid}, "
+        if process is not None:
+            code = process.poll()
+            state += "running" if code is None else f"exited {code}"
+        try:
+            figures = self.metrics()
+            progress = ", ".join(
+                f"{name.removeprefix('vipstream_')}={figures.get(name, 0):g}"
+                for name in _PROGRESS_METRICS
+            )
+        except Exception as exc:  # an account, not a check
+            progress = f"no metrics ({exc!r})"
+        with self.log_path.open("rb") as handle:  # up to a stack dump of our own asking
+            text = handle.read(self._dumped_at).decode(errors="replace")
+        tail = text.splitlines()
+        return f"{self.log_path.name} ({state}): {progress}\nlast log lines:\n" + "\n".join(
+            tail[-lines:]
+        )
 
     def kill(self) -> None:
         """kill -9: no commit, no goodbye."""
@@ -249,9 +284,14 @@ def simulate_history(
     return path
 
 
-def settle(workers: list[Worker], caught_up: int | Callable[[], bool]) -> dict[str, Any]:
+def settle(
+    workers: list[Worker],
+    caught_up: int | Callable[[], bool],
+    lag: Callable[[], object] | None = None,
+) -> dict[str, Any]:
     """Wait until the input is consumed (`caught_up`: the number of messages the workers
-    consume between them, or a condition) and the tiers stop moving; the /tiers report."""
+    consume between them, or a condition) and the tiers stop moving; the /tiers report.
+    `lag` describes what is still missing, for the failure of a run that never catches up."""
     if isinstance(caught_up, int):
         sent = caught_up
 
@@ -262,8 +302,14 @@ def settle(workers: list[Worker], caught_up: int | Callable[[], bool]) -> dict[s
     try:
         wait_for(caught_up, timeout=180, what="every event consumed", interval=0.5)
     except AssertionError as exc:  # a hang: where every worker is stuck
+        # the stacks first, the short account last: a CI report keeps a failure's end
         stacks = "\n\n".join(w.dump_stacks() for w in workers)
-        raise AssertionError(f"{exc}\n\n{stacks}") from None
+        accounts = [w.account() for w in workers]
+        if lag is not None:
+            with contextlib.suppress(Exception):
+                accounts.append(f"not committed to the end (committed, end): {lag()}")
+        account = "\n\n".join(accounts)
+        raise AssertionError(f"{exc}\n\n{stacks}\n\n{exc}\n{account}") from None
     last: list[Any] = [None, 0]
 
     def stable() -> dict[str, Any] | None:

@@ -116,15 +116,15 @@ def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list
     return asyncio.run(run())
 
 
-def group_caught_up(env: dict[str, str]) -> bool:
-    """Whether the worker group of `env` has committed every input partition to its end
-    (the log end as a fetch reports it: see agents/highwater.py). Asked as a member of the
-    group that never joins it, so the workers are not disturbed."""
+def group_lag(env: dict[str, str]) -> dict[str, tuple[int | None, int]]:
+    """Every input partition the worker group of `env` has not committed to its end (the log
+    end as a fetch reports it: see agents/highwater.py): "topic[p]" -> (committed, end).
+    Asked as a member of the group that never joins it, so the workers are not disturbed."""
     settings = settings_for(env)
     topics = [settings.topics.name(k) for k in INPUT_EVENT_TYPES]
     tps = [TopicPartition(t, p) for t in topics for p in range(settings.kafka.partitions)]
 
-    async def run() -> bool:
+    async def run() -> dict[str, tuple[int | None, int]]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.app_id,
@@ -137,11 +137,12 @@ def group_caught_up(env: dict[str, str]) -> bool:
                 return dict(await consumer.end_offsets(list(partitions)))
 
             ends = await exact_highwaters(listed, settings.bootstrap_servers)(*tps)
+            behind = {}
             for tp, end in ends.items():
                 committed = await consumer.committed(tp) if end else 0
                 if end and (committed is None or committed < end):
-                    return False
-            return True
+                    behind[f"{tp.topic}[{tp.partition}]"] = (committed, end)
+            return behind
         finally:
             await consumer.stop()
 

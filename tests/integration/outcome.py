@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from tests.integration.kafka import group_caught_up, read_outputs
+from tests.integration.kafka import group_lag, read_outputs
 from tests.support import Worker, settle
 
 OUTPUTS = ("tier-changes", "basic-question-spikes", "care-tasks", "ticket-priorities")
@@ -53,7 +53,7 @@ def outcome(
     topics: tuple[str, ...] = OUTPUTS,
 ) -> Outcome:
     """Once the worker's group has committed all its input and its tiers stopped moving."""
-    report = settle([worker], lambda: group_caught_up(env))
+    report = settle([worker], lambda: not group_lag(env), lambda: group_lag(env))
     answers = {c: worker.get(f"/customers/{c}") for c in customers}
     copies: dict[str, dict[str, list[bytes]]] = {}
     for topic, events in read_outputs(env, topics).items():
