@@ -39,8 +39,13 @@ class VipApp(faust.App):
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         consumer.force_commit = self.barrier.wrap(consumer)
-        # table recovery reads changelogs up to these offsets (see agents/highwater.py)
-        consumer.highwaters = exact_highwaters(consumer.highwaters, self.bootstrap_servers)
+        # table recovery reads changelogs up to these offsets (see agents/highwater.py);
+        # Faust stops waiting for them after broker_request_timeout, so give up sooner
+        consumer.highwaters = exact_highwaters(
+            consumer.highwaters,
+            self.bootstrap_servers,
+            wait_seconds=self.vip.settings.kafka.request_timeout_seconds / 2,
+        )
         _set_fetch_max_wait(consumer, self.vip.settings.kafka.fetch_max_wait_seconds)
         return consumer
 

@@ -8,6 +8,14 @@ RocksDB store whose recorded offset lies past that answer fails Faust's consiste
 check. The high watermark in a fetch response is right on that broker too, and on Apache
 Kafka both answers agree (with acks=all the log end a reader may see is the high
 watermark), so recovery uses the larger of the two.
+
+A partition whose fetch does not answer in time is an error, never a silent fallback to
+the listed answer: reading a changelog short of its end would restore customers without
+their latest state while their events' offsets are committed, and nothing would ever
+apply those events again. Faust gives up on the whole answer after
+`broker_request_timeout` and then recovers up to stale offsets without a word, so the
+wait here must end sooner (agents/app.py passes a deadline below that timeout); the
+error crashes the worker, whose restart tries again.
 """
 
 from __future__ import annotations
@@ -22,11 +30,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 Highwaters = Callable[..., Awaitable[Mapping[Any, int]]]
 
 
+class HighwaterUnknown(RuntimeError):
+    """A partition's fetch did not report its high watermark in time."""
+
+
 async def fetched_highwaters(
     bootstrap: list[str], listed: Mapping[Any, int], *, wait_seconds: float = 10.0
 ) -> dict[Any, int]:
     """For each partition (a (topic, partition) tuple) with a listed end offset above
-    zero, the high watermark a fetch of its last listed record reports."""
+    zero, the high watermark a fetch of its last listed record reports. HighwaterUnknown
+    when a partition has not answered within `wait_seconds`."""
     wanted = {tp: TopicPartition(tp[0], tp[1]) for tp, end in listed.items() if end}
     if not wanted:
         return {}
@@ -45,19 +58,27 @@ async def fetched_highwaters(
                 if highwater is not None:
                     found[tp] = highwater
                     consumer.pause(kafka_tp)
+        missing = sorted(f"{tp[0]}[{tp[1]}]" for tp in wanted.keys() - found.keys())
+        if missing:
+            raise HighwaterUnknown(
+                f"no fetch answered within {wait_seconds:g}s with the log end of "
+                f"{', '.join(missing)}: not reading changelogs short of their end"
+            )
         return found
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
 
 
-def exact_highwaters(highwaters: Highwaters, bootstrap: list[str]) -> Highwaters:
+def exact_highwaters(
+    highwaters: Highwaters, bootstrap: list[str], *, wait_seconds: float = 10.0
+) -> Highwaters:
     """Wrap a Faust consumer's `highwaters` (ListOffsets) so that no answer is below the
-    fetched high watermark."""
+    fetched high watermark (HighwaterUnknown when a fetch does not answer in time)."""
 
     async def exact(*partitions: Any) -> Mapping[Any, int]:
         listed = dict(await highwaters(*partitions))
-        fetched = await fetched_highwaters(bootstrap, listed)
+        fetched = await fetched_highwaters(bootstrap, listed, wait_seconds=wait_seconds)
         return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
 
     return exact

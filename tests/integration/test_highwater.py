@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.broker import EmbeddedBroker
-from agents.highwater import exact_highwaters
+from agents.highwater import HighwaterUnknown, exact_highwaters
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,31 @@ def test_highwaters_count_every_record_of_the_last_batch(broker: EmbeddedBroker)
         TopicPartition(topic, 2): 0,
     }
     assert exact == counted
+
+
+def test_a_partition_whose_fetch_never_answers_is_an_error_not_the_listed_end(
+    broker: EmbeddedBroker,
+) -> None:
+    """Recovery must not read a changelog short of its end because a fetch was slow: the
+    listed answer (possibly a batch short on this broker) is never used on its own."""
+    topic = f"hw-one-{id(broker)}"
+
+    async def create() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            await (await producer.send(topic, b"a", partition=0))
+        finally:
+            await producer.stop()
+
+    asyncio.run(create())
+    missing = TopicPartition(topic, 7)  # the topic has no partition 7
+
+    async def listed(*partitions: TopicPartition) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 5)  # a partition no fetch can read
+
+    with pytest.raises(HighwaterUnknown, match=rf"{topic}\[7\]"):
+        asyncio.run(exact_highwaters(listed, [broker.bootstrap], wait_seconds=2)(missing))
 
 
 async def _count(broker: EmbeddedBroker, tp: TopicPartition) -> int:
