@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import mode
 
 from agents.durability import CommitBarrier
-from agents.health import Health
+from agents.health import Health, group_coordination_error
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics, input_lag
 from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
@@ -48,6 +49,25 @@ class VipApp(faust.App):
         )
         _set_fetch_max_wait(consumer, self.vip.settings.kafka.fetch_max_wait_seconds)
         return consumer
+
+    @mode.Service.task
+    async def _watch_group_coordination(self) -> None:
+        """A worker whose group coordination died would never consume again while looking
+        alive: stop it (exit status 1) so that its supervisor starts a fresh one. A task of
+        the app service itself: Faust starts app tasks and timers only once table
+        recovery has completed, which needs the group this watches."""
+        while not self.should_stop:
+            await self.sleep(2.0)
+            error = group_coordination_error(self.consumer)
+            if error is not None:
+                log.critical(
+                    "the Kafka client's consumer-group coordination ended with %r: this "
+                    "worker would never consume again; stopping so that it is restarted",
+                    error,
+                    extra={"event": "group_coordination_failed"},
+                )
+                await self.crash(error)
+                return
 
     async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
         """Faust restarts a crashed agent and only logs it: count it, so it can alert."""

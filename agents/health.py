@@ -87,3 +87,23 @@ class Health:
         if not client.cluster.brokers():
             await client.bootstrap()
         await client.fetch_all_metadata()
+
+
+def group_coordination_error(consumer: Any) -> BaseException | None:
+    """The error that ended the Kafka client's consumer-group coordination, once it has.
+
+    aiokafka runs the group protocol (join, sync, heartbeat) in one task. An error it does
+    not expect ends that task for good: the worker then never joins, consumes or commits
+    again, yet its process, web server and broker connection look healthy. The embedded
+    broker (Tansu 0.6) triggers it: a member that joins while a killed member's session
+    has not expired yet can be handed a zero-length assignment, which aiokafka fails to
+    decode (ValueError). None while coordination runs or after it ended normally (close).
+    """
+    thread = getattr(consumer, "_thread", None)  # faust's aiokafka consumer thread
+    client = getattr(thread, "_consumer", None)  # aiokafka.AIOKafkaConsumer
+    coordinator = getattr(client, "_coordinator", None)
+    task = getattr(coordinator, "_coordination_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    error: BaseException | None = task.exception()
+    return error

@@ -21,6 +21,7 @@ import orjson
 
 from agents.broker import free_port
 from agents.metrics import sample_totals
+from agents.settings import KafkaSettings
 from agents.worker import spawn_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,11 +235,26 @@ class Worker:
             tail[-lines:]
         )
 
-    def kill(self) -> None:
-        """kill -9: no commit, no goodbye."""
+    def kill(self, *, wait_out_session: bool = False) -> None:
+        """kill -9: no commit, no goodbye.
+
+        `wait_out_session`: return only once the broker must have expired the dead
+        member (its session timeout and a margin), as a supervisor restarting it would.
+        On the embedded broker (Tansu 0.6) a member that joins while a dead one's session
+        is still running can be handed a zero-length assignment, which ends aiokafka's
+        group coordination: the worker then stops (agents/app.py), and a test of the data
+        would fail for a broker bug. On Apache Kafka the new member simply waits.
+        """
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+            if wait_out_session:
+                timeout = self.env.get(
+                    "VIPSTREAM_KAFKA__SESSION_TIMEOUT_SECONDS",
+                    KafkaSettings.model_fields["session_timeout_seconds"].default,
+                )
+                # the broker checks expiry when a request arrives, and holds a rejoin 3 s
+                time.sleep(float(timeout) + 5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-8000:]

@@ -90,8 +90,9 @@ def consumed(worker: Worker) -> float:
 
 
 def kill_when(worker: Worker, condition: Callable[[], bool], what: str) -> None:
+    """kill -9 once `condition` holds; return when a successor may join the group."""
     wait_for(condition, timeout=120, what=what, interval=0.05)
-    worker.kill()
+    worker.kill(wait_out_session=True)
 
 
 def test_kill_9_at_several_points_loses_and_doubles_nothing(

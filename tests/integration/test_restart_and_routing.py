@@ -37,7 +37,7 @@ def test_duplicates_are_ignored_after_a_restart(
     if how == "sigterm":
         assert worker.stop() == 0
     else:
-        worker.kill()
+        worker.kill(wait_out_session=True)
 
     with running(make_worker("w2")) as restarted:
         produce(
