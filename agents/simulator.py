@@ -177,22 +177,30 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-def _json_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-_STEPS = ("updated", "resolved")
-_REOPENED_STEPS = ("updated", "resolved", "reopened", "resolved")
+#: a ticket's steps after it opened, up to the status's closing quote and the next key
+_STEPS = tuple(f'{status}","handling_seconds":' for status in ("updated", "resolved"))
+_REOPENED_STEPS = tuple(
+    f'{status}","handling_seconds":' for status in ("updated", "resolved", "reopened", "resolved")
+)
+#: the start of an order's line after its time, by kind: up to its amount
+_PURCHASE, _REFUND, _SUBSCRIPTION, _SERVICE_FEE = (
+    f',"kind":"{kind}","amount":' for kind in ("purchase", "refund", "subscription", "service_fee")
+)
+_BASIC_COUNT, _OTHER_COUNT = len(BASIC_CATEGORIES), len(OTHER_CATEGORIES)
 
 #: the end of an event's JSON with a rating, by the unclamped rating
 _RATINGS = {n: f',"satisfaction":{max(1, min(5, n))}}}' for n in range(-30, 40)}
 
-#: the end of a call's line: "resolved", then "is_basic" when the event says it
-_CALL_ENDS = {
-    (resolved, marked): f'","resolved":{_json_bool(resolved)}{marked}'
-    for resolved in (False, True)
-    for marked in ("", ',"is_basic":true', ',"is_basic":false')
-}
+
+def _call_ends(marked: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The end of a call's line: "resolved", then "is_basic" when the event says it;
+    indexed [marked][resolved] (one in ten calls says whether it was a basic question)."""
+    unmarked = ('","resolved":false', '","resolved":true')
+    return unmarked, (unmarked[0] + marked, unmarked[1] + marked)
+
+
+_BASIC_CALL_ENDS = _call_ends(',"is_basic":true')
+_OTHER_CALL_ENDS = _call_ends(',"is_basic":false')
 
 
 class Simulator:
@@ -201,6 +209,9 @@ class Simulator:
     def __init__(self, config: SimulationConfig) -> None:
         self.config = config
         self._rng = random.Random(config.seed)
+        # the draws of the hot paths, bound once (the same generator: same stream)
+        self._random = self._rng.random
+        self._bits = self._rng.getrandbits
         self._t0 = round(config.start.timestamp() * 1000)
         self._end = self._t0 + round(config.days * _DAY_MS)
         self._tables = _tables()
@@ -212,6 +223,8 @@ class Simulator:
         self._first_day = self._t0 // _DAY_MS  # calendar buckets are UTC days from here
         self._ids = 0  # event ids, numbered in time order
         self._tickets = itertools.count(1)  # ticket ids
+        self._ticket_head = f',"ticket_id":"T{config.seed}-'
+        self._currency = f',"currency":"{config.currency}"'
         self._out: list[list[_Record]] = []
 
     # -- population --------------------------------------------------------------------
@@ -288,14 +301,14 @@ class Simulator:
         for process in self._first_processes():
             if process[_AT] < end:
                 calendar[process[_AT] // _DAY_MS - first].append(process)
-        runners = {
-            _P_ORDER: self._orders,
-            _P_CONTACT: self._contacts,
-            _P_SUBSCRIPTION: self._subscription,
-            _P_FEE: self._fee,
-            _P_PREFERENCE: self._preference,
-            _P_BURST: self._burst,
-        }
+        runners = (  # indexed by kind: _P_ORDER, _P_CONTACT, ...
+            self._orders,
+            self._contacts,
+            self._subscription,
+            self._fee,
+            self._preference,
+            self._burst,
+        )
         for bucket in range(buckets):
             due, calendar[bucket] = calendar[bucket], []
             events = self._out[bucket]  # where today's events go, follow-ups included
@@ -329,9 +342,13 @@ class Simulator:
             self._out[at // _DAY_MS - self._first_day].append((at, event_type, index, tail))
 
     # -- processes: each runs until `day_end`, leaving `at` at its next firing ---------
+    # (the hot paths bind their draws and tables to locals and test office hours before
+    # calling `_office_hours`: the same draws in the same order, fewer bytecodes)
     def _orders(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
-        r = self._rng
-        c = self._customers[p[_INDEX]]
+        rnd, bits = self._random, self._bits
+        t = self._tables
+        index = p[_INDEX]
+        c = self._customers[index]
         at = p[_AT]
         while at < day_end:
             if at > c.churn_at:
@@ -341,24 +358,25 @@ class Simulator:
                 parts = []
                 runs_out = math.inf
                 for sku, days in c.consumables:
-                    quantity = 1 + int(r.random() * 4)
+                    quantity = 1 + int(rnd() * 4)
                     parts.append(
                         f'{{"sku":"{sku}","quantity":{quantity},"consumption_days":{days}}}'
                     )
                     runs_out = min(runs_out, quantity * days)
                 items = f',"items":[{",".join(parts)}]'
                 # re-order around the time it runs out: sometimes early, sometimes late
-                gap = max(1.0, runs_out * (0.8 + 0.5 * r.random())) * _DAY_MS
+                gap = max(1.0, runs_out * (0.8 + 0.5 * rnd())) * _DAY_MS
             else:
-                gap = c.order_gap * self._tables.exp1[r.getrandbits(_BITS)]
-            amount = int(c.order_value * self._tables.price_factor[r.getrandbits(_BITS)] + 0.5)
-            if r.random() < 0.04:
-                refund = int(amount * (1.0, 0.5, 0.2)[int(r.random() * 3)] + 0.5)
-                later = at + int((1 + 19 * r.random()) * _DAY_MS)
-                self._later(later, _ORDER, p[_INDEX], self._order("refund", refund))
-            tail = self._order("purchase", amount, items)
-            events.append((at, _ORDER, p[_INDEX], tail))
-            at = self._office_hours(at + int(gap))
+                gap = c.order_gap * t.exp1[bits(_BITS)]
+            amount = int(c.order_value * t.price_factor[bits(_BITS)] + 0.5)
+            if rnd() < 0.04:
+                refund = int(amount * (1.0, 0.5, 0.2)[int(rnd() * 3)] + 0.5)
+                later = at + int((1 + 19 * rnd()) * _DAY_MS)
+                self._later(later, _ORDER, index, self._order(_REFUND, refund))
+            events.append((at, _ORDER, index, self._order(_PURCHASE, amount, items)))
+            at += int(gap)
+            if not _OFFICE_OPEN <= at % _DAY_MS < _OFFICE_CLOSE:
+                at = self._office_hours(at)
         p[_AT] = at
         return True
 
@@ -367,14 +385,14 @@ class Simulator:
         while p[_AT] < day_end:
             if p[_AT] > c.churn_at:
                 return False
-            tail = self._order("subscription", p[_AMOUNT])
+            tail = self._order(_SUBSCRIPTION, p[_AMOUNT])
             events.append((p[_AT], _ORDER, p[_INDEX], tail))
             p[_AT] += 30 * _DAY_MS
         return True
 
     def _fee(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
         while p[_AT] < day_end:
-            tail = self._order("service_fee", p[_AMOUNT])
+            tail = self._order(_SERVICE_FEE, p[_AMOUNT])
             events.append((p[_AT], _ORDER, p[_INDEX], tail))
             p[_AT] += 30 * _DAY_MS
         return True
@@ -384,9 +402,10 @@ class Simulator:
         return False
 
     def _contacts(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
-        rnd, bits = self._rng.random, self._rng.getrandbits
+        rnd, bits = self._random, self._bits
         exp1 = self._tables.exp1
-        c = self._customers[p[_INDEX]]
+        index = p[_INDEX]
+        c = self._customers[index]
         at = p[_AT]
         while at < day_end:
             gap = c.contact_gap * (3.0 if at > c.churn_at else 1.0)
@@ -395,7 +414,7 @@ class Simulator:
                 following = self._office_hours(following)
             # weekends are quiet: most contacts that would fall on one do not happen
             if (at // _DAY_MS + 3) % 7 < 5 or rnd() >= 0.65:
-                self._contact(at, c, p[_INDEX], rnd() < c.basic_share, events)
+                self._contact(at, c, index, rnd() < c.basic_share, events)
             at = following
         p[_AT] = at
         return True
@@ -416,53 +435,61 @@ class Simulator:
 
     # -- events ------------------------------------------------------------------------
     def _order(self, kind: str, cents: int, items: str = "") -> str:
-        amount = f"{cents // 100}.{self._tables.cents[cents % 100]}"
-        return f',"kind":"{kind}","amount":{amount},"currency":"{self.config.currency}"{items}}}'
+        """The end of an order's line; `kind` is its opening fragment (`_PURCHASE`, ...)."""
+        return f"{kind}{cents // 100}.{self._tables.cents[cents % 100]}{self._currency}{items}}}"
 
     def _contact(
         self, at: int, c: _Customer, index: int, basic: bool, events: list[_Record]
     ) -> None:
-        rnd, bits = self._rng.random, self._rng.getrandbits
+        rnd, bits = self._random, self._bits
         t = self._tables
-        categories = BASIC_CATEGORIES if basic else OTHER_CATEGORIES
-        category = categories[int(rnd() * len(categories))]
-        if rnd() < c.ticket_share:
-            self._ticket(at, c, index, category, events)
-            return
-        call = (t.basic_call if basic else t.other_call)[bits(_BITS)]
-        marked = "" if rnd() >= 0.1 else ',"is_basic":true' if basic else ',"is_basic":false'
-        close = _CALL_ENDS[rnd() < 0.8, marked]
-        rated = self._rated(c) if rnd() < 0.4 else "}"
-        more = t.call_more[bits(_BITS)]
-        events.append((at, _CALL, index, f"{call}{more}{category}{close}{rated}"))
+        if basic:
+            category = BASIC_CATEGORIES[int(rnd() * _BASIC_COUNT)]
+            if rnd() < c.ticket_share:
+                self._ticket(at, c, index, category, events)
+                return
+            call = t.basic_call[bits(_BITS)]
+            ends = _BASIC_CALL_ENDS
+        else:
+            category = OTHER_CATEGORIES[int(rnd() * _OTHER_COUNT)]
+            if rnd() < c.ticket_share:
+                self._ticket(at, c, index, category, events)
+                return
+            call = t.other_call[bits(_BITS)]
+            ends = _OTHER_CALL_ENDS
+        close = ends[rnd() < 0.1][rnd() < 0.8]  # marked as basic or not; resolved
+        rated = _RATINGS[round(c.satisfaction_mean + t.normal[bits(_BITS)])] if rnd() < 0.4 else "}"
+        events.append(
+            (at, _CALL, index, f"{call}{t.call_more[bits(_BITS)]}{category}{close}{rated}")
+        )
 
     def _ticket(
         self, at: int, c: _Customer, index: int, category: str, events: list[_Record]
     ) -> None:
         """An opened ticket, and its whole life: updated, resolved (sometimes reopened and
         resolved again), closed, each some hours to days after the step before."""
-        r = self._rng
+        rnd, bits = self._random, self._bits
         t = self._tables
-        ticket_id = f"T{self.config.seed}-{next(self._tickets)}"
-        ticket = f',"ticket_id":"{ticket_id}","category":"{category}","status":"'
-        channel = t.channel[int(r.random() * 100)]
-        handling = t.opened_handling[r.getrandbits(_BITS)]
+        ticket = f'{self._ticket_head}{next(self._tickets)}","category":"{category}","status":"'
+        channel = t.channel[int(rnd() * 100)]
+        handling = t.opened_handling[bits(_BITS)]
         tail = f'{ticket}opened","channel":"{channel}","handling_seconds":{handling}}}'
         events.append((at, _TICKET, index, tail))
-        reopened = r.random() < 0.05
-        at += int((0.05 + 1.95 * r.random()) * _DAY_MS)
-        for status in _REOPENED_STEPS if reopened else _STEPS:
-            handling = t.step_handling[r.getrandbits(_BITS)]
-            self._later(at, _TICKET, index, f'{ticket}{status}","handling_seconds":{handling}}}')
-            at += int((0.1 + 2.9 * r.random()) * _DAY_MS)
-        rated = self._rated(c) if r.random() < 0.3 else "}"
-        self._later(at, _TICKET, index, f'{ticket}closed"{rated}')
+        reopened = rnd() < 0.05
+        at += int((0.05 + 1.95 * rnd()) * _DAY_MS)
+        end, out, first = self._end, self._out, self._first_day
+        for step in _REOPENED_STEPS if reopened else _STEPS:
+            tail = f"{ticket}{step}{t.step_handling[bits(_BITS)]}}}"
+            if at < end:  # a follow-up, into the bucket of its day
+                out[at // _DAY_MS - first].append((at, _TICKET, index, tail))
+            at += int((0.1 + 2.9 * rnd()) * _DAY_MS)
+        rated = self._rated(c) if rnd() < 0.3 else "}"
+        if at < end:
+            out[at // _DAY_MS - first].append((at, _TICKET, index, f'{ticket}closed"{rated}'))
 
     def _rated(self, c: _Customer) -> str:
         """A satisfaction rating closing an event's JSON: round(mean + N(0, 1)) in 1..5."""
-        return _RATINGS[
-            round(c.satisfaction_mean + self._tables.normal[self._rng.getrandbits(_BITS)])
-        ]
+        return _RATINGS[round(c.satisfaction_mean + self._tables.normal[self._bits(_BITS)])]
 
     # -- output ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[SimEvent]:
