@@ -24,6 +24,7 @@ import itertools
 import math
 import random
 import time
+from bisect import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,7 +135,10 @@ class _Tables:
     bits. A continuous distribution is tabulated by quantiles (level i holds the
     ((i + 0.5) / 4096)-quantile); the fields of a call come from two tables of 4,096
     combinations each, drawn once from the fields' own distributions (by a fixed seed, so
-    every simulation shares them), which leaves 16.7M combinations per kind of call."""
+    every simulation shares them), which leaves 16.7M combinations per kind of call.
+    Seconds are written to one decimal with `:.1f`, the digits of `round(x, 1)` (both
+    round the exact binary value correctly; these values are far below 1e16, where
+    repr would switch to an exponent) at one conversion instead of two."""
 
     def __init__(self) -> None:
         normal = NormalDist()
@@ -142,8 +146,8 @@ class _Tables:
         self.normal = [normal.inv_cdf(p) for p in probabilities]
         self.exp1 = [-math.log(1.0 - p) for p in probabilities]
         self.price_factor = [math.exp(0.35 * z) for z in self.normal]  # lognormvariate(0, .35)
-        self.opened_handling = [f"{round(60 + 840 * p, 1)}" for p in probabilities]
-        self.step_handling = [f"{round(60 + 1740 * p, 1)}" for p in probabilities]
+        self.opened_handling = [f"{60 + 840 * p:.1f}" for p in probabilities]
+        self.step_handling = [f"{60 + 1740 * p:.1f}" for p in probabilities]
         # 100 slots in the exact channel weights
         self.channel = [
             c for c, w in zip(CHANNELS, CHANNEL_WEIGHTS, strict=True) for _ in range(round(w * 100))
@@ -152,22 +156,30 @@ class _Tables:
         self.basic_call = self._calls(draw, math.log(240))
         self.other_call = self._calls(draw, math.log(540))
         self.call_more = [
-            f'"wait_seconds":{round(draw.expovariate(1 / 60), 1)},'
-            f'"wrap_up_seconds":{round(draw.uniform(20, 180), 1)},'
+            f'"wait_seconds":{draw.expovariate(1 / 60):.1f},'
+            f'"wrap_up_seconds":{draw.uniform(20, 180):.1f},'
             f'"agent_id":"A{draw.randint(1, 60):03d}","category":"'
             for _ in range(_QUANTILES)
         ]
         two = [f"{n:02d}" for n in range(60)]
-        self.time_of_day = [f"T{h}:{m}:{s}." for h in two[:24] for m in two for s in two]
+        seconds = [f"{s}." for s in two]  # 86,400 entries: hours and minutes, then seconds
+        self.time_of_day = [
+            hm + s for hm in [f"T{h}:{m}:" for h in two[:24] for m in two] for s in seconds
+        ]
         self.millis = [f'{m:03d}Z"' for m in range(1000)]
         self.cents = [f"{n:02d}" for n in range(100)]
 
     def _calls(self, draw: random.Random, log_duration: float) -> list[str]:
         """Channel, direction and duration of a call (a basic question is shorter)."""
+        # the channel is what draw.choices(CHANNELS, CHANNEL_WEIGHTS)[0] draws (one random()
+        # times the total weight, bisected into the cumulative weights), without
+        # accumulating the weights again for every call
+        cumulative = list(itertools.accumulate(CHANNEL_WEIGHTS))
+        total, last = cumulative[-1] + 0.0, len(CHANNELS) - 1
         return [
-            f',"channel":"{draw.choices(CHANNELS, CHANNEL_WEIGHTS)[0]}",'
+            f',"channel":"{CHANNELS[bisect(cumulative, draw.random() * total, 0, last)]}",'
             f'"direction":"{"inbound" if draw.random() < 0.9 else "outbound"}",'
-            f'"duration_seconds":{round(draw.lognormvariate(log_duration, 0.6), 1)},'
+            f'"duration_seconds":{draw.lognormvariate(log_duration, 0.6):.1f},'
             for _ in range(_QUANTILES)
         ]
 

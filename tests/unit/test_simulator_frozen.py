@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agents.simulate_io import write_jsonl
-from agents.simulator import SimulationConfig, Simulator
+from agents.simulator import SimulationConfig, Simulator, _Tables
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -84,3 +84,13 @@ def test_the_events_of_a_seed_are_frozen(
     config: SimulationConfig, count: int, file_sha: str, events_sha: str
 ) -> None:
     assert events_digest(config) == (count, events_sha)
+
+
+def test_the_tables_of_fragments_are_frozen() -> None:
+    """Every entry of the shared quantile and fragment tables, not only those a small
+    stream happens to draw (faster table building must build the same tables)."""
+    digest = hashlib.sha256()
+    for name, values in sorted(vars(_Tables()).items()):
+        digest.update(name.encode())
+        digest.update(repr(values).encode())
+    assert digest.hexdigest() == "a3f0d72fcdefb90dd8e6b0f014513f2aac91df368235048f522ec6f9173a14f5"
