@@ -7,11 +7,12 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agents.kafka_io import BatchSender, make_producer
-from agents.settings import Settings
 from agents.simulator import SimEvent, Simulator
-from agents.topics import ensure_topics
+
+if TYPE_CHECKING:
+    from agents.settings import Settings
 
 
 def write_jsonl(events: Iterable[SimEvent], output: Path) -> tuple[int, float]:
@@ -62,6 +63,11 @@ async def produce(
     wall-clock second counted from `sim_start` (the demo's accelerated history), or
     neither: as fast as the broker takes them.
     """
+    # imported here: writing a file (`vipstream simulate -o`) needs neither the Kafka
+    # client nor the settings models, which take longer to import than a small file
+    from agents.kafka_io import BatchSender, make_producer
+    from agents.topics import ensure_topics
+
     await ensure_topics(settings, wait_seconds=30.0)
     producer = make_producer(settings)
     await producer.start()
