@@ -25,7 +25,7 @@ import math
 import random
 import time
 from bisect import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -85,6 +85,7 @@ _by_time = itemgetter(0)
 _QUANTILES = 4096  # levels of a tabulated distribution (12 random bits)
 _BITS = 12
 _OFFICE_OPEN, _OFFICE_CLOSE = 8 * 3_600_000, 18 * 3_600_000  # ms into the day
+_OFFICE_SPAN = _OFFICE_CLOSE - _OFFICE_OPEN
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,21 @@ class SimEvent(NamedTuple):
     key: bytes
     value: bytes
     occurred_at: float  # epoch seconds
+
+
+def jsonl_batches(events: Iterable[SimEvent], size: int = 4096) -> Iterator[tuple[bytes, int]]:
+    """Events as JSON lines, `size` at a time, each chunk with its number of lines."""
+    chunk: list[bytes] = []
+    for event in events:
+        chunk.append(event.value)
+        if len(chunk) >= size:
+            chunk.append(b"")
+            yield b"\n".join(chunk), size
+            chunk.clear()
+    if chunk:
+        count = len(chunk)
+        chunk.append(b"")
+        yield b"\n".join(chunk), count
 
 
 class _Tables:
@@ -387,8 +403,11 @@ class Simulator:
                 self._later(later, _ORDER, index, self._order(_REFUND, refund))
             events.append((at, _ORDER, index, self._order(_PURCHASE, amount, items)))
             at += int(gap)
-            if not _OFFICE_OPEN <= at % _DAY_MS < _OFFICE_CLOSE:
-                at = self._office_hours(at)
+            ms = at % _DAY_MS
+            if not _OFFICE_OPEN <= ms < _OFFICE_CLOSE:  # `_office_hours`, inlined
+                at += _OFFICE_OPEN - ms + int(rnd() * _OFFICE_SPAN)
+                if ms >= _OFFICE_CLOSE:
+                    at += _DAY_MS
         p[_AT] = at
         return True
 
@@ -422,8 +441,11 @@ class Simulator:
         while at < day_end:
             gap = c.contact_gap * (3.0 if at > c.churn_at else 1.0)
             following = at + int(gap * exp1[bits(_BITS)])
-            if not _OFFICE_OPEN <= following % _DAY_MS < _OFFICE_CLOSE:
-                following = self._office_hours(following)
+            ms = following % _DAY_MS
+            if not _OFFICE_OPEN <= ms < _OFFICE_CLOSE:  # `_office_hours`, inlined
+                following += _OFFICE_OPEN - ms + int(rnd() * _OFFICE_SPAN)
+                if ms >= _OFFICE_CLOSE:
+                    following += _DAY_MS
             # weekends are quiet: most contacts that would fall on one do not happen
             if (at // _DAY_MS + 3) % 7 < 5 or rnd() >= 0.65:
                 self._contact(at, c, index, rnd() < c.basic_share, events)
@@ -518,17 +540,16 @@ class Simulator:
             ):
                 yield SimEvent(_TOPICS[event_type], keys[index], line.encode(), at / 1000)
 
-    def jsonl_chunks(self) -> Iterator[bytes]:
-        """The events as JSON lines, a day at a time: the same bytes as `events()` joined
-        with newlines, without a SimEvent per event."""
+    def jsonl_chunks(self) -> Iterator[tuple[bytes, int]]:
+        """The events as JSON lines, a day at a time, each chunk with its number of lines:
+        the same bytes as `events()` joined with newlines, without a SimEvent per event."""
         if self.config.invalid_share or self.config.duplicate_share:
-            for event in self.events():
-                yield event.value + b"\n"
+            yield from jsonl_batches(self.events())
             return
         for day, records in self._days():
             lines = self._lines(day, records)
             lines.append("")
-            yield "\n".join(lines).encode()
+            yield "\n".join(lines).encode(), len(records)
 
     def _with_noise(self) -> Iterator[SimEvent]:
         r = self._rng
@@ -559,7 +580,7 @@ class Simulator:
         if _OFFICE_OPEN <= ms < _OFFICE_CLOSE:
             return at
         base = at - ms + (_DAY_MS if ms >= _OFFICE_CLOSE else 0)
-        return base + _OFFICE_OPEN + int(self._rng.random() * (_OFFICE_CLOSE - _OFFICE_OPEN))
+        return base + _OFFICE_OPEN + int(self._rng.random() * _OFFICE_SPAN)
 
     def _broken(self, event: SimEvent) -> SimEvent:
         """A realistic bad message in place of a good one."""
