@@ -214,7 +214,6 @@ _REOPENED_STEPS = tuple(
 _PURCHASE, _REFUND, _SUBSCRIPTION, _SERVICE_FEE = (
     f',"kind":"{kind}","amount":' for kind in ("purchase", "refund", "subscription", "service_fee")
 )
-_BASIC_COUNT, _OTHER_COUNT = len(BASIC_CATEGORIES), len(OTHER_CATEGORIES)
 
 #: the end of an event's JSON with a rating, by the unclamped rating
 _RATINGS = {n: f',"satisfaction":{max(1, min(5, n))}}}' for n in range(-30, 40)}
@@ -477,20 +476,13 @@ class Simulator:
     ) -> None:
         rnd, bits = self._random, self._bits
         t = self._tables
-        if basic:
-            category = BASIC_CATEGORIES[int(rnd() * _BASIC_COUNT)]
-            if rnd() < c.ticket_share:
-                self._ticket(at, c, index, category, events)
-                return
-            call = t.basic_call[bits(_BITS)]
-            ends = _BASIC_CALL_ENDS
-        else:
-            category = OTHER_CATEGORIES[int(rnd() * _OTHER_COUNT)]
-            if rnd() < c.ticket_share:
-                self._ticket(at, c, index, category, events)
-                return
-            call = t.other_call[bits(_BITS)]
-            ends = _OTHER_CALL_ENDS
+        categories = BASIC_CATEGORIES if basic else OTHER_CATEGORIES
+        category = categories[int(rnd() * len(categories))]
+        if rnd() < c.ticket_share:
+            self._ticket(at, c, index, category, events)
+            return
+        call = (t.basic_call if basic else t.other_call)[bits(_BITS)]
+        ends = _BASIC_CALL_ENDS if basic else _OTHER_CALL_ENDS
         close = ends[rnd() < 0.1][rnd() < 0.8]  # marked as basic or not; resolved
         rated = _RATINGS[round(c.satisfaction_mean + t.normal[bits(_BITS)])] if rnd() < 0.4 else "}"
         events.append(
