@@ -5,46 +5,32 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agents.kafka_io import BatchSender, make_producer
-from agents.settings import Settings
-from agents.simulator import SimEvent, Simulator
-from agents.topics import ensure_topics
+from agents.simulator import SimEvent, Simulator, jsonl_batches
+
+if TYPE_CHECKING:
+    from agents.settings import Settings
 
 
 def write_jsonl(events: Iterable[SimEvent], output: Path) -> tuple[int, float]:
     """Write one JSON object per line; returns (events, seconds)."""
     started = time.perf_counter()
     handle = sys.stdout.buffer if str(output) == "-" else output.open("wb")
+    chunks = events.jsonl_chunks() if isinstance(events, Simulator) else jsonl_batches(events)
     try:
         count = 0
-        for chunk in _jsonl_chunks(events):
+        for chunk, lines in chunks:  # a Simulator's a day at a time, without SimEvents
             handle.write(chunk)
-            count += chunk.count(b"\n")
+            count += lines
     finally:
         if handle is not sys.stdout.buffer:
             handle.close()
         else:
             handle.flush()
     return count, time.perf_counter() - started
-
-
-def _jsonl_chunks(events: Iterable[SimEvent]) -> Iterator[bytes]:
-    if isinstance(events, Simulator):
-        yield from events.jsonl_chunks()  # a day at a time, without a SimEvent per event
-        return
-    chunk: list[bytes] = []
-    for event in events:
-        chunk.append(event.value)
-        if len(chunk) >= 4096:
-            chunk.append(b"")
-            yield b"\n".join(chunk)
-            chunk.clear()
-    if chunk:
-        chunk.append(b"")
-        yield b"\n".join(chunk)
 
 
 async def produce(
@@ -62,6 +48,11 @@ async def produce(
     wall-clock second counted from `sim_start` (the demo's accelerated history), or
     neither: as fast as the broker takes them.
     """
+    # imported here: writing a file (`vipstream simulate -o`) needs neither the Kafka
+    # client nor the settings models, which take longer to import than a small file
+    from agents.kafka_io import BatchSender, make_producer
+    from agents.topics import ensure_topics
+
     await ensure_topics(settings, wait_seconds=30.0)
     producer = make_producer(settings)
     await producer.start()

@@ -24,7 +24,8 @@ import itertools
 import math
 import random
 import time
-from collections.abc import Iterator
+from bisect import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -84,6 +85,7 @@ _by_time = itemgetter(0)
 _QUANTILES = 4096  # levels of a tabulated distribution (12 random bits)
 _BITS = 12
 _OFFICE_OPEN, _OFFICE_CLOSE = 8 * 3_600_000, 18 * 3_600_000  # ms into the day
+_OFFICE_SPAN = _OFFICE_CLOSE - _OFFICE_OPEN
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,30 @@ class SimEvent(NamedTuple):
     occurred_at: float  # epoch seconds
 
 
+def jsonl_batches(events: Iterable[SimEvent], size: int = 4096) -> Iterator[tuple[bytes, int]]:
+    """Events as JSON lines, `size` at a time, each chunk with its number of lines."""
+    chunk: list[bytes] = []
+    for event in events:
+        chunk.append(event.value)
+        if len(chunk) >= size:
+            chunk.append(b"")
+            yield b"\n".join(chunk), size
+            chunk.clear()
+    if chunk:
+        count = len(chunk)
+        chunk.append(b"")
+        yield b"\n".join(chunk), count
+
+
 class _Tables:
     """Preformatted JSON fragments of the per-event distributions, indexed by 12 random
     bits. A continuous distribution is tabulated by quantiles (level i holds the
     ((i + 0.5) / 4096)-quantile); the fields of a call come from two tables of 4,096
     combinations each, drawn once from the fields' own distributions (by a fixed seed, so
-    every simulation shares them), which leaves 16.7M combinations per kind of call."""
+    every simulation shares them), which leaves 16.7M combinations per kind of call.
+    Seconds are written to one decimal with `:.1f`, the digits of `round(x, 1)` (both
+    round the exact binary value correctly; these values are far below 1e16, where
+    repr would switch to an exponent) at one conversion instead of two."""
 
     def __init__(self) -> None:
         normal = NormalDist()
@@ -142,8 +162,8 @@ class _Tables:
         self.normal = [normal.inv_cdf(p) for p in probabilities]
         self.exp1 = [-math.log(1.0 - p) for p in probabilities]
         self.price_factor = [math.exp(0.35 * z) for z in self.normal]  # lognormvariate(0, .35)
-        self.opened_handling = [f"{round(60 + 840 * p, 1)}" for p in probabilities]
-        self.step_handling = [f"{round(60 + 1740 * p, 1)}" for p in probabilities]
+        self.opened_handling = [f"{60 + 840 * p:.1f}" for p in probabilities]
+        self.step_handling = [f"{60 + 1740 * p:.1f}" for p in probabilities]
         # 100 slots in the exact channel weights
         self.channel = [
             c for c, w in zip(CHANNELS, CHANNEL_WEIGHTS, strict=True) for _ in range(round(w * 100))
@@ -152,22 +172,30 @@ class _Tables:
         self.basic_call = self._calls(draw, math.log(240))
         self.other_call = self._calls(draw, math.log(540))
         self.call_more = [
-            f'"wait_seconds":{round(draw.expovariate(1 / 60), 1)},'
-            f'"wrap_up_seconds":{round(draw.uniform(20, 180), 1)},'
+            f'"wait_seconds":{draw.expovariate(1 / 60):.1f},'
+            f'"wrap_up_seconds":{draw.uniform(20, 180):.1f},'
             f'"agent_id":"A{draw.randint(1, 60):03d}","category":"'
             for _ in range(_QUANTILES)
         ]
         two = [f"{n:02d}" for n in range(60)]
-        self.time_of_day = [f"T{h}:{m}:{s}." for h in two[:24] for m in two for s in two]
+        seconds = [f"{s}." for s in two]  # 86,400 entries: hours and minutes, then seconds
+        self.time_of_day = [
+            hm + s for hm in [f"T{h}:{m}:" for h in two[:24] for m in two] for s in seconds
+        ]
         self.millis = [f'{m:03d}Z"' for m in range(1000)]
         self.cents = [f"{n:02d}" for n in range(100)]
 
     def _calls(self, draw: random.Random, log_duration: float) -> list[str]:
         """Channel, direction and duration of a call (a basic question is shorter)."""
+        # the channel is what draw.choices(CHANNELS, CHANNEL_WEIGHTS)[0] draws (one random()
+        # times the total weight, bisected into the cumulative weights), without
+        # accumulating the weights again for every call
+        cumulative = list(itertools.accumulate(CHANNEL_WEIGHTS))
+        total, last = cumulative[-1] + 0.0, len(CHANNELS) - 1
         return [
-            f',"channel":"{draw.choices(CHANNELS, CHANNEL_WEIGHTS)[0]}",'
+            f',"channel":"{CHANNELS[bisect(cumulative, draw.random() * total, 0, last)]}",'
             f'"direction":"{"inbound" if draw.random() < 0.9 else "outbound"}",'
-            f'"duration_seconds":{round(draw.lognormvariate(log_duration, 0.6), 1)},'
+            f'"duration_seconds":{draw.lognormvariate(log_duration, 0.6):.1f},'
             for _ in range(_QUANTILES)
         ]
 
@@ -177,22 +205,29 @@ def _tables() -> _Tables:
     return _Tables()
 
 
-def _json_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-_STEPS = ("updated", "resolved")
-_REOPENED_STEPS = ("updated", "resolved", "reopened", "resolved")
+#: a ticket's steps after it opened, up to the status's closing quote and the next key
+_STEPS = tuple(f'{status}","handling_seconds":' for status in ("updated", "resolved"))
+_REOPENED_STEPS = tuple(
+    f'{status}","handling_seconds":' for status in ("updated", "resolved", "reopened", "resolved")
+)
+#: the start of an order's line after its time, by kind: up to its amount
+_PURCHASE, _REFUND, _SUBSCRIPTION, _SERVICE_FEE = (
+    f',"kind":"{kind}","amount":' for kind in ("purchase", "refund", "subscription", "service_fee")
+)
 
 #: the end of an event's JSON with a rating, by the unclamped rating
 _RATINGS = {n: f',"satisfaction":{max(1, min(5, n))}}}' for n in range(-30, 40)}
 
-#: the end of a call's line: "resolved", then "is_basic" when the event says it
-_CALL_ENDS = {
-    (resolved, marked): f'","resolved":{_json_bool(resolved)}{marked}'
-    for resolved in (False, True)
-    for marked in ("", ',"is_basic":true', ',"is_basic":false')
-}
+
+def _call_ends(marked: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The end of a call's line: "resolved", then "is_basic" when the event says it;
+    indexed [marked][resolved] (one in ten calls says whether it was a basic question)."""
+    unmarked = ('","resolved":false', '","resolved":true')
+    return unmarked, (unmarked[0] + marked, unmarked[1] + marked)
+
+
+_BASIC_CALL_ENDS = _call_ends(',"is_basic":true')
+_OTHER_CALL_ENDS = _call_ends(',"is_basic":false')
 
 
 class Simulator:
@@ -201,6 +236,9 @@ class Simulator:
     def __init__(self, config: SimulationConfig) -> None:
         self.config = config
         self._rng = random.Random(config.seed)
+        # the draws of the hot paths, bound once (the same generator: same stream)
+        self._random = self._rng.random
+        self._bits = self._rng.getrandbits
         self._t0 = round(config.start.timestamp() * 1000)
         self._end = self._t0 + round(config.days * _DAY_MS)
         self._tables = _tables()
@@ -212,6 +250,8 @@ class Simulator:
         self._first_day = self._t0 // _DAY_MS  # calendar buckets are UTC days from here
         self._ids = 0  # event ids, numbered in time order
         self._tickets = itertools.count(1)  # ticket ids
+        self._ticket_head = f',"ticket_id":"T{config.seed}-'
+        self._currency = f',"currency":"{config.currency}"'
         self._out: list[list[_Record]] = []
 
     # -- population --------------------------------------------------------------------
@@ -288,14 +328,14 @@ class Simulator:
         for process in self._first_processes():
             if process[_AT] < end:
                 calendar[process[_AT] // _DAY_MS - first].append(process)
-        runners = {
-            _P_ORDER: self._orders,
-            _P_CONTACT: self._contacts,
-            _P_SUBSCRIPTION: self._subscription,
-            _P_FEE: self._fee,
-            _P_PREFERENCE: self._preference,
-            _P_BURST: self._burst,
-        }
+        runners = (  # indexed by kind: _P_ORDER, _P_CONTACT, ...
+            self._orders,
+            self._contacts,
+            self._subscription,
+            self._fee,
+            self._preference,
+            self._burst,
+        )
         for bucket in range(buckets):
             due, calendar[bucket] = calendar[bucket], []
             events = self._out[bucket]  # where today's events go, follow-ups included
@@ -329,9 +369,13 @@ class Simulator:
             self._out[at // _DAY_MS - self._first_day].append((at, event_type, index, tail))
 
     # -- processes: each runs until `day_end`, leaving `at` at its next firing ---------
+    # (the hot paths bind their draws and tables to locals and test office hours before
+    # calling `_office_hours`: the same draws in the same order, fewer bytecodes)
     def _orders(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
-        r = self._rng
-        c = self._customers[p[_INDEX]]
+        rnd, bits = self._random, self._bits
+        t = self._tables
+        index = p[_INDEX]
+        c = self._customers[index]
         at = p[_AT]
         while at < day_end:
             if at > c.churn_at:
@@ -341,24 +385,28 @@ class Simulator:
                 parts = []
                 runs_out = math.inf
                 for sku, days in c.consumables:
-                    quantity = 1 + int(r.random() * 4)
+                    quantity = 1 + int(rnd() * 4)
                     parts.append(
                         f'{{"sku":"{sku}","quantity":{quantity},"consumption_days":{days}}}'
                     )
                     runs_out = min(runs_out, quantity * days)
                 items = f',"items":[{",".join(parts)}]'
                 # re-order around the time it runs out: sometimes early, sometimes late
-                gap = max(1.0, runs_out * (0.8 + 0.5 * r.random())) * _DAY_MS
+                gap = max(1.0, runs_out * (0.8 + 0.5 * rnd())) * _DAY_MS
             else:
-                gap = c.order_gap * self._tables.exp1[r.getrandbits(_BITS)]
-            amount = int(c.order_value * self._tables.price_factor[r.getrandbits(_BITS)] + 0.5)
-            if r.random() < 0.04:
-                refund = int(amount * (1.0, 0.5, 0.2)[int(r.random() * 3)] + 0.5)
-                later = at + int((1 + 19 * r.random()) * _DAY_MS)
-                self._later(later, _ORDER, p[_INDEX], self._order("refund", refund))
-            tail = self._order("purchase", amount, items)
-            events.append((at, _ORDER, p[_INDEX], tail))
-            at = self._office_hours(at + int(gap))
+                gap = c.order_gap * t.exp1[bits(_BITS)]
+            amount = int(c.order_value * t.price_factor[bits(_BITS)] + 0.5)
+            if rnd() < 0.04:
+                refund = int(amount * (1.0, 0.5, 0.2)[int(rnd() * 3)] + 0.5)
+                later = at + int((1 + 19 * rnd()) * _DAY_MS)
+                self._later(later, _ORDER, index, self._order(_REFUND, refund))
+            events.append((at, _ORDER, index, self._order(_PURCHASE, amount, items)))
+            at += int(gap)
+            ms = at % _DAY_MS
+            if not _OFFICE_OPEN <= ms < _OFFICE_CLOSE:  # `_office_hours`, inlined
+                at += _OFFICE_OPEN - ms + int(rnd() * _OFFICE_SPAN)
+                if ms >= _OFFICE_CLOSE:
+                    at += _DAY_MS
         p[_AT] = at
         return True
 
@@ -367,14 +415,14 @@ class Simulator:
         while p[_AT] < day_end:
             if p[_AT] > c.churn_at:
                 return False
-            tail = self._order("subscription", p[_AMOUNT])
+            tail = self._order(_SUBSCRIPTION, p[_AMOUNT])
             events.append((p[_AT], _ORDER, p[_INDEX], tail))
             p[_AT] += 30 * _DAY_MS
         return True
 
     def _fee(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
         while p[_AT] < day_end:
-            tail = self._order("service_fee", p[_AMOUNT])
+            tail = self._order(_SERVICE_FEE, p[_AMOUNT])
             events.append((p[_AT], _ORDER, p[_INDEX], tail))
             p[_AT] += 30 * _DAY_MS
         return True
@@ -384,18 +432,22 @@ class Simulator:
         return False
 
     def _contacts(self, p: _Process, day_end: int, events: list[_Record]) -> bool:
-        rnd, bits = self._rng.random, self._rng.getrandbits
+        rnd, bits = self._random, self._bits
         exp1 = self._tables.exp1
-        c = self._customers[p[_INDEX]]
+        index = p[_INDEX]
+        c = self._customers[index]
         at = p[_AT]
         while at < day_end:
             gap = c.contact_gap * (3.0 if at > c.churn_at else 1.0)
             following = at + int(gap * exp1[bits(_BITS)])
-            if not _OFFICE_OPEN <= following % _DAY_MS < _OFFICE_CLOSE:
-                following = self._office_hours(following)
+            ms = following % _DAY_MS
+            if not _OFFICE_OPEN <= ms < _OFFICE_CLOSE:  # `_office_hours`, inlined
+                following += _OFFICE_OPEN - ms + int(rnd() * _OFFICE_SPAN)
+                if ms >= _OFFICE_CLOSE:
+                    following += _DAY_MS
             # weekends are quiet: most contacts that would fall on one do not happen
             if (at // _DAY_MS + 3) % 7 < 5 or rnd() >= 0.65:
-                self._contact(at, c, p[_INDEX], rnd() < c.basic_share, events)
+                self._contact(at, c, index, rnd() < c.basic_share, events)
             at = following
         p[_AT] = at
         return True
@@ -416,13 +468,13 @@ class Simulator:
 
     # -- events ------------------------------------------------------------------------
     def _order(self, kind: str, cents: int, items: str = "") -> str:
-        amount = f"{cents // 100}.{self._tables.cents[cents % 100]}"
-        return f',"kind":"{kind}","amount":{amount},"currency":"{self.config.currency}"{items}}}'
+        """The end of an order's line; `kind` is its opening fragment (`_PURCHASE`, ...)."""
+        return f"{kind}{cents // 100}.{self._tables.cents[cents % 100]}{self._currency}{items}}}"
 
     def _contact(
         self, at: int, c: _Customer, index: int, basic: bool, events: list[_Record]
     ) -> None:
-        rnd, bits = self._rng.random, self._rng.getrandbits
+        rnd, bits = self._random, self._bits
         t = self._tables
         categories = BASIC_CATEGORIES if basic else OTHER_CATEGORIES
         category = categories[int(rnd() * len(categories))]
@@ -430,39 +482,40 @@ class Simulator:
             self._ticket(at, c, index, category, events)
             return
         call = (t.basic_call if basic else t.other_call)[bits(_BITS)]
-        marked = "" if rnd() >= 0.1 else ',"is_basic":true' if basic else ',"is_basic":false'
-        close = _CALL_ENDS[rnd() < 0.8, marked]
-        rated = self._rated(c) if rnd() < 0.4 else "}"
-        more = t.call_more[bits(_BITS)]
-        events.append((at, _CALL, index, f"{call}{more}{category}{close}{rated}"))
+        ends = _BASIC_CALL_ENDS if basic else _OTHER_CALL_ENDS
+        close = ends[rnd() < 0.1][rnd() < 0.8]  # marked as basic or not; resolved
+        rated = _RATINGS[round(c.satisfaction_mean + t.normal[bits(_BITS)])] if rnd() < 0.4 else "}"
+        events.append(
+            (at, _CALL, index, f"{call}{t.call_more[bits(_BITS)]}{category}{close}{rated}")
+        )
 
     def _ticket(
         self, at: int, c: _Customer, index: int, category: str, events: list[_Record]
     ) -> None:
         """An opened ticket, and its whole life: updated, resolved (sometimes reopened and
         resolved again), closed, each some hours to days after the step before."""
-        r = self._rng
+        rnd, bits = self._random, self._bits
         t = self._tables
-        ticket_id = f"T{self.config.seed}-{next(self._tickets)}"
-        ticket = f',"ticket_id":"{ticket_id}","category":"{category}","status":"'
-        channel = t.channel[int(r.random() * 100)]
-        handling = t.opened_handling[r.getrandbits(_BITS)]
+        ticket = f'{self._ticket_head}{next(self._tickets)}","category":"{category}","status":"'
+        channel = t.channel[int(rnd() * 100)]
+        handling = t.opened_handling[bits(_BITS)]
         tail = f'{ticket}opened","channel":"{channel}","handling_seconds":{handling}}}'
         events.append((at, _TICKET, index, tail))
-        reopened = r.random() < 0.05
-        at += int((0.05 + 1.95 * r.random()) * _DAY_MS)
-        for status in _REOPENED_STEPS if reopened else _STEPS:
-            handling = t.step_handling[r.getrandbits(_BITS)]
-            self._later(at, _TICKET, index, f'{ticket}{status}","handling_seconds":{handling}}}')
-            at += int((0.1 + 2.9 * r.random()) * _DAY_MS)
-        rated = self._rated(c) if r.random() < 0.3 else "}"
-        self._later(at, _TICKET, index, f'{ticket}closed"{rated}')
+        reopened = rnd() < 0.05
+        at += int((0.05 + 1.95 * rnd()) * _DAY_MS)
+        end, out, first = self._end, self._out, self._first_day
+        for step in _REOPENED_STEPS if reopened else _STEPS:
+            tail = f"{ticket}{step}{t.step_handling[bits(_BITS)]}}}"
+            if at < end:  # a follow-up, into the bucket of its day
+                out[at // _DAY_MS - first].append((at, _TICKET, index, tail))
+            at += int((0.1 + 2.9 * rnd()) * _DAY_MS)
+        rated = self._rated(c) if rnd() < 0.3 else "}"
+        if at < end:
+            out[at // _DAY_MS - first].append((at, _TICKET, index, f'{ticket}closed"{rated}'))
 
     def _rated(self, c: _Customer) -> str:
         """A satisfaction rating closing an event's JSON: round(mean + N(0, 1)) in 1..5."""
-        return _RATINGS[
-            round(c.satisfaction_mean + self._tables.normal[self._rng.getrandbits(_BITS)])
-        ]
+        return _RATINGS[round(c.satisfaction_mean + self._tables.normal[self._bits(_BITS)])]
 
     # -- output ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[SimEvent]:
@@ -479,17 +532,16 @@ class Simulator:
             ):
                 yield SimEvent(_TOPICS[event_type], keys[index], line.encode(), at / 1000)
 
-    def jsonl_chunks(self) -> Iterator[bytes]:
-        """The events as JSON lines, a day at a time: the same bytes as `events()` joined
-        with newlines, without a SimEvent per event."""
+    def jsonl_chunks(self) -> Iterator[tuple[bytes, int]]:
+        """The events as JSON lines, a day at a time, each chunk with its number of lines:
+        the same bytes as `events()` joined with newlines, without a SimEvent per event."""
         if self.config.invalid_share or self.config.duplicate_share:
-            for event in self.events():
-                yield event.value + b"\n"
+            yield from jsonl_batches(self.events())
             return
         for day, records in self._days():
             lines = self._lines(day, records)
             lines.append("")
-            yield "\n".join(lines).encode()
+            yield "\n".join(lines).encode(), len(records)
 
     def _with_noise(self) -> Iterator[SimEvent]:
         r = self._rng
@@ -520,7 +572,7 @@ class Simulator:
         if _OFFICE_OPEN <= ms < _OFFICE_CLOSE:
             return at
         base = at - ms + (_DAY_MS if ms >= _OFFICE_CLOSE else 0)
-        return base + _OFFICE_OPEN + int(self._rng.random() * (_OFFICE_CLOSE - _OFFICE_OPEN))
+        return base + _OFFICE_OPEN + int(self._rng.random() * _OFFICE_SPAN)
 
     def _broken(self, event: SimEvent) -> SimEvent:
         """A realistic bad message in place of a good one."""

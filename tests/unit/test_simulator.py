@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from agents.simulate_io import write_jsonl
-from agents.simulator import BASIC_CATEGORIES, SimEvent, SimulationConfig, Simulator
+from agents.simulator import BASIC_CATEGORIES, SimEvent, SimulationConfig, Simulator, jsonl_batches
 from agents.topics import INPUT_EVENT_TYPES
 from schemas.config import IngestSettings
 from schemas.export import all_schemas
@@ -191,3 +191,21 @@ def test_writes_jsonl(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines()
     assert len(lines) == count > 0
     assert all(orjson.loads(line)["event_id"] for line in lines)
+
+
+def test_writes_any_iterable_of_events_as_jsonl(tmp_path: Path) -> None:
+    """Events that are not a Simulator (a list, a filtered stream) go out in batches,
+    each counted by its events, not by scanning its bytes."""
+    events = list(Simulator(SimulationConfig(customers=50, days=60, seed=3)))
+    expected = b"".join(e.value + b"\n" for e in events)
+    path = tmp_path / "events.jsonl"
+    count, _ = write_jsonl(iter(events), path)
+    assert (count, path.read_bytes()) == (len(events), expected)
+    batches = list(jsonl_batches(events, size=7))
+    assert b"".join(chunk for chunk, _ in batches) == expected
+    sizes = [n for _, n in batches]
+    assert sum(sizes) == len(events)
+    assert set(sizes[:-1]) == {7}
+    assert 0 < sizes[-1] <= 7
+    for chunk, n in batches:
+        assert chunk.count(b"\n") == n
