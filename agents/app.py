@@ -7,6 +7,7 @@ count. Building the app has no side effects beyond creating Python objects.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import faust
 import mode
 
 from agents.durability import CommitBarrier
-from agents.health import Health, group_coordination_error
+from agents.health import CommitWatch, Health, group_coordination_error
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics, input_lag
 from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
@@ -56,8 +57,30 @@ class VipApp(faust.App):
         alive: stop it (exit status 1) so that its supervisor starts a fresh one. A task of
         the app service itself: Faust starts app tasks and timers only once table
         recovery has completed, which needs the group this watches."""
+        commits = CommitWatch()
+        warned: dict[Any, float] = {}
         while not self.should_stop:
             await self.sleep(2.0)
+            now = time.monotonic()
+            stalled = commits.check(self.consumer, now)
+            self.vip.metrics.commit_stalled_partitions.set(len(stalled))
+            for stall in stalled:
+                if now - warned.get(stall.tp, -1e9) >= 60:
+                    warned[stall.tp] = now
+                    log.warning(
+                        "offsets of %s[%d] not committed for %.0fs: committed %s, %d processed "
+                        "offsets waiting (%d..%d), read offset %s, gaps %s",
+                        stall.tp.topic,
+                        stall.tp.partition,
+                        stall.seconds,
+                        stall.committed,
+                        stall.acked,
+                        stall.first_acked,
+                        stall.last_acked,
+                        stall.read_offset,
+                        stall.gaps,
+                        extra={"event": "commit_stalled"},
+                    )
             error = group_coordination_error(self.consumer)
             if error is not None:
                 log.critical(

@@ -107,3 +107,66 @@ def group_coordination_error(consumer: Any) -> BaseException | None:
         return None
     error: BaseException | None = task.exception()
     return error
+
+
+@dataclass
+class StalledCommit:
+    """An input partition whose committed offset has not moved for `seconds` while
+    processed offsets wait to be committed: Faust's commit bookkeeping as it stands."""
+
+    tp: Any
+    committed: int | None
+    first_acked: int
+    last_acked: int
+    acked: int
+    seconds: float
+    read_offset: int | None
+    gaps: str
+
+
+class CommitWatch:
+    """Finds partitions whose offsets stopped being committed.
+
+    Faust commits a partition only up to the first offset missing from its list of
+    processed (acknowledged) offsets, and not at all while the lowest acknowledged offset
+    is more than one past the committed one. If an offset is never acknowledged, that
+    partition is never committed again: a restart then replays everything since (the
+    duplicates are ignored, but the replay grows without end) and the group's lag on it
+    only rises. Nothing in Faust reports it."""
+
+    def __init__(self, after_seconds: float = 30.0) -> None:
+        self._after = after_seconds
+        #: partition -> (committed offset, when it was first seen at that value with acks)
+        self._since: dict[Any, tuple[int | None, float]] = {}
+
+    def check(self, consumer: Any, now: float) -> list[StalledCommit]:
+        acked_by_tp = getattr(consumer, "_acked", {})
+        committed_by_tp = getattr(consumer, "_committed_offset", {})
+        stalled = []
+        for tp in list(self._since):
+            if not acked_by_tp.get(tp):
+                del self._since[tp]  # nothing waiting: committed, or revoked
+        for tp, acked in list(acked_by_tp.items()):
+            if not acked:
+                continue
+            committed = committed_by_tp.get(tp)
+            seen = self._since.get(tp)
+            if seen is None or seen[0] != committed:
+                self._since[tp] = (committed, now)
+                continue
+            if now - seen[1] < self._after:
+                continue
+            gaps = getattr(consumer, "_gap", {}).get(tp)
+            stalled.append(
+                StalledCommit(
+                    tp=tp,
+                    committed=committed,
+                    first_acked=min(acked),
+                    last_acked=max(acked),
+                    acked=len(acked),
+                    seconds=now - seen[1],
+                    read_offset=getattr(consumer, "_read_offset", {}).get(tp),
+                    gaps=str(sorted(gaps)[:5]) if gaps else "none",
+                )
+            )
+        return stalled

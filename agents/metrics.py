@@ -145,6 +145,12 @@ class Metrics:
             "Customers whose state this worker holds (active).",
             registry=r,
         )
+        self.commit_stalled_partitions = Gauge(
+            "vipstream_commit_stalled_partitions",
+            "Input partitions whose offsets have not been committed for 30 s while "
+            "processed offsets wait (Faust's commit bookkeeping is stuck on them).",
+            registry=r,
+        )
         self.tier_changes = Counter(
             "vipstream_tier_changes_total",
             "Tier changes emitted, by transition.",

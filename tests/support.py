@@ -107,6 +107,7 @@ _PROGRESS_METRICS = (
     "vipstream_consumer_lag_messages",
     "vipstream_state_recovered_records_total",
     "vipstream_agent_crashes_total",
+    "vipstream_commit_stalled_partitions",
 )
 
 
