@@ -37,6 +37,7 @@ class VipApp(faust.App):
     barrier: CommitBarrier
     bootstrap_servers: list[str]
     vip: _Handles
+    _committed_labels: set[tuple[str, str]] = set()  # noqa: RUF012 (replaced, not mutated)
 
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
@@ -64,6 +65,7 @@ class VipApp(faust.App):
             now = time.monotonic()
             stalled = commits.check(self.consumer, now)
             self.vip.metrics.commit_stalled_partitions.set(len(stalled))
+            self._note_committed_offsets()
             for stall in stalled:
                 if now - warned.get(stall.tp, -1e9) >= 60:
                     warned[stall.tp] = now
@@ -91,6 +93,23 @@ class VipApp(faust.App):
                 )
                 await self.crash(error)
                 return
+
+    def _note_committed_offsets(self) -> None:
+        gauge = self.vip.metrics.committed_offset
+        inputs = self.vip.input_topics
+        try:
+            assignment = self.consumer.assignment()
+        except Exception:  # not started yet
+            return
+        committed = self.consumer._committed_offset  # type: ignore[attr-defined]
+        owned = {(tp.topic, str(tp.partition)) for tp in assignment if tp.topic in inputs}
+        for labels in self._committed_labels - owned:
+            gauge.remove(*labels)
+        for tp in assignment:
+            if tp.topic in inputs:
+                offset = committed.get(tp)
+                gauge.labels(tp.topic, str(tp.partition)).set(-1 if offset is None else offset)
+        self._committed_labels = owned
 
     async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
         """Faust restarts a crashed agent and only logs it: count it, so it can alert."""
@@ -297,6 +316,7 @@ def create_app(settings: Settings) -> VipApp:
         health=health,
         engine=engine,
         outputs=outputs,
+        input_topics=input_names,
     )
     return app
 
@@ -312,6 +332,7 @@ class _Handles:
     health: Health
     engine: ValueEngine
     outputs: OutputQueue
+    input_topics: set[str]
 
 
 class _LazyProducer:

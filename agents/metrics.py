@@ -151,6 +151,14 @@ class Metrics:
             "processed offsets wait (Faust's commit bookkeeping is stuck on them).",
             registry=r,
         )
+        self.committed_offset = Gauge(
+            "vipstream_committed_offset",
+            "The offset this worker last committed for an input partition it owns (Faust's "
+            "own record; -1: none yet); with vipstream_commit_stalled_partitions, where a "
+            "stuck partition's commits stand.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.tier_changes = Counter(
             "vipstream_tier_changes_total",
             "Tier changes emitted, by transition.",

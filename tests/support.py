@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -229,6 +230,21 @@ class Worker:
             )
         except Exception as exc:  # an account, not a check
             progress = f"no metrics ({exc!r})"
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+                text = response.read().decode()
+            found = (
+                re.match(r'.*partition="(\d+)",topic="([^"]+)"} (\S+)', line)
+                for line in text.splitlines()
+                if line.startswith("vipstream_committed_offset{")
+            )
+            committed = " ".join(
+                f"{m[2]}[{m[1]}]={float(m[3]):.0f}"
+                for m in sorted(filter(None, found), key=lambda m: (m[2], int(m[1])))
+            )
+            progress += f"\ncommitted offsets (the worker's own record): {committed}"
+        except Exception as exc:
+            progress += f"\nno committed offsets ({exc!r})"
         with self.log_path.open("rb") as handle:  # up to a stack dump of our own asking
             text = handle.read(self._dumped_at).decode(errors="replace")
         tail = text.splitlines()
