@@ -15,7 +15,7 @@ import faust
 import mode
 
 from agents.durability import CommitBarrier
-from agents.health import CommitWatch, Health, group_coordination_error
+from agents.health import CommitWatch, DeliveryWatch, Health, group_coordination_error
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics, input_lag
 from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
@@ -165,7 +165,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings) -> VipApp:
+def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in one place
     """Build the worker's Faust app from validated settings."""
     kafka = settings.kafka
     app = VipApp(
@@ -253,11 +253,14 @@ def create_app(settings: Settings) -> VipApp:
         partitions=kafka.partitions,
     )
 
+    deliveries = DeliveryWatch(metrics.input_gaps)
+
     @app.agent(inputs, name="apply_customer_events")
     async def apply_customer_events(stream: Any) -> None:
         """Validate each input event and apply it to its customer's state."""
         async for event in stream.events():
             m = event.message
+            deliveries.note(m, app.consumer)
             runtime.handle(
                 InputMessage(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
             )
@@ -266,6 +269,7 @@ def create_app(settings: Settings) -> VipApp:
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         store.forget_cache()
         engine.forget()
+        deliveries.clear()
 
     @app.task  # type: ignore[untyped-decorator]
     async def send_outputs() -> None:

@@ -170,3 +170,43 @@ class CommitWatch:
                 )
             )
         return stalled
+
+
+class DeliveryWatch:
+    """Notices input offsets that never reach the agent.
+
+    Faust hands a partition's messages to the agent in offset order. A message it drops on
+    the way (its stream skips a message fetched while flow control is suspended or from
+    an older consumer generation, and the fetcher drops re-fetched offsets it believes it
+    read) is neither applied nor acknowledged; depending on where it falls, Faust then
+    commits past it (the event is lost) or never commits that partition again."""
+
+    def __init__(self, counter: Any) -> None:
+        self._counter = counter
+        #: input partition -> the highest offset delivered since it was assigned
+        self._delivered: dict[Any, int] = {}
+
+    def note(self, message: Any, consumer: Any) -> None:
+        tp = message.tp
+        before = self._delivered.get(tp)
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)
+        if before is None and committed is not None:
+            before = committed - 1
+        if before is not None and message.offset > before + 1:
+            self._counter.inc()
+            log.warning(
+                "input %s[%d]: offsets %d..%d were never delivered to the agent "
+                "(committed %s, read offset %s)",
+                message.topic,
+                message.partition,
+                before + 1,
+                message.offset - 1,
+                committed,
+                getattr(consumer, "_read_offset", {}).get(tp),
+                extra={"event": "input_gap"},
+            )
+        if before is None or message.offset > before:
+            self._delivered[tp] = message.offset
+
+    def clear(self) -> None:
+        self._delivered.clear()

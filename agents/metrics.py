@@ -151,6 +151,12 @@ class Metrics:
             "processed offsets wait (Faust's commit bookkeeping is stuck on them).",
             registry=r,
         )
+        self.input_gaps = Counter(
+            "vipstream_input_gaps_total",
+            "Input offsets Faust skipped: a message reached the agent while earlier offsets "
+            "of its partition, since the committed one, never did.",
+            registry=r,
+        )
         self.committed_offset = Gauge(
             "vipstream_committed_offset",
             "The offset this worker last committed for an input partition it owns (Faust's "
