@@ -18,11 +18,13 @@ The engines are then in the state the one-process backfill's engine is in at tha
 settle (a settle's end state does not depend on the order of its steps), so the results
 are identical.
 
-Rounds, rather than passing each message on as it comes, keep the children in step: a
-child's engine closes a day only after it has tiered the day before, which needs every
-partition's summary of that day, so a round is one day for everybody, in parallel.
-Passed on as they come, a child that is one day behind would catch up and overtake by a
-day in one settle while the other waits, and the two would take turns instead.
+Rounds keep the children in step: a child's engine closes a day only after it has
+tiered the day before, which needs every partition's summary of that day, and a child
+ends its settle in a round after a step that closed a day (`one_day`), so a round is
+one day for everybody, in parallel. With messages passed on as they come and settles
+run to the end, a child one day behind caught up and overtook by a day in one settle
+(the others' messages carry their last two closed days) while the other waited, and
+the two took turns instead of working together.
 
 Deadlock: a child waiting for its round's messages does nothing else, and the hub
 writes to a child only when it waits for them; the hub reads whatever comes at any
