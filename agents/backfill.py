@@ -1,7 +1,7 @@
-"""`vipstream backfill FILE...`: every customer's state from a history, computed in one
-process with the code the workers run, and written to the state table's changelog, so a
-new deployment's workers start from it (they recover their partitions' states from the
-changelog) instead of consuming years of events one Faust event at a time.
+"""`vipstream backfill FILE...`: every customer's state from a history, computed with the
+code the workers run, and written to the state table's changelog, so a new deployment's
+workers start from it (they recover their partitions' states from the changelog)
+instead of consuming years of events one Faust event at a time.
 
 The history is read as the workers would read it from fresh input topics: each line is
 routed to its topic by `event_type` and to its partition by the Kafka default
@@ -13,6 +13,11 @@ So the states equal those of pushing the history through the live pipeline (a te
 compares them). Outputs (tier changes, care tasks, ...) are counted, and produced to the
 output topics only with `--emit-outputs`: a new deployment rarely wants years of past
 care tasks sent to its dialer.
+
+With `processes` > 1 the partitions are shared by that many spawned child processes,
+which settle their value engines together at the same lines as one process does, handing
+each other their population summaries (`agents.backfill_exchange`): the same states and
+outputs, in less time when there are free cores.
 
 Run it before the first worker starts: it refuses a state table that holds data.
 """
