@@ -56,11 +56,9 @@ async def child(job: backfill._Job, link: Link) -> tuple[dict[bytes, bytes], Out
     return await played(job, link)
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("history") / "history.jsonl"
+def simulated(path: Path, customers: int) -> Path:
     config = SimulationConfig(
-        customers=150,
+        customers=customers,
         days=75,
         seed=11,
         start=datetime(2026, 3, 1, tzinfo=UTC),
@@ -69,6 +67,11 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     write_jsonl(Simulator(config), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return simulated(tmp_path_factory.mktemp("history") / "history.jsonl", 150)
 
 
 def settings_of(partitions: int) -> Settings:
@@ -115,3 +118,35 @@ async def test_processes_compute_what_one_process_computes(
     differing = [k for k in states if merged_states[k] != states[k]]
     assert not differing, f"{len(differing)} differ, e.g. {differing[:3]}"
     assert merged_outputs == outputs
+
+
+SMALL = [
+    ("3 customers: most partitions and one child have none", 3),
+    ("no customer: only unroutable lines", 0),
+]
+
+
+@pytest.mark.parametrize(("why", "customers"), SMALL, ids=[c[0] for c in SMALL])
+async def test_children_without_customers_follow_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str, customers: int
+) -> None:
+    for name in [n for n in os.environ if n.startswith("VIPSTREAM_")]:
+        monkeypatch.delenv(name)
+    path = tmp_path / "history.jsonl"
+    if customers:
+        simulated(path, customers)
+    else:
+        path.write_bytes(b'{"event_type": "call"}\nnot json\n')
+    settings = settings_of(8)
+    (one,) = jobs(settings, path, 1)
+    monkeypatch.setattr(backfill, "_send_outputs", backfill._send_outputs)
+    states, outputs = await played(one, None)
+    parts = Hub(child, jobs(settings, path, 4)).run()
+    merged_states = {k: v for part_states, _ in parts for k, v in part_states.items()}
+    merged_outputs = {k: v for _, part_outputs in parts for k, v in part_outputs.items()}
+    assert merged_states == states
+    assert merged_outputs == outputs
+    if customers:
+        owners = [{k for k in part_states if not k.startswith(b"\x00")} for part_states, _ in parts]
+        assert [] in [sorted(o) for o in owners], "a child should own no customer"
+        assert any(k.startswith(b"C") for k in states)
