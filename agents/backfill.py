@@ -1,7 +1,7 @@
-"""`vipstream backfill FILE...`: every customer's state from a history, computed in one
-process with the code the workers run, and written to the state table's changelog, so a
-new deployment's workers start from it (they recover their partitions' states from the
-changelog) instead of consuming years of events one Faust event at a time.
+"""`vipstream backfill FILE...`: every customer's state from a history, computed with the
+code the workers run, and written to the state table's changelog, so a new deployment's
+workers start from it (they recover their partitions' states from the changelog)
+instead of consuming years of events one Faust event at a time.
 
 The history is read as the workers would read it from fresh input topics: each line is
 routed to its topic by `event_type` and to its partition by the Kafka default
@@ -14,6 +14,11 @@ compares them). Outputs (tier changes, care tasks, ...) are counted, and produce
 output topics only with `--emit-outputs`: a new deployment rarely wants years of past
 care tasks sent to its dialer.
 
+With `processes` > 1 the partitions are shared by that many spawned child processes,
+which settle their value engines together at the same lines as one process does, handing
+each other their population summaries (`agents.backfill_exchange`): the same states and
+outputs, in less time when there are free cores.
+
 Run it before the first worker starts: it refuses a state table that holds data.
 """
 
@@ -21,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +41,7 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from agents.app import STATE_TABLE
+from agents.backfill_exchange import PROGRESS, ExchangeError, Hub, Link
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics
 from agents.producing import BatchProducer, ChangelogWriter, Written
@@ -141,23 +148,36 @@ class _Outputs:
 
 
 class _Pipeline:
-    """One process playing every partition: the worker's runtime and value engine over an
-    in-memory stand-in for the state table."""
+    """One process playing every partition (or, in a child of `--processes`, its share of
+    them): the worker's runtime and value engine over an in-memory stand-in for the state
+    table. What the engine publishes goes to `publish` (nowhere, with one process)."""
 
-    def __init__(self, settings: Settings, ends: dict[TP, int], outputs: _Outputs) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ends: dict[TP, int],
+        outputs: _Outputs,
+        *,
+        partitions: set[int] | None = None,
+        publish: Callable[[bytes, bytes], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.table = SimpleNamespace(data=SimpleNamespace(data={}, _key_partition={}))
         self.store = CustomerStore(self.table, capacity=settings.state_cache_customers)
         self.metrics = Metrics()
         self.runtime = Runtime(settings, self.store, self.metrics, outputs.send)
         consumer = _OfflineConsumer(ends)
-        partitions = set(range(settings.kafka.partitions))
+        if partitions is None:
+            partitions = set(range(settings.kafka.partitions))
+        self.partitions = frozenset(partitions)
+        self._publish_to = publish
+        self.published = 0  # messages the engine published
         self.engine = ValueEngine(
             settings,
             self.store,
             self.metrics,
             emit=self.runtime.emit,
-            publish=lambda key, value: None,  # workers republish from the progress records
+            publish=self._publish,
             consumer=lambda: consumer,
             assignment=lambda: partitions,
         )
@@ -177,14 +197,34 @@ class _Pipeline:
         self.runtime.handle(InputMessage(topic, partition, offset, key, line, self._now))
         self.applied += 1
 
-    async def settle(self) -> None:
-        """Run the value engine until it can close, merge and tier nothing more."""
+    def _publish(self, key: bytes, value: bytes) -> None:
+        # A worker publishes to the summaries topic; the engine has already read its own
+        # message. With one process nobody else needs it: workers started later republish
+        # from the progress records.
+        self.published += 1
+        if self._publish_to is not None:
+            self._publish_to(key, value)
+
+    async def settle(self, *, one_day: bool = False) -> None:
+        """Run the value engine until it can close, merge, tier and publish nothing more
+        (with `one_day`, or until a step closed a day: see `agents.backfill_exchange`).
+
+        A step that only publishes (a partition's first summary, a watermark that moved)
+        can let the next step close a day, as a live worker's engine steps again whenever
+        a summary arrives; so the settle ends when a step neither moved a day nor
+        published."""
         while True:
-            before = self._position()
+            before = self._position(), self.published
+            closed = self._closed()
             await self.engine.step()
-            if self._position() == before:
+            if (self._position(), self.published) == before:
+                break
+            if one_day and self._closed() != closed:
                 break
         self._now = time.time()
+
+    def _closed(self) -> list[int | None]:
+        return [g.progress.closed_day for g in self.engine.ledgers.values()]
 
     def checkpoint(self) -> None:
         """Encode the changed states into the local store, so the cache can shrink."""
@@ -215,50 +255,183 @@ async def backfill(
     emit_outputs: bool = False,
     progress: bool = True,
     write: bool = True,
+    processes: int = 1,
 ) -> BackfillReport:
-    """Compute every customer's state from `files` and (with `write`) seed the changelog."""
+    """Compute every customer's state from `files` and (with `write`) seed the changelog,
+    in this process or in `processes` child processes (at most one per partition), each
+    owning a share of the partitions; the results are the same."""
     started = time.monotonic()
     paths = list(files)
     report = BackfillReport()
     if write:
         await _check_new_deployment(settings)
-    outputs = _Outputs(settings, emit_outputs)
-    pipeline = _Pipeline(settings, _count_ends(paths, settings, report), outputs)
+    ends = _count_ends(paths, settings, report)
     total_bytes = sum(p.stat().st_size for p in paths)
     bar = Progress(total_bytes, done_word="applied") if progress else None
+    count = min(max(processes, 1), settings.kafka.partitions)
+    if count == 1:
+        job = _Job(settings, paths, ends, None, emit_outputs, write)
+        part, _ = await _play(job, _Local(bar, len(report.invalid_lines)))
+    else:
+        jobs = [
+            _Job(
+                settings,
+                paths,
+                ends,
+                frozenset(range(i, settings.kafka.partitions, count)),
+                emit_outputs,
+                write,
+            )
+            for i in range(count)
+        ]
+
+        def moved(done: int, applied: int) -> None:
+            if bar is not None:
+                bar.update(done, applied, len(report.invalid_lines))
+
+        hub = Hub(_child, jobs, on_progress=moved)
+        try:
+            # in this thread, blocking the loop (nothing else runs in it meanwhile), so an
+            # interrupt unwinds through the hub, which stops the children
+            parts = hub.run()
+        except ExchangeError as exc:
+            raise BackfillError(f"a backfill process failed: {exc}") from exc
+        part = _combined(parts)
+    if bar is not None:
+        bar.update(total_bytes, part.applied, len(report.invalid_lines), final=True)
+    report.customers = part.customers
+    report.closed_through = part.closed_through
+    report.outputs = part.outputs
+    report.dead_letters = part.dead_letters
+    report.applied = part.applied
+    report.duplicates = part.duplicates
+    report.records_written = part.records_written
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one process plays: the partitions it owns (None: all of them)."""
+
+    settings: Settings
+    paths: list[Path]
+    ends: dict[TP, int]
+    partitions: frozenset[int] | None
+    emit_outputs: bool
+    write: bool
+
+
+class _Local:
+    """The one-process run's stand-in for the exchange: nobody else to wait for."""
+
+    def __init__(self, bar: Progress | None, invalid: int) -> None:
+        self._bar = bar
+        self._invalid = invalid
+
+    async def barrier(self, pipeline: _Pipeline, number: int, done: int) -> None:
+        await pipeline.settle()
+        if self._bar is not None:
+            self._bar.update(done, pipeline.applied, self._invalid)
+
+
+class _Remote:
+    """A child's side of the exchange: settles with the other children at each barrier."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+
+    async def barrier(self, pipeline: _Pipeline, number: int, done: int) -> None:
+        self._link.send((PROGRESS, done, pipeline.applied))
+        await self._link.barrier(
+            number, functools.partial(pipeline.settle, one_day=True), pipeline.engine.bus.receive
+        )
+
+
+async def _child(job: _Job, link: Link) -> BackfillReport:
+    """A child process of `--processes`: its partitions, settled with the others'."""
+    report, _ = await _play(job, _Remote(link), publish=link.publish)
+    return report
+
+
+async def _play(
+    job: _Job,
+    exchange: _Local | _Remote,
+    *,
+    publish: Callable[[bytes, bytes], None] | None = None,
+) -> tuple[BackfillReport, _Pipeline]:
+    """Apply the history's lines of the job's partitions; settle the value engine every
+    `_CHUNK` lines of the whole history (every process at the same lines); write."""
+    settings = job.settings
+    outputs = _Outputs(settings, job.emit_outputs)
+    pipeline = _Pipeline(
+        settings,
+        job.ends,
+        outputs,
+        partitions=None if job.partitions is None else set(job.partitions),
+        publish=publish,
+    )
+    partitions = settings.kafka.partitions
+    mine = pipeline.partitions
+    report = BackfillReport()
     producer = _batch_producer(settings)
     try:
-        sender = producer if emit_outputs else None
+        sender = producer if job.emit_outputs else None
         acks: list[Awaitable[Written]] = []
-        for done, line in _lines(paths):
+        routed_lines = barriers = 0
+        done = 0
+        for done, line in _lines(job.paths):
             routed = route_line(line)
             if isinstance(routed, str):
                 continue  # reported by the first pass
-            pipeline.apply(*routed, line)
-            if pipeline.applied % _CHUNK == 0:
-                await pipeline.settle()
+            routed_lines += 1
+            topic_key, key = routed
+            if partition_of(key, partitions) in mine:
+                pipeline.apply(topic_key, key, line)
+            if routed_lines % _CHUNK == 0:
+                barriers += 1
+                await exchange.barrier(pipeline, barriers, done)
                 acks += await _send_outputs(outputs, sender)
-                if pipeline.applied % _CHECKPOINT == 0:
+                if routed_lines % _CHECKPOINT == 0:
                     pipeline.checkpoint()
-            if bar is not None:
-                bar.update(done, pipeline.applied, len(report.invalid_lines))
-        await pipeline.settle()
+        await exchange.barrier(pipeline, barriers + 1, done)
         acks += await _send_outputs(outputs, sender)
         await asyncio.gather(*acks)
-        if bar is not None:
-            bar.update(total_bytes, pipeline.applied, len(report.invalid_lines), final=True)
         pipeline.checkpoint()
         pipeline.fill(report)
         report.outputs = outputs.counts
-        if write:
+        if job.write:
             data = pipeline.table.data
             report.records_written = await _write_changelog(
                 producer, changelog_topic(settings), data.data, data._key_partition
             )
     finally:
         await producer.stop()
-    report.seconds = time.monotonic() - started
+    return report, pipeline
+
+
+def _combined(parts: list[BackfillReport]) -> BackfillReport:
+    """The children's reports as one (each counted its own partitions)."""
+    report = BackfillReport()
+    closed = [p.closed_through for p in parts]
+    report.closed_through = None if None in closed else min(c for c in closed if c)
+    for part in parts:
+        report.customers += part.customers
+        report.outputs.update(part.outputs)
+        report.dead_letters.update(part.dead_letters)
+        report.applied += part.applied
+        report.duplicates += part.duplicates
+        report.records_written += part.records_written
     return report
+
+
+def default_processes(settings: Settings) -> int:
+    """`--processes auto`: one per usable CPU, at most one per partition."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, settings.kafka.partitions))
 
 
 def _batch_producer(settings: Settings) -> BatchProducer:

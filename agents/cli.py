@@ -102,6 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="compute and report, write nothing to Kafka"
     )
+    p.add_argument(
+        "--processes",
+        type=_processes,
+        default=1,
+        metavar="N|auto",
+        help="play the partitions in N processes that exchange their population "
+        "summaries (same results; at most one per partition; auto: one per usable CPU). "
+        "Default 1",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=_backfill)
 
@@ -209,11 +218,25 @@ def _replay(args: argparse.Namespace) -> int:
     return 1 if report.invalid else 0
 
 
+def _processes(text: str) -> int:
+    """`--processes`: a count, or 0 for auto."""
+    if text == "auto":
+        return 0
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'auto': {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return count
+
+
 def _backfill(args: argparse.Namespace) -> int:
-    from agents.backfill import BackfillError, backfill
+    from agents.backfill import BackfillError, backfill, default_processes
     from agents.replay import ReplayReport, print_invalid
 
     settings = load_settings()
+    processes = args.processes or default_processes(settings)
     if not _files_exist(args.files):
         return 2
     _tool_logging()
@@ -225,6 +248,7 @@ def _backfill(args: argparse.Namespace) -> int:
                 emit_outputs=args.emit_outputs,
                 progress=not args.quiet,
                 write=not args.dry_run,
+                processes=processes,
             )
         )
     except BackfillError as exc:
@@ -236,6 +260,8 @@ def _backfill(args: argparse.Namespace) -> int:
     outputs = ", ".join(f"{t} {n:,}" for t, n in sorted(report.outputs.items())) or "none"
     print(
         f"vipstream: backfilled {report.lines:,} lines in {report.seconds:.1f}s "
+        f"with {min(processes, settings.kafka.partitions)} process"
+        f"{'es' if min(processes, settings.kafka.partitions) > 1 else ''} "
         f"({rate:,.0f} lines/s): {report.applied:,} events applied, "
         f"{report.duplicates:,} duplicates, {len(report.invalid_lines):,} unroutable lines, "
         f"dead letters: {reasons}\n"

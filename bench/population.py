@@ -37,7 +37,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents import backfill
 from agents.producing import Record
-from agents.replay import route_line
 from agents.settings import Settings
 from agents.simulate_io import write_jsonl
 from agents.simulator import SimulationConfig, Simulator
@@ -153,22 +152,9 @@ async def make_templates(
     events, _ = write_jsonl(Simulator(config), path)
     report = backfill.BackfillReport()
     ends = backfill._count_ends([path], settings, report)
-    pipeline = backfill._Pipeline(settings, ends, backfill._Outputs(settings, keep=False))
-    for _, line in backfill._lines([path]):
-        routed = route_line(line)
-        if isinstance(routed, str):
-            continue
-        pipeline.apply(*routed, line)
-        if pipeline.applied % backfill._CHUNK == 0:
-            await pipeline.settle()
-    # A settle stops when a step changed no day; the first step after the last events
-    # may only publish the partitions' summaries, so settle until nothing moves at all.
-    while True:
-        before = pipeline._position(), len(pipeline.engine.bus.latest)
-        await pipeline.settle()
-        if (pipeline._position(), len(pipeline.engine.bus.latest)) == before:
-            break
-    pipeline.checkpoint()
+    # one process: a few hundred customers take seconds, less than starting children
+    job = backfill._Job(settings, [path], ends, None, emit_outputs=False, write=False)
+    _, pipeline = await backfill._play(job, backfill._Local(None, 0))
     local: dict[bytes, bytes] = pipeline.table.data.data
     owner: dict[bytes, int] = pipeline.table.data._key_partition
     ledgers = pipeline.engine.ledgers

@@ -1,10 +1,12 @@
-"""`vipstream backfill`: a history computed in one process and written to the state
-table's changelog gives a new deployment exactly what pushing the same history through
-the live pipeline gives: the same answers for every customer, the same population, and
-(with --emit-outputs) the same output events, and the same dead letters."""
+"""`vipstream backfill`: a history computed in one process, or in two that exchange their
+population summaries (`--processes 2`), and written to the state table's changelog gives
+a new deployment exactly what pushing the same history through the live pipeline gives:
+the same answers for every customer, the same population, and (with --emit-outputs) the
+same output events, and the same dead letters."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -43,16 +45,42 @@ def test_backfill_gives_what_the_live_pipeline_gives(
     finally:
         live_worker.stop()
 
+    assert sum(len(ids) for ids in live.outputs.values()) > 500
+    assert dead_letters(live), "the history's bad lines should be dead-lettered"
+    summaries: list[str] = []
+    for processes in ("1", "2"):
+        seeded, summary = backfilled(
+            broker, tmp_path / f"p{processes}", history, customers, processes
+        )
+        summaries.append(summary)
+        # dead letters name their source topic (and their ids hash it), which differs
+        assert dead_letters(seeded) == dead_letters(live), processes
+        del seeded.outputs["dead-letters"]
+        seeded.assert_same(without_dead_letters(live))
+    # what both report: lines, events, duplicates, customers, days closed, outputs counted
+    assert summaries[0] == summaries[1]
+
+
+def backfilled(
+    broker: EmbeddedBroker, work: Path, history: Path, customers: list[str], processes: str
+) -> tuple[Outcome, str]:
+    """A new deployment seeded by `backfill --processes N`, once its worker is ready; and
+    the backfill's report, without its timing."""
     env = isolated_env(broker.url, VIPSTREAM_STORE="rocksdb://")
-    run = cli(["backfill", "--quiet", "--emit-outputs", str(history)], env, check=False)
+    run = cli(
+        ["backfill", "--quiet", "--emit-outputs", "--processes", processes, str(history)],
+        env,
+        check=False,
+    )
     assert run.returncode == 1, run.stderr  # the unroutable lines are reported
     assert "history.jsonl:" in run.stderr
     assert "state records written to the changelog" in run.stderr
+    assert f"with {processes} process" in run.stderr
     again = cli(["backfill", "--quiet", str(history)], env, check=False)
     assert again.returncode == 1
     assert "already holds" in again.stderr  # a backfill seeds a new deployment only
 
-    worker = Worker(env, tmp_path / "seeded", tmp_path / "seeded.log").start()
+    worker = Worker(env, work, work.with_suffix(".log")).start()
     try:
         worker.wait_healthy()
         seeded = outcome(env, worker, customers, TOPICS)
@@ -60,14 +88,13 @@ def test_backfill_gives_what_the_live_pipeline_gives(
         assert worker.metric("vipstream_state_recovered_records_total") > len(customers)
     finally:
         worker.stop()
+    summary = re.sub(r" in [0-9.]+s with \d+ process(es)? \([0-9,]+ lines/s\)", "", run.stderr)
+    return seeded, summary.replace(env["VIPSTREAM_TOPICS__PREFIX"], "")
 
-    assert sum(len(ids) for ids in live.outputs.values()) > 500
-    # dead letters name their source topic (and their ids hash it), which differs
-    assert dead_letters(seeded) == dead_letters(live)
-    assert dead_letters(live), "the history's bad lines should be dead-lettered"
-    for run in (live, seeded):
-        del run.outputs["dead-letters"]
-    seeded.assert_same(live)
+
+def without_dead_letters(run: Outcome) -> Outcome:
+    outputs = {t: ids for t, ids in run.outputs.items() if t != "dead-letters"}
+    return Outcome(run.report, run.customers, outputs)
 
 
 def dead_letters(run: Outcome) -> list[tuple[str, int, int, str]]:
