@@ -84,7 +84,8 @@ class VipApp(faust.App):
                         extra={"event": "commit_stalled"},
                     )
             error = group_coordination_error(self.consumer)
-            if error is not None:
+            # stopping: the coordination may end with an error while leaving the group
+            if error is not None and not self.should_stop:
                 log.critical(
                     "the Kafka client's consumer-group coordination ended with %r: this "
                     "worker would never consume again; stopping so that it is restarted",
