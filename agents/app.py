@@ -15,10 +15,12 @@ import faust
 import mode
 
 from agents.durability import CommitBarrier
-from agents.health import CommitWatch, DeliveryWatch, Health, group_coordination_error
+from agents.frontier import REPLAYED, Hole, InputFrontier
+from agents.health import CommitWatch, Health, group_coordination_error
 from agents.highwater import exact_highwaters
 from agents.metrics import Metrics, input_lag
 from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
+from agents.refetch import PartitionReader
 from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
 from agents.state_store import CustomerStore, Snapshot, highest_offsets
@@ -63,24 +65,24 @@ class VipApp(faust.App):
         while not self.should_stop:
             await self.sleep(2.0)
             now = time.monotonic()
-            stalled = commits.check(self.consumer, now)
+            stalled = commits.check(
+                self.vip.frontier.positions(),
+                self.consumer._committed_offset,  # type: ignore[attr-defined]
+                now,
+            )
             self.vip.metrics.commit_stalled_partitions.set(len(stalled))
             self._note_committed_offsets()
             for stall in stalled:
                 if now - warned.get(stall.tp, -1e9) >= 60:
                     warned[stall.tp] = now
                     log.warning(
-                        "offsets of %s[%d] not committed for %.0fs: committed %s, %d processed "
-                        "offsets waiting (%d..%d), read offset %s, gaps %s",
+                        "offsets of %s[%d] not committed for %.0fs: committed %s, events "
+                        "applied up to offset %d",
                         stall.tp.topic,
                         stall.tp.partition,
                         stall.seconds,
                         stall.committed,
-                        stall.acked,
-                        stall.first_acked,
-                        stall.last_acked,
-                        stall.read_offset,
-                        stall.gaps,
+                        stall.position - 1,
                         extra={"event": "commit_stalled"},
                     )
             error = group_coordination_error(self.consumer)
@@ -236,6 +238,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     runtime.value = engine
     # the engine notes the offset of every message it applies (for its caught-up test)
     metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))
+    frontier = InputFrontier(input_names)
     app.barrier = CommitBarrier(
         producer=_LazyProducer(app),
         take_outputs=outputs.take,
@@ -243,6 +246,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         write_state=_counting_writes(changelog, metrics),
         confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
         observe_seconds=metrics.commit_flush.observe,
+        frontier=frontier,
     )
     health = Health(app, settings.bootstrap_servers)
     inputs = app.topic(
@@ -254,23 +258,74 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         partitions=kafka.partitions,
     )
 
-    deliveries = DeliveryWatch(metrics.input_gaps)
+    reader = PartitionReader(
+        settings.bootstrap_servers,
+        max_message_bytes=kafka.max_message_bytes,
+        request_timeout_seconds=kafka.request_timeout_seconds,
+    )
+
+    async def fill_hole(tp: Any, hole: Hole) -> bool:
+        """Apply the records of a hole in the input, read from the broker; False if the
+        partition was revoked meanwhile (its new owner starts from the committed offset,
+        which is never past the hole)."""
+        if reader.span.absent(tp, hole):  # a read for an earlier hole showed these empty
+            frontier.skip_to(tp, hole.end)
+            metrics.input_gaps.labels("absent").inc()
+            return True
+        generation = frontier.generation
+        found = 0
+        async for batch in reader.read(tp.topic, tp.partition, hole.start, hole.end):
+            if frontier.generation != generation:
+                return False
+            for r in batch:
+                seconds = r.timestamp / 1000.0  # as Faust converts it
+                runtime.handle(
+                    InputMessage(r.topic, r.partition, r.offset, r.key, r.value, seconds)
+                )
+                frontier.advance(tp, r.offset)
+            found += len(batch)
+        if frontier.generation != generation:
+            return False
+        frontier.skip_to(tp, hole.end)
+        kind = "dropped" if found else "absent"
+        metrics.input_gaps.labels(kind).inc()
+        metrics.input_refetched.inc(found)
+        log.log(
+            logging.WARNING if found else logging.INFO,
+            "input %s[%d]: offsets %s..%d had not reached the agent; read them from the "
+            "broker: %d record(s) applied before offset %d",
+            tp.topic,
+            tp.partition,
+            "start" if hole.start is None else hole.start,
+            hole.end - 1,
+            found,
+            hole.end,
+            extra={"event": "input_gap", "kind": kind, "records": found},
+        )
+        return True
 
     @app.agent(inputs, name="apply_customer_events")
     async def apply_customer_events(stream: Any) -> None:
-        """Validate each input event and apply it to its customer's state."""
+        """Apply each input event, in offset order and without gaps (agents/frontier.py)."""
         async for event in stream.events():
             m = event.message
-            deliveries.note(m, app.consumer)
+            tp = m.tp
+            committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            verdict = frontier.check(tp, m.offset, committed)
+            if verdict is REPLAYED:
+                continue  # already applied: the frontier is past it
+            if isinstance(verdict, Hole) and not await fill_hole(tp, verdict):
+                continue
             runtime.handle(
                 InputMessage(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
             )
+            frontier.advance(tp, m.offset)
 
     @app.on_partitions_revoked.connect
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         store.forget_cache()
         engine.forget()
-        deliveries.clear()
+        frontier.clear()
 
     @app.task  # type: ignore[untyped-decorator]
     async def send_outputs() -> None:
@@ -279,6 +334,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     @app.on_before_shutdown.connect
     async def stop_producer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await producer.stop()  # after Faust's last commit, which stopping the consumer made
+        await reader.close()
 
     @app.on_partitions_assigned.connect
     def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -322,6 +378,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         engine=engine,
         outputs=outputs,
         input_topics=input_names,
+        frontier=frontier,
     )
     return app
 
@@ -338,6 +395,7 @@ class _Handles:
     engine: ValueEngine
     outputs: OutputQueue
     input_topics: set[str]
+    frontier: InputFrontier
 
 
 class _LazyProducer:

@@ -4,7 +4,9 @@ Faust commits offsets on a timer, on rebalance and on shutdown, all through
 `Consumer.force_commit`, which vipstream replaces (faust-streaming 0.15.3). Applying an
 event is synchronous, so one synchronous snapshot sees a consistent cut:
 
-1. the offsets Faust may commit now (every event up to them has been applied),
+1. the offsets that may be committed now (every event before them has been applied): for
+   input partitions vipstream's own frontier (agents/frontier.py), never Faust's list
+   of acknowledged offsets, which can commit past an event its stream dropped,
 2. the outputs queued so far (those events' outputs, and possibly a few more),
 3. every customer state changed since the last commit, encoded as it is now.
 
@@ -44,6 +46,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from agents.frontier import InputFrontier
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +92,10 @@ class CommitBarrier:
         write_state: Callable[[StateSnapshot], Awaitable[list[Any]]],
         confirm_state: Callable[[StateSnapshot, list[Any]], None],
         observe_seconds: Callable[[float], None],
+        frontier: InputFrontier | None = None,
     ) -> None:
         self._producer = producer
+        self._frontier = frontier
         self._take_outputs = take_outputs
         self._snapshot_state = snapshot_state
         self._write_state = write_state
@@ -106,8 +112,7 @@ class CommitBarrier:
         ) -> bool:
             started = time.perf_counter()
             # -- the synchronous snapshot: no await until all three are taken -----------
-            tps = list(consumer._filter_tps_with_pending_acks(topics))
-            offsets = consumer._filter_committable_offsets(tps)
+            offsets = self._committable(consumer, topics)
             outputs = self._take_outputs()
             state = self._snapshot_state()
             # -- durability, in order, while events keep flowing ------------------------
@@ -132,6 +137,27 @@ class CommitBarrier:
             return committed
 
         return durable_force_commit
+
+    def _committable(self, consumer: Any, topics: Any) -> dict[Any, int]:
+        """Input partitions: the frontier where it is past the committed offset (Faust's
+        acknowledgements of them are dropped, they only grow). Other topics: Faust's."""
+        frontier = self._frontier
+        tps = list(consumer._filter_tps_with_pending_acks(topics))
+        if frontier is None:
+            offsets: dict[Any, int] = consumer._filter_committable_offsets(tps)
+            return offsets
+        offsets = consumer._filter_committable_offsets([tp for tp in tps if not frontier.owns(tp)])
+        committed = consumer._committed_offset
+        for tp, position in frontier.positions(topics).items():
+            current = committed.get(tp)
+            if current is None or position > current:
+                offsets[tp] = position
+        for tp in tps:
+            if frontier.owns(tp):
+                consumer._acked[tp].clear()
+                consumer._acked_index[tp].clear()
+                consumer._gap.pop(tp, None)
+        return offsets
 
     def _with_refused(self, consumer: Any, offsets: dict[Any, int]) -> dict[Any, int]:
         """The offsets to commit now, with those refused before that still need it."""

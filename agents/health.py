@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,102 +112,45 @@ def group_coordination_error(consumer: Any) -> BaseException | None:
 
 @dataclass
 class StalledCommit:
-    """An input partition whose committed offset has not moved for `seconds` while
-    processed offsets wait to be committed: Faust's commit bookkeeping as it stands."""
+    """An input partition whose committed offset has not moved for `seconds` although
+    the agent has applied events past it (its frontier is `position`)."""
 
     tp: Any
     committed: int | None
-    first_acked: int
-    last_acked: int
-    acked: int
+    position: int
     seconds: float
-    read_offset: int | None
-    gaps: str
 
 
 class CommitWatch:
-    """Finds partitions whose offsets stopped being committed.
+    """Finds input partitions whose offsets stopped being committed.
 
-    Faust commits a partition only up to the first offset missing from its list of
-    processed (acknowledged) offsets, and not at all while the lowest acknowledged offset
-    is more than one past the committed one. If an offset is never acknowledged, that
-    partition is never committed again: a restart then replays everything since (the
-    duplicates are ignored, but the replay grows without end) and the group's lag on it
-    only rises. Nothing in Faust reports it."""
+    The commit barrier commits every input partition up to its frontier (the events the
+    agent has applied without a gap). A committed offset that stays behind the frontier
+    for long means commits keep failing or being refused for it: a restart would replay
+    everything since (the duplicates are ignored, but the replay grows) and the group's
+    lag on that partition only rises."""
 
     def __init__(self, after_seconds: float = 30.0) -> None:
         self._after = after_seconds
-        #: partition -> (committed offset, when it was first seen at that value with acks)
+        #: partition -> (committed offset, when it was first seen behind the frontier)
         self._since: dict[Any, tuple[int | None, float]] = {}
 
-    def check(self, consumer: Any, now: float) -> list[StalledCommit]:
-        acked_by_tp = getattr(consumer, "_acked", {})
-        committed_by_tp = getattr(consumer, "_committed_offset", {})
+    def check(
+        self, positions: Mapping[Any, int], committed: Mapping[Any, int | None], now: float
+    ) -> list[StalledCommit]:
         stalled = []
+        behind = {}
+        for tp, position in positions.items():
+            current = committed.get(tp)
+            if current is None or position > current:
+                behind[tp] = (current, position)
         for tp in list(self._since):
-            if not acked_by_tp.get(tp):
-                del self._since[tp]  # nothing waiting: committed, or revoked
-        for tp, acked in list(acked_by_tp.items()):
-            if not acked:
-                continue
-            committed = committed_by_tp.get(tp)
+            if tp not in behind:
+                del self._since[tp]  # committed up to the frontier, or revoked
+        for tp, (current, position) in behind.items():
             seen = self._since.get(tp)
-            if seen is None or seen[0] != committed:
-                self._since[tp] = (committed, now)
-                continue
-            if now - seen[1] < self._after:
-                continue
-            gaps = getattr(consumer, "_gap", {}).get(tp)
-            stalled.append(
-                StalledCommit(
-                    tp=tp,
-                    committed=committed,
-                    first_acked=min(acked),
-                    last_acked=max(acked),
-                    acked=len(acked),
-                    seconds=now - seen[1],
-                    read_offset=getattr(consumer, "_read_offset", {}).get(tp),
-                    gaps=str(sorted(gaps)[:5]) if gaps else "none",
-                )
-            )
+            if seen is None or seen[0] != current:
+                self._since[tp] = (current, now)
+            elif now - seen[1] >= self._after:
+                stalled.append(StalledCommit(tp, current, position, now - seen[1]))
         return stalled
-
-
-class DeliveryWatch:
-    """Notices input offsets that never reach the agent.
-
-    Faust hands a partition's messages to the agent in offset order. A message it drops on
-    the way (its stream skips a message fetched while flow control is suspended or from
-    an older consumer generation, and the fetcher drops re-fetched offsets it believes it
-    read) is neither applied nor acknowledged; depending on where it falls, Faust then
-    commits past it (the event is lost) or never commits that partition again."""
-
-    def __init__(self, counter: Any) -> None:
-        self._counter = counter
-        #: input partition -> the highest offset delivered since it was assigned
-        self._delivered: dict[Any, int] = {}
-
-    def note(self, message: Any, consumer: Any) -> None:
-        tp = message.tp
-        before = self._delivered.get(tp)
-        committed = getattr(consumer, "_committed_offset", {}).get(tp)
-        if before is None and committed is not None:
-            before = committed - 1
-        if before is not None and message.offset > before + 1:
-            self._counter.inc()
-            log.warning(
-                "input %s[%d]: offsets %d..%d were never delivered to the agent "
-                "(committed %s, read offset %s)",
-                message.topic,
-                message.partition,
-                before + 1,
-                message.offset - 1,
-                committed,
-                getattr(consumer, "_read_offset", {}).get(tp),
-                extra={"event": "input_gap"},
-            )
-        if before is None or message.offset > before:
-            self._delivered[tp] = message.offset
-
-    def clear(self) -> None:
-        self._delivered.clear()

@@ -147,14 +147,23 @@ class Metrics:
         )
         self.commit_stalled_partitions = Gauge(
             "vipstream_commit_stalled_partitions",
-            "Input partitions whose offsets have not been committed for 30 s while "
-            "processed offsets wait (Faust's commit bookkeeping is stuck on them).",
+            "Input partitions whose committed offset has stayed behind the events applied "
+            "for 30 s (commits failing or refused for them).",
             registry=r,
         )
         self.input_gaps = Counter(
             "vipstream_input_gaps_total",
-            "Input offsets Faust skipped: a message reached the agent while earlier offsets "
-            "of its partition, since the committed one, never did.",
+            "Holes in an input partition's offsets as delivered to the agent, each read "
+            "back from the broker before going on: kind=dropped, records Faust's stream "
+            "dropped (now applied); kind=absent, offsets holding no record (transaction "
+            "markers, compaction, retention).",
+            ["kind"],
+            registry=r,
+        )
+        self.input_refetched = Counter(
+            "vipstream_input_refetched_total",
+            "Input records read back from the broker to fill a hole (see "
+            "vipstream_input_gaps_total) and applied.",
             registry=r,
         )
         self.committed_offset = Gauge(

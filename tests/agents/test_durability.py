@@ -205,9 +205,12 @@ class RefusingBroker:
         return self.results.pop(0)
 
 
-def acknowledge(consumer: Any, first: int, end: int) -> None:
-    """What Faust does when the agent has processed the events at these offsets."""
+def acknowledge(app: VipApp, first: int, end: int) -> None:
+    """What the agent and Faust do when the agent has applied the events at these offsets:
+    the agent moves its frontier, Faust acknowledges."""
+    consumer = app.consumer
     for offset in range(first, end):
+        app.vip.frontier.advance(CALLS_0, offset)
         consumer._acked[CALLS_0].append(offset)
         consumer._acked_index[CALLS_0].add(offset)
 
@@ -224,7 +227,7 @@ async def test_faust_records_a_refused_commit_as_done(app: VipApp) -> None:
     """
     consumer = app.consumer
     broker = RefusingBroker(consumer, [False])
-    acknowledge(consumer, 0, 10)
+    acknowledge(app, 0, 10)
     offsets = consumer._filter_committable_offsets([CALLS_0])
     assert await FaustConsumer._commit_offsets(consumer, offsets) is False
     assert broker.commits == [{CALLS_0: 10}]
@@ -235,9 +238,9 @@ async def test_faust_records_a_refused_commit_as_done(app: VipApp) -> None:
 async def test_a_refused_commit_is_undone_and_sent_again(app: VipApp) -> None:
     consumer = app.consumer  # a real Faust consumer, with the barrier installed
     broker = RefusingBroker(consumer, [True, False, True])
-    acknowledge(consumer, 0, 5)
+    acknowledge(app, 0, 5)
     assert await consumer.force_commit() is True
-    acknowledge(consumer, 5, 10)
+    acknowledge(app, 5, 10)
     assert await consumer.force_commit() is False  # refused
     assert committed(consumer) == 5  # Faust's bookkeeping put back
     # no new events on the partition: the next commit still sends the refused offset
@@ -249,31 +252,71 @@ async def test_a_refused_commit_is_undone_and_sent_again(app: VipApp) -> None:
 
 
 async def test_commits_continue_after_a_refused_one(app: VipApp) -> None:
-    """Putting the committed offset back is not enough on its own: Faust then sees a gap
-    before the next acknowledged offset and stops committing the partition. The retry
-    closes the gap, and later offsets are committed as usual."""
+    """Putting the committed offset back is not enough with Faust's bookkeeping alone: it
+    then sees a gap before the next acknowledged offset and stops committing the
+    partition. Committing from the frontier, the next commit covers the refused offsets
+    and everything applied since."""
     consumer = app.consumer
     broker = RefusingBroker(consumer, [True, False, True, True])
-    acknowledge(consumer, 0, 5)
+    acknowledge(app, 0, 5)
     await consumer.force_commit()
-    acknowledge(consumer, 5, 10)
+    acknowledge(app, 5, 10)
     await consumer.force_commit()  # refused
-    acknowledge(consumer, 10, 15)
+    acknowledge(app, 10, 15)
     assert await consumer.force_commit() is True
-    assert broker.commits[-1] == {CALLS_0: 10}  # the refused offset first ...
-    acknowledge(consumer, 15, 20)
+    assert broker.commits[-1] == {CALLS_0: 15}  # the refused offsets and what followed
+    acknowledge(app, 15, 20)
     assert await consumer.force_commit() is True
-    assert broker.commits[-1] == {CALLS_0: 20}  # ... then everything after it
+    assert broker.commits[-1] == {CALLS_0: 20}
     assert committed(consumer) == 20
-    assert consumer._acked[CALLS_0] == []
+    assert consumer._acked[CALLS_0] == []  # Faust's acknowledgements do not pile up
 
 
 async def test_a_refused_offset_is_not_retried_after_the_partition_moved(app: VipApp) -> None:
     consumer = app.consumer
     broker = RefusingBroker(consumer, [False])
-    acknowledge(consumer, 0, 10)
+    acknowledge(app, 0, 10)
     assert await consumer.force_commit() is False
     assert committed(consumer) is None  # never committed before: no entry, as before
     consumer.assignment = set  # revoked: the new owner resumes from the broker's offset
     assert await consumer.force_commit() is False
     assert broker.commits == [{CALLS_0: 10}]
+
+
+# -- offsets Faust's stream dropped (agents/frontier.py) -----------------------------------
+def faust_ack(consumer: Any, offsets: range) -> None:
+    """Faust's acknowledgements alone: the agent never applied anything else."""
+    for offset in offsets:
+        consumer._acked[CALLS_0].append(offset)
+        consumer._acked_index[CALLS_0].add(offset)
+
+
+@pytest.mark.parametrize(
+    ("acked", "faust_commits"),
+    [
+        (range(11, 15), 15),  # offset 10 dropped: committed past it, the event is lost
+        (range(12, 15), None),  # 10 and 11 dropped: never committed again, a stall
+    ],
+)
+def test_faust_commits_past_one_dropped_offset_and_stalls_on_two(
+    app: VipApp, acked: range, faust_commits: int | None
+) -> None:
+    """The upstream behaviour the frontier replaces, on Faust's own consumer code."""
+    consumer = app.consumer
+    consumer._committed_offset[CALLS_0] = 10
+    faust_ack(consumer, acked)
+    offsets = consumer._filter_committable_offsets([CALLS_0])
+    assert offsets.get(CALLS_0) == faust_commits
+
+
+async def test_the_barrier_commits_the_frontier_not_faust_acknowledgements(app: VipApp) -> None:
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [True, True])
+    consumer._committed_offset[CALLS_0] = 10
+    faust_ack(consumer, range(11, 15))  # offset 10 dropped: the agent applied nothing
+    assert await consumer.force_commit() is False
+    assert broker.commits == []  # nothing committed past the missing event
+    assert consumer._acked[CALLS_0] == []  # and Faust's list does not pile up
+    acknowledge(app, 10, 15)  # the agent read 10 back, then applied the rest
+    assert await consumer.force_commit() is True
+    assert broker.commits == [{CALLS_0: 15}]
