@@ -33,10 +33,10 @@ in `_committed_offset` even when the broker refused the commit (aiokafka's "alre
 rebalanced" CommitFailedError returns False), and it has already removed them from its
 list of acknowledged offsets. So Faust believes they are committed and would never send
 them again. The barrier puts the previous committed offsets back and keeps the refused
-ones to send again with the next commit. Putting them back alone is not enough: Faust
-then sees a gap between its committed offset and the next acknowledged one and stops
-committing that partition at all. Retrying is always safe: everything before a refused
-offset was made durable before it was first tried.
+ones to send again with the next commit (for input partitions the frontier covers them
+anyway; with Faust's acknowledgement lists alone, putting them back would leave a gap
+that stops that partition's commits for good). Retrying is always safe: everything
+before a refused offset was made durable before it was first tried.
 """
 
 from __future__ import annotations
