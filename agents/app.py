@@ -260,6 +260,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
 
     reader = PartitionReader(
         settings.bootstrap_servers,
+        group_id=settings.app_id,
         max_message_bytes=kafka.max_message_bytes,
         request_timeout_seconds=kafka.request_timeout_seconds,
     )
@@ -268,6 +269,24 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         """Apply the records of a hole in the input, read from the broker; False if the
         partition was revoked meanwhile (its new owner starts from the committed offset,
         which is never past the hole)."""
+        if hole.start is None:
+            # Faust knew of no committed offset, yet its first message is not the
+            # partition's first: ask the broker before reading the partition from its start
+            committed = await reader.committed(tp.topic, tp.partition)
+            log.info(
+                "input %s[%d]: first message at offset %d, no committed offset known; the "
+                "broker's is %s",
+                tp.topic,
+                tp.partition,
+                hole.end,
+                committed,
+                extra={"event": "input_committed_unknown"},
+            )
+            if committed is not None:
+                hole = Hole(min(committed, hole.end), hole.end)
+        if hole.start == hole.end:
+            frontier.skip_to(tp, hole.end)
+            return True
         if reader.span.absent(tp, hole):  # a read for an earlier hole showed these empty
             frontier.skip_to(tp, hole.end)
             metrics.input_gaps.labels("absent").inc()

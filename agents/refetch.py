@@ -27,6 +27,7 @@ class PartitionReader:
         self,
         bootstrap_servers: list[str],
         *,
+        group_id: str,
         max_message_bytes: int,
         request_timeout_seconds: float,
         retry_seconds: float = 1.0,
@@ -35,7 +36,9 @@ class PartitionReader:
         self._max_message_bytes = max_message_bytes
         self._request_timeout = request_timeout_seconds
         self._retry = retry_seconds
+        self._group_id = group_id
         self._consumer: AIOKafkaConsumer | None = None
+        self._group_reader: AIOKafkaConsumer | None = None
         #: what the last read of each partition found, for the holes that follow
         self.span = FetchedSpan()
 
@@ -69,6 +72,32 @@ class PartitionReader:
                 )
                 await self.close()
                 await asyncio.sleep(self._retry)
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset of a partition, asked afresh (None: none), by a
+        consumer that names the group but never joins it; None if the broker does not
+        answer."""
+        try:
+            if self._group_reader is None:
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=self._bootstrap,
+                    group_id=self._group_id,
+                    enable_auto_commit=False,
+                    request_timeout_ms=int(self._request_timeout * 1000),
+                )
+                await reader.start()
+                self._group_reader = reader
+            offset: int | None = await self._group_reader.committed(
+                TopicPartition(topic, partition)
+            )
+            return offset
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "asking for the committed offset of %s[%d] failed: %r", topic, partition, exc
+            )
+            return None
 
     async def _read_once(
         self, tp: TopicPartition, start: int | None, end: int
@@ -109,7 +138,8 @@ class PartitionReader:
         return self._consumer
 
     async def close(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+        for consumer in (self._consumer, self._group_reader):
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+        self._consumer = self._group_reader = None
