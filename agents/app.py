@@ -371,6 +371,44 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         await health.probe_broker_forever()
 
     @app.task  # type: ignore[untyped-decorator]
+    async def learn_unknown_committed_offsets() -> None:
+        """An input partition whose committed offset Faust did not record and which gets
+        no new message would look unread forever (the day closes wait for it): ask the
+        broker, once per assignment, and note the offset as applied up to there."""
+        asked: set[Any] = set()
+        generation = frontier.generation
+        while not app.should_stop:
+            await app.sleep(1.0)
+            if frontier.generation != generation:
+                asked.clear()
+                generation = frontier.generation
+            if app.rebalancing or not app.tables.actives_ready:
+                continue
+            consumer: Any = app.consumer
+            try:
+                assignment = consumer.assignment()
+            except Exception:  # the consumer is not started yet
+                continue
+            for tp in assignment:
+                if tp.topic not in input_names or tp in asked:
+                    continue
+                if frontier.position(tp) is not None or consumer._committed_offset.get(tp):
+                    continue
+                asked.add(tp)
+                committed = await reader.committed(tp.topic, tp.partition)
+                if committed and frontier.generation == generation:
+                    log.info(
+                        "input %s[%d]: no committed offset known; the broker's is %d",
+                        tp.topic,
+                        tp.partition,
+                        committed,
+                        extra={"event": "input_committed_unknown"},
+                    )
+                    frontier.skip_to(tp, committed)
+                    if engine.processed_next.get((tp.topic, tp.partition)) is None:
+                        engine.note_offset(tp.topic, tp.partition, committed - 1)
+
+    @app.task  # type: ignore[untyped-decorator]
     async def close_value_days() -> None:
         """Close days, publish and merge population summaries, re-tier."""
         await engine.run_forever()

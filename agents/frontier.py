@@ -82,6 +82,10 @@ class InputFrontier:
         if offset > self._next.get(tp, -1):
             self._next[tp] = offset
 
+    def position(self, tp: Any) -> int | None:
+        """The next offset to apply, once known since the assignment."""
+        return self._next.get(tp)
+
     def positions(self, topics: Iterable[Any] | None = None) -> dict[Any, int]:
         """Offsets to commit: the frontier of every partition with applied messages
         (restricted to `topics`, partitions or topic names, when given)."""

@@ -60,10 +60,12 @@ def test_a_hole_filled_then_the_message_that_revealed_it() -> None:
 def test_positions_are_what_may_be_committed() -> None:
     frontier = InputFrontier(["calls"])
     assert frontier.positions() == {}  # nothing applied: nothing to commit
+    assert frontier.position(CALLS_0) is None
     frontier.advance(CALLS_0, 4)
     frontier.advance(CALLS_1, 0)
     frontier.advance(CALLS_0, 2)  # an older offset does not move it back
     assert frontier.positions() == {CALLS_0: 5, CALLS_1: 1}
+    assert frontier.position(CALLS_0) == 5
     assert frontier.positions(["calls"]) == {CALLS_0: 5, CALLS_1: 1}
     assert frontier.positions([CALLS_1]) == {CALLS_1: 1}
     assert frontier.positions(["orders"]) == {}
