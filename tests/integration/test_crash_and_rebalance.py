@@ -199,52 +199,12 @@ def test_messages_faust_drops_are_read_back_and_applied_in_order(
     assert (gaps, refetched) == (3 * 4, 3 * 7), worker.log()
 
 
-# Faust seeks a newly assigned partition to the committed offset it asks the broker for,
-# and remembers that offset; once, at start-up, it remembered none although the fetch
-# went on from a committed offset. Injected: it forgets every input partition's.
-FORGET_COMMITTED = """
-from faust.transport import consumer
-
-perform_seek = consumer.Consumer.perform_seek
-
-async def _perform_seek(self):
-    await perform_seek(self)
-    for tp in list(self._committed_offset):
-        if not tp.topic.endswith("-changelog"):
-            self._committed_offset.pop(tp, None)
-
-consumer.Consumer.perform_seek = _perform_seek
-"""
-
-
 def with_injected(env: dict[str, str], directory: Path, code: str) -> dict[str, str]:
     """`env` for a worker that runs `code` at start-up (a sitecustomize module)."""
     directory.mkdir()
     (directory / "sitecustomize.py").write_text(code)
     path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH")) if p)
     return {**env, "PYTHONPATH": path}
-
-
-def test_a_worker_that_lost_track_of_the_committed_offsets_asks_the_broker(
-    broker: EmbeddedBroker, history: History, tmp_path: Path
-) -> None:
-    """Rather than reading every partition from its start again: nothing is read back."""
-    env = new_env(broker)
-    replay(env, history.path)
-    first = Worker(env, tmp_path / "w1", tmp_path / "w1.log").start()
-    first.wait_healthy()
-    wait_for(lambda: consumed(first) >= 0.4 * history.distinct, timeout=120, what="40% consumed")
-    assert first.stop() == 0  # commits what it applied
-    injected = with_injected(env, tmp_path / "inject", FORGET_COMMITTED)
-    second = Worker(injected, tmp_path / "w2", tmp_path / "w2.log").start()
-    try:
-        second.wait_healthy()
-        got = outcome(env, second, sorted(history.expected))
-        refetched = second.metric("vipstream_input_refetched_total")
-    finally:
-        second.stop()
-    assert_same_as_reference(history, got)
-    assert refetched == 0, second.log()
 
 
 def test_a_worker_joins_then_the_first_leaves_mid_stream(
