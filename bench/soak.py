@@ -206,9 +206,13 @@ def _verdict(idle: Sample, samples: list[Sample], args: argparse.Namespace) -> i
 
 
 def _seconds(value: float | None) -> str:
+    """A quantile for the table: seconds, or days once it is a day or more; a quantile
+    in the histogram's +Inf bucket (older than its largest bound) prints as "> top"."""
     if value is None:
         return "-"
-    return "inf" if value == float("inf") else f"{value:g}s"
+    if value == float("inf"):
+        return "> top"
+    return f"{value / 86400:.0f}d" if value >= 86400 else f"{value:g}s"
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
