@@ -52,6 +52,42 @@ class BucketMapping:
         index = math.ceil(math.log(magnitude) / self.log_gamma)
         return _OFFSET + index if value > 0 else -(_OFFSET + index)
 
+    @property
+    def smallest_index(self) -> int:
+        """The index of the smallest magnitude kept apart from zero (MIN_MAGNITUDE)."""
+        return math.ceil(math.log(MIN_MAGNITUDE) / self.log_gamma)
+
+    def successor(self, key: int) -> int:
+        """The key of the bucket right above `key` in value order."""
+        if key > 0:
+            return key + 1
+        if key == 0:
+            return _OFFSET + self.smallest_index
+        index = -key - _OFFSET
+        return 0 if index <= self.smallest_index else key + 1
+
+    def largest_below(self, key: int) -> float:
+        """The largest float whose bucket lies below `key`: a value is in bucket `key` or
+        above exactly when it is greater than this (keys grow with values)."""
+        if key > 0:
+            index = key - _OFFSET
+            guess = (
+                math.nextafter(MIN_MAGNITUDE, -math.inf)
+                if index <= self.smallest_index
+                else self.gamma ** (index - 1)
+            )
+        elif key == 0:
+            guess = -MIN_MAGNITUDE
+        else:
+            guess = math.nextafter(-(self.gamma ** (-key - _OFFSET)), -math.inf)
+        # the guess is within a few units in the last place of the boundary: settle it
+        # with the same function that places values, so the two can never disagree
+        while self.key(guess) >= key:
+            guess = math.nextafter(guess, -math.inf)
+        while self.key(math.nextafter(guess, math.inf)) < key:
+            guess = math.nextafter(guess, math.inf)
+        return guess
+
     def value(self, key: int) -> float:
         """The bucket's representative (within alpha of every value in it)."""
         if key == 0:
@@ -214,6 +250,33 @@ class Ranks:
         if found is None:
             found = self._bucket_percentiles[key] = self.percentile(self.mapping.value(key))
         return found
+
+    def reach_threshold(self, percentile: float) -> float | None:
+        """The score a value must exceed for `percentile()` to be at least `percentile`
+        (None: an empty population). Percentiles are per bucket and never fall as values
+        grow, so this is exact: `percentile(v) >= p` exactly when `v > reach_threshold(p)`
+        (-inf when every value reaches it, +inf when none can)."""
+        if not self.count:
+            return None
+        mapping = self.mapping
+        previous_key: int | None = None
+        previous_cumulative = 0
+        for key, cumulative in zip(self.keys, self.cumulative, strict=True):
+            if previous_key is None:
+                if percentile <= 0.0:  # the empty buckets below the lowest value
+                    return -math.inf
+            elif (
+                mapping.successor(previous_key) != key
+                and 100.0 * previous_cumulative / self.count >= percentile
+            ):  # the empty buckets between two values
+                return mapping.largest_below(mapping.successor(previous_key))
+            if self.bucket_percentile(key) >= percentile:
+                return mapping.largest_below(key)
+            previous_key, previous_cumulative = key, cumulative
+        if percentile > 100.0:
+            return math.inf
+        assert previous_key is not None
+        return mapping.largest_below(mapping.successor(previous_key))
 
     def histogram(self) -> list[tuple[float, int]]:
         """(bucket representative, count) in value order."""

@@ -9,7 +9,8 @@ customer has been `min_dwell_days` in its tier. Upgrades are immediate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from schemas.value_config import TieringSettings
@@ -29,7 +30,10 @@ class Cuts:
     population: int  # judged customers in the summary
     entry: dict[str, float]  # vip/gold/silver: position at or above which the tier starts
     exit: dict[str, float]  # position below which a customer in the tier leaves it
-    entry_score: dict[str, float | None]  # the same cuts as scores (None: empty population)
+    #: the same cuts as scores (None: an empty population). Percentile mode: the score a
+    #: customer must exceed to reach the position, exactly (positions are per sketch
+    #: bucket); zscore mode: the score at the position; absolute mode: the cut itself
+    entry_score: dict[str, float | None]
     exit_score: dict[str, float | None]
     mean: float
     stddev: float
@@ -68,7 +72,7 @@ def make_cuts(summary: ScoreSummary, settings: TieringSettings, day: int) -> Cut
         exit_ = {t: p - margin for t, p in entry.items()}
 
         def to_score(position: float) -> float | None:
-            return ranks.quantile(min(max(position / 100.0, 0.0), 1.0))
+            return ranks.reach_threshold(position)  # scores above it reach the position
 
     elif settings.mode == "zscore":
         entry = {
@@ -128,21 +132,36 @@ def decide(
     settings: TieringSettings,
     score_kind: str,
 ) -> Decision:
-    """The customer's tier as of `cuts.day`, given its previous tier and score."""
+    """The customer's tier as of `cuts.day`, given its previous tier and score.
+
+    Positions (the mode's unit) are what is compared, and every reason quotes the
+    numbers of that comparison (streams/tiers.py `Comparison`).
+    """
     if is_new:
         return Decision("new", "too little history to judge")
     position = cuts.position(score)
     target = cuts.raw_tier(position)
-    label = _describe(score, position, cuts, score_kind)
+
+    def against(tier: str, which: str, *, reached: bool) -> Comparison:
+        return Comparison(
+            score=score,
+            position=position,
+            cuts=cuts,
+            kind=score_kind,
+            tier=tier,
+            which=which,
+            reached=reached,
+        )
+
     if previous == "new":
-        return Decision(
-            target,
-            f"judged for the first time: {label} places it in {target}" + _cut_text(cuts, target),
-        )
+        if target == "bronze":  # below the silver cut
+            reason = against("silver", "entry", reached=False)
+            return Decision(target, f"judged for the first time: {reason.text('bronze')}")
+        reason = against(target, "entry", reached=True)
+        return Decision(target, f"judged for the first time: {reason.text(target)}")
     if RANK[target] > RANK[previous]:
-        return Decision(
-            target, f"{label} rose above the {target} cut {_cut_value(cuts, target, 'entry')}"
-        )
+        reason = against(target, "entry", reached=True)
+        return Decision(target, reason.text())
     if RANK[target] == RANK[previous] or previous == "bronze":
         return Decision(previous, "unchanged")
     if position >= cuts.exit[previous]:
@@ -151,35 +170,98 @@ def decide(
         return Decision(
             previous, "a downgrade waits for the minimum dwell time", held_by_dwell=True
         )
-    return Decision(
-        target, f"{label} fell below the {previous} exit {_cut_value(cuts, previous, 'exit')}"
-    )
+    reason = against(previous, "exit", reached=False)
+    return Decision(target, reason.text())
 
 
-def _describe(score: float, position: float, cuts: Cuts, kind: str) -> str:
-    text = f"{SCORE_LABEL[kind]} {score:.2f}"
-    if cuts.mode == "percentile":
-        return f"{text} (percentile {position:.1f})"
-    if cuts.mode == "zscore":
-        return f"{text} (z {position:.2f})"
-    return text
+SCORE_PLURAL = {"ratio": "ratios", "net_value": "net values", "clv": "CLVs"}
+_UNIT = {"percentile": "percentile", "zscore": "z"}
 
 
-def _cut_value(cuts: Cuts, tier: str, which: str) -> str:
-    score = (cuts.entry_score if which == "entry" else cuts.exit_score)[tier]
-    position = (cuts.entry if which == "entry" else cuts.exit)[tier]
-    shown = "-" if score is None else f"{score:.2f}"
-    if cuts.mode == "percentile":
-        return f"{shown} (percentile {position:g})"
-    if cuts.mode == "zscore":
-        return f"{shown} (z {position:g})"
-    return shown
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    """A customer's position against one cut, as a tier decision made it; `text()` says
+    it with numbers that, read back, satisfy the relation it names:
+
+    - '<score> at <unit> <position> reached the <tier> cut at <unit> <cut> (<scores>
+      above <bound>)' when the position is at or above an entry cut;
+    - '... fell below the <tier> exit at ...' (<scores> up to <bound>) below an exit;
+    - 'places it in <tier>, at or above the <tier> cut ...' / 'places it in bronze,
+      below the silver cut ...' for a customer judged for the first time.
+
+    In absolute mode the position is the score and the cut is quoted alone.
+    """
+
+    score: float
+    position: float
+    cuts: Cuts
+    kind: str
+    tier: str  # whose cut
+    which: str  # "entry" or "exit"
+    reached: bool  # position >= cut (else below it)
+
+    def text(self, placed_in: str | None = None) -> str:
+        cut = (self.cuts.entry if self.which == "entry" else self.cuts.exit)[self.tier]
+        relation = ">=" if self.reached else "<"
+        where = f"{SCORE_LABEL[self.kind]} {self.score:.2f}"
+        unit = _UNIT.get(self.cuts.mode)
+        if unit is None:
+            where, shown = quoted_pair(self.score, cut, relation, decimals=2)
+            where = f"{SCORE_LABEL[self.kind]} {where}"
+            cut_text = shown
+        else:
+            shown_position, _ = quoted_pair(
+                self.position, cut, relation, decimals=1 if unit == "percentile" else 2
+            )
+            where += f" at {unit} {shown_position}"
+            cut_text = f"at {unit} {cut:g}{self._bound()}"
+        name = "cut" if self.which == "entry" else "exit"
+        if placed_in is not None:
+            side = "at or above" if self.reached else "below"
+            return f"{where} places it in {placed_in}, {side} the {self.tier} {name} {cut_text}"
+        verb = "reached" if self.reached else "fell below"
+        return f"{where} {verb} the {self.tier} {name} {cut_text}"
+
+    def _bound(self) -> str:
+        """' (<scores> above <bound>)': the cut as a score, when it separates this score
+        as the position does (always in percentile mode, where it is exact; a z-score's
+        inverse can miss by a rounding error, and is then left out)."""
+        scores = self.cuts.entry_score if self.which == "entry" else self.cuts.exit_score
+        bound = scores[self.tier]
+        if bound is None or math.isinf(bound):
+            return ""
+        plural = SCORE_PLURAL.get(self.kind, self.kind)
+        exact = self.cuts.mode == "percentile"  # position >= cut <=> score > bound
+        if self.reached:
+            relation, words = (">", "above") if exact else (">=", "from")
+        else:
+            relation, words = ("<=", "up to") if exact else ("<", "below")
+        if not _RELATIONS[relation](self.score, bound):
+            return ""
+        return f" ({plural} {words} {quoted_pair(self.score, bound, relation, decimals=2)[1]})"
 
 
-def _cut_text(cuts: Cuts, tier: str) -> str:
-    if tier == "bronze":
-        return ""
-    return f" (cut {_cut_value(cuts, tier, 'entry')})"
+_RELATIONS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+}
+
+
+def quoted_pair(value: float, cut: float, relation: str, *, decimals: int) -> tuple[str, str]:
+    """`value` and `cut` as text that, read back, still satisfy `relation` (as the numbers
+    do): the fewest decimals from `decimals` up that keep it, else the cut rounded away
+    from the value."""
+    holds = _RELATIONS[relation]
+    for places in range(decimals, decimals + 7):
+        shown_value, shown_cut = f"{value:.{places}f}", f"{cut:.{places}f}"
+        if holds(float(shown_value), float(shown_cut)):
+            return shown_value, shown_cut
+    step = 10.0**-decimals
+    shown_value = f"{value:.{decimals}f}"
+    away = float(shown_value) + (-step if relation in (">=", ">") else step)
+    return shown_value, f"{away:.{decimals}f}"
 
 
 def recheck_keys(previous: Cuts | None, current: Cuts, keys: Iterable[int]) -> set[int]:

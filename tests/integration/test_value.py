@@ -152,5 +152,5 @@ def check_tier_change_events(run: Run) -> None:
     for copies in by_id.values():
         assert copies[0] == copies[1]
     reasons = [e["reason"] for e in events]
-    assert any("rose above" in r for r in reasons)
+    assert any(" reached the " in r for r in reasons)
     assert any(r.startswith("judged for the first time") for r in reasons)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -139,8 +141,7 @@ def test_reasons_say_what_happened() -> None:
         settings=PERCENTILE,
         score_kind="ratio",
     )
-    assert up.reason.startswith("ratio 960.00 (percentile")
-    assert "rose above the vip cut" in up.reason
+    assert up.reason.startswith("ratio 960.00 at percentile 96.2 reached the vip cut at ")
     down = decide(
         previous="vip",
         days_in_tier=30,
@@ -302,3 +303,136 @@ def test_a_small_move_rechecks_few_customers(seed: int, size: int, added: int) -
     candidates = in_band | set(range(size, size + added))
     assert tiers_of(scores, tiers, after, candidates) == tiers_of(scores, tiers, after, None)
     assert len(in_band) < size  # never everyone for a small move
+
+
+# -- reasons: the numbers they quote satisfy the relation they name ------------------------
+
+_NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
+REASON = re.compile(
+    rf"^(?:judged for the first time: )?(?:ratio|net value|CLV) (?P<score>{_NUMBER})"
+    rf"(?: at (?:percentile|z) (?P<position>{_NUMBER}))? "
+    r"(?:(?P<verb>reached|fell below)|places it in \w+, (?P<side>at or above|below)) "
+    rf"the (?P<tier>vip|gold|silver) (?:cut|exit) (?:at (?:percentile|z) )?(?P<cut>{_NUMBER})"
+    rf"(?: \((?:ratios|net values|CLVs) (?P<words>above|from|up to|below) (?P<bound>{_NUMBER})\))?$"
+)
+HOLDS = {
+    "reached": lambda a, b: a >= b,
+    "at or above": lambda a, b: a >= b,
+    "fell below": lambda a, b: a < b,
+    "below": lambda a, b: a < b,
+    "above": lambda a, b: a > b,
+    "from": lambda a, b: a >= b,
+    "up to": lambda a, b: a <= b,
+}
+
+
+def check_reason(decision_reason: str, score: float, position: float) -> None:
+    """The reason parses, its score and position are the decision's (as shown), and every
+    comparison it states holds for the numbers it quotes."""
+    found = REASON.match(decision_reason)
+    assert found, decision_reason
+    shown_score = float(found["score"])
+    assert abs(shown_score - score) <= 0.005 + 1e-9 * abs(score), decision_reason
+    relation = found["verb"] or found["side"]
+    compared = shown_score
+    if found["position"] is not None:
+        compared = float(found["position"])
+        assert abs(compared - position) <= 0.05 + 1e-9 * abs(position), decision_reason
+    assert HOLDS[relation](compared, float(found["cut"])), decision_reason
+    if found["words"] is not None:
+        assert HOLDS[found["words"]](shown_score, float(found["bound"])), decision_reason
+
+
+MODES = {
+    "percentile": TieringSettings(min_dwell_days=0),
+    "percentile, wide margin": TieringSettings(
+        min_dwell_days=0,
+        vip_top_percent=2.5,
+        gold_next_percent=33.33,
+        percentile_margin_points=7.77,
+    ),
+    "zscore": TieringSettings(mode="zscore", min_dwell_days=0),
+    "zscore, no log": TieringSettings(mode="zscore", zscore_log_transform=False, min_dwell_days=0),
+    "absolute": TieringSettings(
+        mode="absolute", absolute_vip=5, absolute_gold=2, absolute_silver=0.5, min_dwell_days=0
+    ),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mode=st.sampled_from(sorted(MODES)),
+    values=st.lists(
+        st.one_of(
+            st.floats(-50, 5000, allow_nan=False),
+            st.sampled_from([0.0, 1.0, -1.0, 155.58, 2.0, 5.0]),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    score=st.one_of(st.floats(-100, 10_000, allow_nan=False), st.sampled_from([1.0, 5.0, 0.5])),
+    previous=st.sampled_from(["new", "bronze", "silver", "gold", "vip"]),
+)
+def test_every_tier_change_reason_states_a_true_comparison(
+    mode: str, values: list[float], score: float, previous: str
+) -> None:
+    tiering = MODES[mode]
+    cuts = population(values, tiering)
+    decision = decide(
+        previous=previous,
+        days_in_tier=100,
+        score=score,
+        is_new=False,
+        cuts=cuts,
+        settings=tiering,
+        score_kind="ratio",
+    )
+    if decision.tier == previous:
+        return  # no tier change, no reason published
+    check_reason(decision.reason, score, cuts.position(score))
+
+
+def test_the_demos_vip_reason_no_longer_contradicts_itself() -> None:
+    """Given the demo's case: a ratio of 155.58 in a sketch bucket whose representative
+    (the old 'cut' 156.04) lies above it, at percentile 95.1 against the vip cut at 95.
+    When the customer is re-tiered from gold,
+    Then it becomes vip, and the reason quotes the percentile comparison that decided it
+    and the cut as the ratio to exceed, which 155.58 does."""
+    values = [1.0] * 949 + [155.58] * 2 + [156.2] * 49  # one sketch bucket around 156
+    cuts = population(values)
+    decision = decide(
+        previous="gold",
+        days_in_tier=100,
+        score=155.58,
+        is_new=False,
+        cuts=cuts,
+        settings=PERCENTILE,
+        score_kind="ratio",
+    )
+    assert decision.tier == "vip"
+    assert decision.reason == (
+        "ratio 155.58 at percentile 97.5 reached the vip cut at percentile 95 "
+        f"(ratios above {cuts.entry_score['vip']:.2f})"
+    )
+    assert cuts.entry_score["vip"] is not None
+    assert cuts.entry_score["vip"] < 155.58 < cuts.ranks.quantile(0.95)  # (the old cut)  # type: ignore[operator]
+    check_reason(decision.reason, 155.58, cuts.position(155.58))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=1, max_size=200),
+    probe=st.floats(-2e4, 2e4, allow_nan=False),
+    cut=st.floats(0, 100),
+)
+def test_the_percentile_cut_score_is_exact(values: list[float], probe: float, cut: float) -> None:
+    """A score reaches a percentile exactly when it exceeds the cut's score."""
+    summary = ScoreSummary(0.01)
+    for value in values:
+        summary.add(value)
+    ranks = summary.ranks()
+    threshold = ranks.reach_threshold(cut)
+    assert threshold is not None
+    for value in [probe, *values, threshold, math.nextafter(threshold, math.inf)]:
+        if math.isfinite(value):
+            assert (ranks.percentile(value) >= cut) == (value > threshold), value
