@@ -203,7 +203,9 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         delivery_timeout_seconds=kafka.delivery_timeout_seconds,
     )
     changelog = ChangelogWriter(producer, table.changelog_topic.get_topic_name())
-    outputs = OutputQueue(producer, linger_seconds=kafka.producer_linger_seconds)
+    outputs = OutputQueue(
+        producer, linger_seconds=kafka.producer_linger_seconds, exact_log_end=kafka.exact_log_end
+    )
     _count_recovery(table, metrics)
     output_names = {key: settings.topics.name(key) for key in OUTPUT_TOPICS}
 

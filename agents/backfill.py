@@ -138,6 +138,7 @@ class _Outputs:
     def __init__(self, settings: Settings, keep: bool) -> None:
         self._names = {k: settings.topics.name(k) for k in type(settings.topics).model_fields}
         self.keep = keep
+        self.last_alone = settings.kafka.exact_log_end
         self.pending: list[tuple[str, int, bytes | None, bytes]] = []
         self.counts: Counter[str] = Counter()
 
@@ -449,7 +450,9 @@ async def _send_outputs(
     """The outputs queued since the last call, produced (with --emit-outputs) as the worker
     would: one batch per topic partition, in order."""
     pending, outputs.pending = outputs.pending, []
-    return [] if producer is None else await producer.send_all(pending)
+    if producer is None:
+        return []
+    return await producer.send_all(pending, last_alone=outputs.last_alone)
 
 
 def _total(counter: Any) -> float:

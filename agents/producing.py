@@ -11,7 +11,11 @@ dedicated producer (acks=all): the cost per message is its append.
 - Outputs (`OutputQueue`) go to the customer's own partition of the output topic (the
   partition its input came from, so outputs stay co-partitioned with the inputs); they
   are sent every `linger` seconds and whenever a commit needs them, in the order queued,
-  per partition.
+  per partition. With `kafka.exact_log_end` a send's last record per partition goes in
+  a batch of its own: the embedded broker lists a partition's log end as its last
+  batch's first offset + 1, and a reader that stops there would not see the rest of
+  a multi-record last batch (issue 17: a closed day's outputs seemed to wait for the
+  next close).
 - State snapshots (`ChangelogWriter`) go to their changelog partitions; the broker
   acknowledges a batch with the offset of its first record, so its last record is at
   that offset plus the record count less one, which `CustomerStore.confirm` records as
@@ -65,15 +69,27 @@ class BatchProducer:
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Lock | None = None
 
-    async def send_all(self, records: Iterable[Record]) -> list[Awaitable[Written]]:
+    async def send_all(
+        self, records: Iterable[Record], *, last_alone: bool = False
+    ) -> list[Awaitable[Written]]:
         """Queue (topic, partition, key, value) records, each destination's in the order
-        given, as few batches as fit; one future per batch."""
+        given, as few batches as fit; one future per batch.
+
+        `last_alone`: each destination's last record goes in a batch of its own, so the
+        partition's last batch holds one record (see `KafkaSettings.exact_log_end`).
+        Those batches are queued after every other, so that each waits for its
+        partition's batch ahead of it in the same produce round."""
         by_destination: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         for topic, partition, key, value in records:
             by_destination.setdefault((topic, partition), []).append((key, value))
         acks: list[Awaitable[Written]] = []
+        lasts: list[tuple[str, int, tuple[bytes | None, bytes]]] = []
         for (topic, partition), batch in by_destination.items():
+            if last_alone and len(batch) > 1:
+                lasts.append((topic, partition, batch.pop()))
             acks += await self.send(topic, partition, batch)
+        for topic, partition, record in lasts:
+            acks += await self.send(topic, partition, [record])
         return acks
 
     async def send(
@@ -158,9 +174,12 @@ class ChangelogWriter:
 class OutputQueue:
     """Output events waiting to be produced, sent in the order queued, per partition."""
 
-    def __init__(self, producer: BatchProducer, *, linger_seconds: float) -> None:
+    def __init__(
+        self, producer: BatchProducer, *, linger_seconds: float, exact_log_end: bool = False
+    ) -> None:
         self._producer = producer
         self._linger = linger_seconds
+        self._last_alone = exact_log_end
         self._pending: list[Record] = []
         self._wake: asyncio.Event | None = None
         #: sends under way, each delivered or failed as a whole
@@ -224,7 +243,7 @@ class OutputQueue:
         async with self._ordered:
             await self._ordered.wait_for(lambda: self._turn == turn)
             try:
-                acks = await self._producer.send_all(records)
+                acks = await self._producer.send_all(records, last_alone=self._last_alone)
             finally:
                 self._turn += 1
                 self._ordered.notify_all()

@@ -88,6 +88,13 @@ class KafkaSettings(Section):
     #: retried, through broker outages, before the worker gives up: it then stops and,
     #: restarted, replays from its last commit. Faust's producer default (20 minutes).
     delivery_timeout_seconds: Annotated[float, Field(ge=10, le=3600)] = 1200.0
+    #: The last output of each send to a partition goes in a record batch of its own, so
+    #: that the log end a broker lists is right even where it lists the last batch's
+    #: first offset + 1 (the embedded broker, Tansu 0.6): otherwise a reader that stops
+    #: at the listed end (aiokafka end_offsets, librdkafka watermarks, lag tools) misses
+    #: the rest of the last batch until a later one arrives. Costs one produce round
+    #: trip per flush; Apache Kafka lists the end right, so set false there.
+    exact_log_end: bool = True
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> KafkaSettings:

@@ -151,3 +151,70 @@ def check_figures(
         if got != want:
             wrong.append((customer, got, want))
     assert not wrong, f"{len(wrong)} customers' figures differ, e.g. {wrong[:3]}"
+
+
+#: a churn task as the oracle names it: (customer, stage, last purchase day, day it is due)
+ChurnTask = tuple[str, int, int, int]
+
+
+def expected_churn_tasks(
+    lines: Iterable[bytes],
+    *,
+    through_day: int,
+    first_days: int = 90,
+    second_days: int = 180,
+    currency: str = "EUR",
+) -> tuple[set[ChurnTask], set[ChurnTask]]:
+    """The `churn_risk` tasks of every day closed up to `through_day` (CONTRACT.md: no
+    purchase or subscription for `first_days`, a second stage at `second_days`, each once
+    per last purchase), as (certain, possible): a customer whose opt-out is dated after
+    the day may or may not be suppressed (the worker honours an opt-out the moment it
+    reads it), one dated on or before it certainly is."""
+    purchases: dict[str, set[int]] = {}
+    preferences: dict[str, list[tuple[datetime, bool]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for line in lines:
+        try:
+            body = orjson.loads(line)
+            event = INPUT_MODELS[body["event_type"]].model_validate(body)
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValidationError):
+            continue
+        identity = (body["customer_id"], body["event_id"])
+        if identity in seen:
+            continue
+        seen.add(identity)
+        customer = body["customer_id"]
+        if body["event_type"] == "contact_preference":
+            preferences.setdefault(customer, []).append((event.occurred_at, body["do_not_call"]))
+        elif (
+            body["event_type"] == "order"
+            and body["kind"] in ("purchase", "subscription")
+            and body["currency"] == currency
+        ):
+            purchases.setdefault(customer, set()).add(day_number(event.occurred_at))
+    certain: set[ChurnTask] = set()
+    possible: set[ChurnTask] = set()
+    for customer, days in purchases.items():
+        ordered = sorted(days)
+        for last, following in zip(ordered, [*ordered[1:], None], strict=True):
+            for stage, silent in ((1, first_days), (2, second_days)):
+                due = last + silent
+                if due > through_day or (following is not None and following <= due):
+                    continue
+                task = (customer, stage, last, due)
+                known = _opted_out_by(preferences.get(customer, []), (due + 1) * 86400)
+                if known is None:
+                    possible.add(task)
+                elif not known:
+                    certain.add(task)
+    return certain, possible
+
+
+def _opted_out_by(preferences: list[tuple[datetime, bool]], end_seconds: int) -> bool | None:
+    """Whether the customer is opted out once everything up to `end_seconds` is read:
+    False/True when no later preference could change what the worker sees, None when
+    one dated later may already have been read."""
+    if any(at.timestamp() >= end_seconds for at, _ in preferences):
+        return None
+    latest = max(preferences, default=None, key=lambda p: (p[0], p[1]))
+    return bool(latest and latest[1])

@@ -138,3 +138,33 @@ async def read(
         return found
     finally:
         await consumer.stop()
+
+
+def test_the_listed_log_end_counts_every_output(broker: EmbeddedBroker) -> None:
+    """With `last_alone` (kafka.exact_log_end) a partition's last batch holds one record,
+    so the log end a broker lists (ListOffsets) is the offset after the last output even
+    on a broker that lists the last batch's first offset + 1 (the embedded one): a reader
+    that stops there sees every output."""
+    topic = f"listed-end-{id(broker)}"
+
+    async def run() -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+        await admin.close()
+        producer = _producer(broker)
+        try:
+            for size in (5, 7, 1):  # several sends: the end moves with each
+                records = [(topic, p, b"k", b"v") for p in range(2) for _ in range(size)]
+                await asyncio.gather(*await producer.send_all(records, last_alone=True))
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+        await consumer.start()
+        try:
+            return await consumer.end_offsets([TopicPartition(topic, p) for p in range(3)])
+        finally:
+            await consumer.stop()
+
+    ends = asyncio.run(run())
+    assert {tp.partition: end for tp, end in ends.items()} == {0: 13, 1: 13, 2: 0}
