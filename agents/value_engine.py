@@ -45,7 +45,9 @@ from streams.ledger import (
     TIER_CHANGE,
     PartitionLedger,
     Progress,
+    StartReport,
     care_task_key,
+    first_day_to_close,
     next_merge_day,
     sum_counts,
 )
@@ -335,6 +337,8 @@ class ValueEngine:
 
     async def step(self) -> None:
         """Close what can be closed, publish, merge what is complete, re-tier."""
+        for own in list(self.ledgers.values()):
+            self._maybe_publish(own)  # the start day is decided from fresh own news
         for partition in list(self.ledgers):
             ledger = self.ledgers.get(partition)
             if ledger is None:
@@ -406,17 +410,14 @@ class ValueEngine:
         return max(known) if known else None
 
     def start_day(self) -> int | None:
-        """The first day to close: the earliest event day of the whole population, once
-        every partition has seen its earliest events (or has none)."""
-        if len(self.bus.latest) < self._partitions:
-            return None
-        firsts = []
-        for message in self.bus.latest.values():
-            if not message.get("start_ready"):
-                return None
-            if message.get("first_day") is not None:
-                firsts.append(message["first_day"])
-        return min(firsts) if firsts else None
+        """The first day to close (streams.ledger.first_day_to_close), from every
+        partition's latest message; this worker's own are published first in each step,
+        so they are never older than its ledgers."""
+        reports = [
+            StartReport(m.get("started_day"), bool(m.get("start_ready")), m.get("first_day"))
+            for m in self.bus.latest.values()
+        ]
+        return first_day_to_close(reports, self._partitions)
 
     # -- closing ---------------------------------------------------------------------------
     async def _maybe_close(self, ledger: PartitionLedger) -> None:
@@ -444,6 +445,8 @@ class ValueEngine:
             if self.generation != generation:
                 return  # revoked meanwhile: the new owner closes the day again
         progress.closed_day = day
+        if progress.started_day is None:
+            progress.started_day = day
         buyers, silent = ledger.churn_counts()
         progress.published = {d: s for d, s in progress.published.items() if d >= day - 1}
         progress.published[day] = {
@@ -511,6 +514,7 @@ class ValueEngine:
             "tiered_day": progress.tiered_day,
             "tier_counts": progress.tier_counts,
             "emitted": progress.emitted,
+            "started_day": progress.started_day,
         }
         value = orjson.dumps(message)
         self._publish(str(ledger.partition).encode(), value)
@@ -531,12 +535,16 @@ class ValueEngine:
         messages = self.bus.latest
         if len(messages) < self._partitions:
             return
-        offered = [[int(d) for d in m.get("days", {})] for m in messages.values()]
+        order = range(self._partitions)
+        offered = [[int(d) for d in messages[p].get("days", {})] for p in order]
+        started = [messages[p].get("started_day") for p in order]
+        empty = {"summary": ScoreSummary(self._alpha).to_json(), "buyers": 0, "silent": 0}
         while True:
-            day = next_merge_day(max(self.days) if self.days else None, offered)
+            day = next_merge_day(max(self.days) if self.days else None, offered, started)
             if day is None:
                 return
-            self._merge(day, [messages[p]["days"][str(day)] for p in range(self._partitions)])
+            # a partition that started after `day` has nobody in it that day
+            self._merge(day, [messages[p]["days"].get(str(day), empty) for p in order])
 
     def _merge(self, day: int, parts: list[dict[str, Any]]) -> None:
         summary = ScoreSummary.merged(

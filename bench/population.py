@@ -239,6 +239,7 @@ def _progress(
         },
         tier_counts=dict(tiers),
         emitted={k: round(n * scale) for k, n in template.emitted.items()},
+        started_day=template.started_day,
     )
     return orjson.dumps(progress.to_json())
 

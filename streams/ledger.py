@@ -38,6 +38,8 @@ class Progress:
     tier_counts: dict[str, int] = field(default_factory=dict)
     #: outputs emitted by the tiering of this partition's days, ever (keys below)
     emitted: dict[str, int] = field(default_factory=dict)
+    #: the first day this partition closed (None: none yet, or closed before it was kept)
+    started_day: int | None = None
 
     def count_emitted(self, key: str) -> None:
         self.emitted[key] = self.emitted.get(key, 0) + 1
@@ -51,6 +53,7 @@ class Progress:
             "published": {str(d): s for d, s in self.published.items()},
             "tier_counts": self.tier_counts,
             "emitted": self.emitted,
+            "started_day": self.started_day,
         }
 
     @classmethod
@@ -63,6 +66,7 @@ class Progress:
             {int(d): s for d, s in data["published"].items()},
             dict(data["tier_counts"]),
             dict(data.get("emitted") or {}),  # absent in records written before it existed
+            data.get("started_day"),  # likewise
         )
 
 
@@ -201,7 +205,11 @@ class PartitionLedger:
         return sum(self.tier_counts.values())
 
 
-def next_merge_day(merged_through: int | None, offered: Sequence[Iterable[int]]) -> int | None:
+def next_merge_day(
+    merged_through: int | None,
+    offered: Sequence[Iterable[int]],
+    started: Sequence[int | None] | None = None,
+) -> int | None:
     """The next day whose population a worker can merge, or None to wait.
 
     `offered` holds, per partition, the days whose summaries its latest published message
@@ -210,9 +218,54 @@ def next_merge_day(merged_through: int | None, offered: Sequence[Iterable[int]])
     that has merged nothing yet (it just started, perhaps after a crash) resumes at the
     earliest of them, not at the population's first day, whose summaries are long gone;
     one that merged day E takes E + 1, or skips ahead if E + 1 is no longer offered.
+
+    `started` holds, per partition, the first day it closed (None: not known). A
+    partition never closes a day before it, so it counts as offering every earlier day,
+    with nobody in it: partitions that started on different days (two workers that
+    decided at the same moment from different views, see `first_day_to_close`) still
+    merge their common days instead of waiting for each other forever.
     """
     if not offered:
         return None
-    common = set(offered[0]).intersection(*offered[1:])
-    later = [day for day in common if merged_through is None or day > merged_through]
+    starts = list(started) if started is not None else [None] * len(offered)
+    days = [set(d) for d in offered]
+    candidates = set().union(*days)
+
+    def everywhere(day: int) -> bool:
+        return all(
+            day in own or (start is not None and day < start)
+            for own, start in zip(days, starts, strict=True)
+        )
+
+    later = [
+        day
+        for day in candidates
+        if (merged_through is None or day > merged_through) and everywhere(day)
+    ]
     return min(later) if later else None
+
+
+@dataclass(frozen=True, slots=True)
+class StartReport:
+    """What a partition's latest published message says about where days start."""
+
+    started: int | None  # the first day it closed, once it has closed one
+    ready: bool  # it has read its earliest events (or knows it has none)
+    first_day: int | None  # its earliest event day
+
+
+def first_day_to_close(reports: Sequence[StartReport], partitions: int) -> int | None:
+    """The day a partition that has closed nothing yet closes first, or None to wait.
+
+    Once any partition has started, the earliest start is adopted: the population has
+    started, and a partition whose first events turn out older closes them with that
+    day (they are late). Before that: the earliest event day of the population, once
+    every partition has reported and is ready.
+    """
+    started = [r.started for r in reports if r.started is not None]
+    if started:
+        return min(started)
+    if len(reports) < partitions or not all(r.ready for r in reports):
+        return None
+    firsts = [r.first_day for r in reports if r.first_day is not None]
+    return min(firsts) if firsts else None

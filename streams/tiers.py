@@ -203,18 +203,16 @@ class Comparison:
     def text(self, placed_in: str | None = None) -> str:
         cut = (self.cuts.entry if self.which == "entry" else self.cuts.exit)[self.tier]
         relation = ">=" if self.reached else "<"
-        where = f"{SCORE_LABEL[self.kind]} {self.score:.2f}"
         unit = _UNIT.get(self.cuts.mode)
-        if unit is None:
-            where, shown = quoted_pair(self.score, cut, relation, decimals=2)
-            where = f"{SCORE_LABEL[self.kind]} {where}"
-            cut_text = shown
+        if unit is None:  # absolute: the score is the position
+            score_text, cut_text = quoted_pair(self.score, cut, relation, decimals=2)
+            where = f"{SCORE_LABEL[self.kind]} {score_text}"
         else:
-            shown_position, _ = quoted_pair(
-                self.position, cut, relation, decimals=1 if unit == "percentile" else 2
-            )
-            where += f" at {unit} {shown_position}"
-            cut_text = f"at {unit} {cut:g}{self._bound()}"
+            places = 1 if unit == "percentile" else 2
+            position_text, _ = quoted_pair(self.position, cut, relation, decimals=places)
+            score_text, bound_text = self._bound()
+            where = f"{SCORE_LABEL[self.kind]} {score_text} at {unit} {position_text}"
+            cut_text = f"at {unit} {cut:g}{bound_text}"
         name = "cut" if self.which == "entry" else "exit"
         if placed_in is not None:
             side = "at or above" if self.reached else "below"
@@ -222,23 +220,26 @@ class Comparison:
         verb = "reached" if self.reached else "fell below"
         return f"{where} {verb} the {self.tier} {name} {cut_text}"
 
-    def _bound(self) -> str:
-        """' (<scores> above <bound>)': the cut as a score, when it separates this score
-        as the position does (always in percentile mode, where it is exact; a z-score's
-        inverse can miss by a rounding error, and is then left out)."""
+    def _bound(self) -> tuple[str, str]:
+        """(the score as text, ' (<scores> above <bound>)'): the cut as a score, when it
+        separates this score as the position does (always in percentile mode, where it
+        is exact; a z-score's inverse can miss by a rounding error, and is then left
+        out). The score is shown with the decimals the comparison needs."""
+        shown = f"{self.score:.2f}"
         scores = self.cuts.entry_score if self.which == "entry" else self.cuts.exit_score
         bound = scores[self.tier]
         if bound is None or math.isinf(bound):
-            return ""
-        plural = SCORE_PLURAL.get(self.kind, self.kind)
+            return shown, ""
         exact = self.cuts.mode == "percentile"  # position >= cut <=> score > bound
         if self.reached:
             relation, words = (">", "above") if exact else (">=", "from")
         else:
             relation, words = ("<=", "up to") if exact else ("<", "below")
         if not _RELATIONS[relation](self.score, bound):
-            return ""
-        return f" ({plural} {words} {quoted_pair(self.score, bound, relation, decimals=2)[1]})"
+            return shown, ""
+        shown, bound_text = quoted_pair(self.score, bound, relation, decimals=2)
+        plural = SCORE_PLURAL.get(self.kind, self.kind)
+        return shown, f" ({plural} {words} {bound_text})"
 
 
 _RELATIONS: dict[str, Callable[[float, float], bool]] = {

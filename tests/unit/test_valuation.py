@@ -149,5 +149,8 @@ def test_the_ledger_due_days_pop_once() -> None:
 
 
 def test_progress_round_trips() -> None:
-    progress = Progress(5, 4, {"calls": 1}, {"calls": 123}, {5: {"x": 1}}, {"vip": 2})
+    progress = Progress(5, 4, {"calls": 1}, {"calls": 123}, {5: {"x": 1}}, {"vip": 2}, {}, 3)
     assert Progress.from_json(progress.to_json()) == progress
+    older = progress.to_json()
+    del older["started_day"], older["emitted"]  # records written before they existed
+    assert Progress.from_json(older).started_day is None
