@@ -6,6 +6,8 @@ count. Building the app has no side effects beyond creating Python objects.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -228,6 +230,22 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
             return None
         return {tp.partition for tp in app.consumer.assignment() if tp.topic in input_names}
 
+    delivering: set[asyncio.Task[None]] = set()
+
+    def day_done(closable_since: float) -> None:
+        """A day is tiered and its outputs queued: time them until the broker has them."""
+        if not outputs.flushing:
+            return  # not sending at all (an app that was never started)
+
+        async def observe(sends: list[Any]) -> None:
+            with contextlib.suppress(Exception):  # a failed send fails the next commit
+                await asyncio.gather(*sends)
+                metrics.day_outputs.observe(max(0.0, time.time() - closable_since))
+
+        task = asyncio.ensure_future(observe(outputs.take()))
+        delivering.add(task)
+        task.add_done_callback(delivering.discard)
+
     engine = ValueEngine(
         settings,
         store,
@@ -236,6 +254,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         publish=lambda key, value: summaries.send_soon(key=key, value=value),
         consumer=lambda: app.consumer,
         assignment=owned_partitions,
+        day_done=day_done,
     )
     runtime.value = engine
     # the engine notes the offset of every message it applies (for its caught-up test)

@@ -212,6 +212,14 @@ class Metrics:
             buckets=(0, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
             registry=r,
         )
+        self.day_outputs = Histogram(
+            "vipstream_day_outputs_seconds",
+            "Wall-clock time from a partition's watermark passing the end of a day to the "
+            "broker acknowledging every output of that day's close and tiering (the "
+            "contract allows 30 s once the worker has caught up).",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900),
+            registry=r,
+        )
         self.spikes = Counter(
             "vipstream_basic_question_spikes_total",
             "Basic-question spike events emitted.",

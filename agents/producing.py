@@ -194,6 +194,11 @@ class OutputQueue:
             self._wake.set()
 
     @property
+    def flushing(self) -> bool:
+        """Whether `flush_forever` runs (it does in a worker, not in an unstarted app)."""
+        return self._wake is not None
+
+    @property
     def pending(self) -> list[Record]:
         """Queued and not yet taken for sending (oldest first)."""
         return self._pending

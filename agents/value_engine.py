@@ -147,6 +147,7 @@ class ValueEngine:
         consumer: Callable[[], Any],
         assignment: Callable[[], set[int] | None],
         clock: Callable[[], float] = time.time,
+        day_done: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.rules = ValueRules(
@@ -176,6 +177,10 @@ class ValueEngine:
         self._last_published: dict[int, tuple[Any, ...]] = {}
         self._log_throttle = Throttle(10.0)
         self.generation = 0  # bumped whenever partitions are revoked
+        #: partition -> (the next day to close, when its watermark was first seen past it)
+        self._closable_since: dict[int, tuple[int, float]] = {}
+        #: called with that moment once the day is tiered and its outputs are queued
+        self._day_done = day_done
 
     @property
     def processed_next(self) -> dict[tuple[str, int], int]:
@@ -235,6 +240,7 @@ class ValueEngine:
         self.generation += 1
         self.ledgers.clear()
         self._last_published.clear()
+        self._closable_since.clear()
         # Positions read here before the partitions moved are stale once another worker
         # has read on: until this worker reads again, the committed offset says where
         # the group is.
@@ -430,6 +436,9 @@ class ValueEngine:
         watermark, _ = self.watermark(ledger)
         if watermark is None or watermark < (day + 1) * MICROS_PER_DAY:
             return
+        noted = self._closable_since.get(ledger.partition)
+        if noted is None or noted[0] != day:
+            self._closable_since[ledger.partition] = (day, self._clock())
         previous = self.days.get(day - 1)
         lifetime = (
             previous.lifetime_years
@@ -603,6 +612,9 @@ class ValueEngine:
         progress.tier_counts = dict(ledger.tier_counts)
         self._touch_progress(ledger)
         self._maybe_publish(ledger, force=True)  # the tier counts as of `day`
+        since = self._closable_since.pop(ledger.partition, None)
+        if since is not None and since[0] == day and self._day_done is not None:
+            self._day_done(since[1])
         self.metrics.tiered_candidates.observe(len(candidates))
         allowed, _ = self._log_throttle.allow(f"tiered-{ledger.partition}")
         if changes and allowed:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from agents.broker import EmbeddedBroker
 from tests.integration.kafka import produce, read_outputs
@@ -178,6 +179,21 @@ def outputs_after(
     }
 
 
+def day_output_timings(workers: list[Worker]) -> tuple[float, float]:
+    """(days timed by vipstream_day_outputs_seconds, of which within 30 s), all workers."""
+    count = within = 0.0
+    for worker in workers:
+        for family in text_string_to_metric_families(worker.get("/metrics")[1]):
+            for sample in family.samples:
+                if sample.name == "vipstream_day_outputs_seconds_count":
+                    count += sample.value
+                elif sample.name.endswith("_bucket") and family.name == (
+                    "vipstream_day_outputs_seconds"
+                ):
+                    within += sample.value if sample.labels["le"] == "30.0" else 0.0
+    return count, within
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_outputs_of_the_closed_day_go_out_within_30_seconds(
     broker: EmbeddedBroker, tmp_path: Path, workers: int
@@ -197,6 +213,7 @@ def test_outputs_of_the_closed_day_go_out_within_30_seconds(
         assert day_of(report["counts_as_of"]) - 1 == E - 2, report["counts_as_of"]
         assert outputs_after(env, E - 2) == set(), "days E - 1 and E closed too early"
 
+        timed_before = day_output_timings(running)
         produce(env, [closing_event(E + 2 + 0.5)])
         sent_at = time.monotonic()
         got: set[tuple[str, str, str, int]] = set()
@@ -216,6 +233,10 @@ def test_outputs_of_the_closed_day_go_out_within_30_seconds(
         assert listed == EXPECTED_ON_E, (
             f"a reader stopping at the listed log end misses {sorted(EXPECTED_ON_E - listed)}"
         )
+        # the workers timed each partition's close of E - 1 and E, all within 30 s
+        count, within = day_output_timings(running)
+        assert count - timed_before[0] >= 4 * 2, (count, timed_before)
+        assert count - timed_before[0] == within - timed_before[1]
         status, customer = running[0].get("/customers/welcome")
         assert status == 200
         assert (customer["tier"], customer["tier_as_of"][:10]) == (
