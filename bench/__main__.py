@@ -12,6 +12,8 @@ in the same run, so the ratios hold even where the absolute figures are noisy:
 - (d) state: encoded bytes per customer, and the worker's RSS per customer held;
 - (e) recovery: a restarted worker serving again, changelog -> memory and RocksDB;
 - (f) scaling: two workers in one group on the same events;
+- (g) day close: after (c), days closed one by one with a single event each: the time
+  to each closed day's last output (the contract's 30 s);
 - re-tier: a 1M-customer population re-tiered after its distribution moves.
 
 Printed as one table, ratios first; every figure is also written to bench/results/.
@@ -38,7 +40,7 @@ from agents.simulator import SimulationConfig, Simulator
 from bench import population, report
 from bench import value as value_bench
 from bench.deployment import Deployment
-from bench.pipeline import LatencyRun, consume_backlog, latency, run_floor
+from bench.pipeline import LatencyRun, consume_backlog, day_closes, latency, run_floor
 from bench.recovery import recovery
 from tests.support import isolated_env
 
@@ -57,6 +59,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--stream-days", type=float, help="event days of the (a)/(b) stream")
     parser.add_argument("--templates", type=int, help="customers of the template history")
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="events/s for (c)")
+    parser.add_argument("--close-days", type=int, default=5, help="days (g) closes, one by one")
     parser.add_argument("--recovery-customers", type=int, help="population of (e)")
     parser.add_argument("--retier-customers", type=int, help="0 skips the re-tier bench")
     parser.add_argument(
@@ -110,8 +113,9 @@ def main() -> int:
 
 def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     skip = set(args.skip)
-    # the stream ends two days before today, so no event is ahead of the clock
-    stream_start = (time.time() // DAY - 2 - args.stream_days) * DAY
+    # the stream, the latency day and (g)'s closing events all end two days before
+    # today, so no event is ahead of the clock
+    stream_start = (time.time() // DAY - 2 - args.stream_days - 1 - args.close_days - 2) * DAY
     stream = SimulationConfig(
         customers=args.customers,
         days=args.stream_days,
@@ -247,6 +251,15 @@ def _pipeline(run: _Run) -> None:
             )
         if "latency" not in skip:
             figures["latency"] = _latency(args, one, stream, figures["worker"])
+            last_event = stream.start.timestamp() + (stream.days + 1) * DAY
+            figures["day_close"] = asyncio.run(
+                day_closes(one, one.settings(), last_event=last_event, days=args.close_days)
+            )
+            close = figures["day_close"]
+            _say(
+                f"(g) day close -> last output: p50 {close['p50_seconds']} s, "
+                f"max {close['max_seconds']} s"
+            )
     finally:
         one.stop()
 

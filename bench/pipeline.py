@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +306,80 @@ async def _timestamps(
     finally:
         await consumer.stop()
     return found
+
+
+DAY_OUTPUTS = ("tier_changes", "basic_question_spikes", "care_tasks")
+
+
+async def day_closes(
+    deployment: Deployment, settings: Settings, *, last_event: float, days: int
+) -> dict[str, Any]:
+    """(g) On a caught-up deployment, close `days` days one at a time, each with a single
+    event a day later than the one before (the first two days after `last_event`, epoch
+    seconds), and nothing else: for each closed day, the time from sending that event to
+    the Kafka timestamp of the day's last output (tier changes, spikes, care tasks), the
+    contract's 30 s. The outputs are read as they come, from where the topics ended."""
+    worker = deployment.workers[0]
+    names = [settings.topics.name(k) for k in DAY_OUTPUTS]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    closes = []
+    try:
+        tps = [TopicPartition(n, p) for n in names for p in range(settings.kafka.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        status, body = worker.get("/tiers")
+        counts_as_of = body.get("counts_as_of") if status == 200 else None
+        previous = int(_epoch(counts_as_of) // 86_400) - 1 if counts_as_of else None
+        for k in range(days):
+            at = last_event + (k + 2) * 86_400.0 + 3600.0
+            closed_day = int(at // 86_400) - 2  # the watermark (a day back) passes its end
+            sent_at = time.time()
+            await produce(settings, iter([_closing_event(at)]), rate=0.0)
+            await asyncio.to_thread(_wait_tiered, worker, (closed_day + 1) * 86_400.0)
+            stamps: list[float] = []
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 3.0:  # outputs may still be on their way
+                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                for records in batch.values():
+                    for record in records:
+                        body = orjson.loads(record.value)
+                        day = int(_epoch(body["as_of"]) // 86_400) - 1
+                        if (previous is None or day > previous) and day <= closed_day:
+                            stamps.append(record.timestamp / 1000)
+                if batch:
+                    quiet_since = time.monotonic()
+            closes.append(
+                {
+                    "closed_days": closed_day - previous if previous is not None else None,
+                    "outputs": len(stamps),
+                    "last_output_seconds": (max(stamps) - sent_at) if stamps else None,
+                    "first_output_seconds": (min(stamps) - sent_at) if stamps else None,
+                }
+            )
+            previous = closed_day
+    finally:
+        await consumer.stop()
+    lasts = sorted(c["last_output_seconds"] for c in closes if c["last_output_seconds"])
+    return {
+        "days": closes,
+        "p50_seconds": statistics.median(lasts) if lasts else None,
+        "max_seconds": max(lasts) if lasts else None,
+    }
+
+
+def _closing_event(at: float) -> SimEvent:
+    stamp = datetime.fromtimestamp(at, UTC).isoformat()
+    body = {
+        "event_type": "call",
+        "event_id": f"bench-closer-{at:.0f}",
+        "customer_id": "ZZ-BENCH-CLOSER",
+        "occurred_at": stamp,
+        "channel": "web",
+        "direction": "inbound",
+        "duration_seconds": 0,
+        "cost": 0,
+    }
+    return SimEvent("calls", b"ZZ-BENCH-CLOSER", orjson.dumps(body), at)
