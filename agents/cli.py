@@ -138,7 +138,7 @@ def _tool_logging() -> None:
 
 # -- commands ------------------------------------------------------------------------------
 def _broker(args: argparse.Namespace) -> int:
-    from agents.broker import BrokerError, run_foreground
+    from agents.tools.broker import BrokerError, run_foreground
 
     try:
         return run_foreground(args.host, args.port)
@@ -154,13 +154,13 @@ def _worker(args: argparse.Namespace) -> int:
     if args.datadir is not None:
         overrides["datadir"] = args.datadir
     settings = load_settings(overrides)
-    from agents.worker import run_worker
+    from agents.worker.process import run_worker
 
     return run_worker(settings)
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from agents.simulator import SimulationConfig, Simulator
+    from agents.tools.simulator import SimulationConfig, Simulator
 
     settings = load_settings()
     start = args.start or datetime.fromtimestamp(
@@ -177,7 +177,7 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     simulator = Simulator(config)
     if args.output is not None:
-        from agents.simulate_io import write_jsonl
+        from agents.tools.simulate_io import write_jsonl
 
         count, seconds = write_jsonl(simulator, args.output)
         print(
@@ -186,7 +186,7 @@ def _simulate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    from agents.simulate_io import produce
+    from agents.tools.simulate_io import produce
 
     _tool_logging()
     count = asyncio.run(produce(settings, simulator, rate=args.rate))
@@ -202,7 +202,7 @@ def _files_exist(files: list[Path]) -> bool:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from agents.replay import print_invalid, replay_files
+    from agents.tools.replay import print_invalid, replay_files
 
     settings = load_settings()
     if not _files_exist(args.files):
@@ -232,8 +232,8 @@ def _processes(text: str) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from agents.backfill import BackfillError, backfill, default_processes
-    from agents.replay import ReplayReport, print_invalid
+    from agents.tools.backfill import BackfillError, backfill, default_processes
+    from agents.tools.replay import ReplayReport, print_invalid
 
     settings = load_settings()
     processes = args.processes or default_processes(settings)
@@ -279,7 +279,7 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from agents.kafka_io import consume_topics
+    from agents.kafka.clients import consume_topics
 
     settings = load_settings()
     topic = resolve_topic(settings, args.topic)
@@ -320,7 +320,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from agents.demo import run_demo
+    from agents.tools.demo import run_demo
 
     return run_demo(
         customers=args.customers,

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.broker import EmbeddedBroker
-from agents.simulate_io import produce, write_jsonl
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.broker import EmbeddedBroker
+from agents.tools.simulate_io import produce, write_jsonl
+from agents.tools.simulator import SimulationConfig, Simulator
 from bench import population, report
 from bench import value as value_bench
 from bench.deployment import Deployment

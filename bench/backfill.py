@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents.simulate_io import write_jsonl
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.simulate_io import write_jsonl
+from agents.tools.simulator import SimulationConfig, Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400.0

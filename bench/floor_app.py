@@ -14,9 +14,9 @@ from typing import Any
 import faust
 import orjson
 
-from agents.app import faust_options
 from agents.settings import load_settings
 from agents.topics import INPUT_EVENT_TYPES
+from agents.worker.app import faust_options
 
 
 def main() -> None:

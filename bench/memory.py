@@ -28,7 +28,7 @@ from typing import Any
 from faust.stores.rocksdb import RocksDBOptions
 
 from agents.settings import load_settings
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.simulator import SimulationConfig, Simulator
 from bench.value import _events
 from schemas.config import CostSettings, IngestSettings
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings

@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.broker import free_port
 from agents.settings import Settings
-from agents.simulate_io import produce
-from agents.simulator import SimEvent, Simulator
+from agents.tools.broker import free_port
+from agents.tools.simulate_io import produce
+from agents.tools.simulator import SimEvent, Simulator
 from bench.deployment import Deployment, patiently, poll_until
 from bench.profile import sampling, summarize
 from bench.soak import INPUT_DELAY, sample
@@ -287,7 +287,7 @@ async def _timestamps(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:  # to the end: until nothing comes for a while (the embedded broker's
-            # end offsets can fall a few records short, agents/highwater.py)
+            # end offsets can fall a few records short, agents/kafka/highwater.py)
             batch = await consumer.getmany(timeout_ms=1500, max_records=5000)
             if not batch:
                 break

@@ -35,13 +35,13 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents import backfill
-from agents.producing import Record
+from agents.engine.value import is_reserved, progress_key
+from agents.kafka.producing import Record
 from agents.settings import Settings
-from agents.simulate_io import write_jsonl
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools import backfill
+from agents.tools.simulate_io import write_jsonl
+from agents.tools.simulator import SimulationConfig, Simulator
 from agents.topics import INPUT_EVENT_TYPES, ensure_topics
-from agents.value_engine import is_reserved, progress_key
 from streams.codec import decode_state, pack_body, unpack_body
 from streams.ledger import Progress
 from streams.sketch import ScoreSummary

@@ -90,5 +90,12 @@ def _function(frame: str) -> str:
     match = _FRAME.match(frame)
     if match is None:
         return frame
-    parts = Path(match["file"]).parts[-2:]  # agents/runtime.py, not a bare __init__.py
-    return f"{match['name']} ({'/'.join(parts)})"
+    parts = Path(match["file"]).parts
+    ours = [i for i, part in enumerate(parts) if part in _PACKAGES]
+    # the project's files from the package on (agents/engine/events.py), others by
+    # their last two parts (a package's __init__.py, not a bare one)
+    shown = parts[ours[-1] :] if ours else parts[-2:]
+    return f"{match['name']} ({'/'.join(shown)})"
+
+
+_PACKAGES = {"agents", "streams", "schemas", "bench"}

@@ -31,10 +31,10 @@ from tempfile import TemporaryDirectory
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import EmbeddedBroker
 from agents.settings import load_settings
-from agents.simulate_io import produce
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.broker import EmbeddedBroker
+from agents.tools.simulate_io import produce
+from agents.tools.simulator import SimulationConfig, Simulator
 from tests.support import Worker, isolated_env
 
 RESULTS = Path(__file__).parent / "results"

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.simulator import SimulationConfig, Simulator
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import INPUT_MODELS
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings

@@ -1,6 +1,6 @@
 """Proactive care: what a customer's history asks the contact centre to do.
 
-Everything here is decided *as of a closed day E* (see agents/value_engine.py), right
+Everything here is decided *as of a closed day E* (see agents/engine/value.py), right
 after the customer's tier for E is decided, from the day buckets up to E and the care
 memory below. Events of later days, already applied while E was open, are never read,
 so a replay and live traffic, one worker or several, emit the same tasks with the same

@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 
-from agents.broker import free_port
 from agents.metrics import sample_totals
 from agents.settings import KafkaSettings
-from agents.worker import spawn_worker
+from agents.tools.broker import free_port
+from agents.worker.process import spawn_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 _ids = itertools.count(1)
@@ -259,7 +259,7 @@ class Worker:
         member (its session timeout and a margin), as a supervisor restarting it would.
         On the embedded broker (Tansu 0.6) a member that joins while a dead one's session
         is still running can be handed a zero-length assignment, which ends aiokafka's
-        group coordination: the worker then stops (agents/app.py), and a test of the data
+        group coordination: the worker then stops (agents/worker/app.py), and a test of the data
         would fail for a broker bug. On Apache Kafka the new member simply waits.
         """
         if self.process is not None and self.process.poll() is None:

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.app import VipApp, create_app
-from agents.producing import Record
-from agents.runtime import InputMessage
+from agents.engine.events import InputMessage
+from agents.kafka.producing import Record
 from agents.settings import Settings, load_settings
+from agents.worker.app import VipApp, create_app
 
 _apps = itertools.count()
 

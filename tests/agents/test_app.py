@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.app import STATE_TABLE, create_app
 from agents.settings import Settings, load_settings
+from agents.worker.app import STATE_TABLE, create_app
 
 
 def test_topics_and_partitions(app: object, settings: Settings) -> None:
@@ -65,7 +65,7 @@ def test_offset_commits_go_through_the_durability_barrier(app: object) -> None:
 
 
 def test_the_faust_internals_the_barrier_relies_on_exist(app: object) -> None:
-    """agents/durability.py uses these private Consumer methods (faust-streaming 0.15.3):
+    """agents/engine/barrier.py uses these private Consumer methods (faust-streaming 0.15.3):
     if an upgrade renames them, this fails before anything is committed wrongly."""
     consumer = app.consumer  # type: ignore[attr-defined]
     for name in ("_filter_tps_with_pending_acks", "_filter_committable_offsets", "_commit_offsets"):

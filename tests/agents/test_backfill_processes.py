@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
-from agents import backfill
-from agents.backfill_exchange import Hub, Link
 from agents.settings import Settings, load_settings
-from agents.simulate_io import write_jsonl
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools import backfill
+from agents.tools.backfill_exchange import Hub, Link
+from agents.tools.simulate_io import write_jsonl
+from agents.tools.simulator import SimulationConfig, Simulator
 
 Outputs = dict[tuple[str, int], list[bytes]]
 

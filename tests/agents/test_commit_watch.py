@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.health import CommitWatch, group_coordination_error
+from agents.worker.health import CommitWatch, group_coordination_error
 
 TP = ("orders", 3)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agents.dashboard import (
+from agents.worker.dashboard import (
     DashboardFigures,
     histogram_bars,
     render_dashboard,

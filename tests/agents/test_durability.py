@@ -10,8 +10,8 @@ import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 
-from agents.app import VipApp
-from agents.durability import CommitBarrier, DeliveryError, drain
+from agents.engine.barrier import CommitBarrier, DeliveryError, drain
+from agents.worker.app import VipApp
 
 
 class Buffer:
@@ -283,7 +283,7 @@ async def test_a_refused_offset_is_not_retried_after_the_partition_moved(app: Vi
     assert broker.commits == [{CALLS_0: 10}]
 
 
-# -- offsets Faust's stream dropped (agents/frontier.py) -----------------------------------
+# -- offsets Faust's stream dropped (agents/engine/frontier.py) -----------------------------------
 def faust_ack(consumer: Any, offsets: range) -> None:
     """Faust's acknowledgements alone: the agent never applied anything else."""
     for offset in offsets:

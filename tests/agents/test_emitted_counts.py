@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from agents.app import VipApp
+from agents.worker.app import VipApp
 
 
 def publish(app: VipApp, partition: int, emitted: dict[str, int] | None) -> None:

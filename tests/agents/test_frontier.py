@@ -1,5 +1,5 @@
 """The input frontier: which offsets the agent applies, skips or must read back first,
-and what the commit barrier may commit (agents/frontier.py)."""
+and what the commit barrier may commit (agents/engine/frontier.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pytest
 
-from agents.frontier import APPLY, REPLAYED, FetchedSpan, Hole, InputFrontier
+from agents.engine.frontier import APPLY, REPLAYED, FetchedSpan, Hole, InputFrontier
 
 
 class TP(NamedTuple):

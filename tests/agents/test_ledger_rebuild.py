@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from agents.app import VipApp
+from agents.worker.app import VipApp
 from streams.units import day_of, to_micros
 from tests.agents.conftest import MessageFactory
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from agents.app import VipApp, create_app
+from agents.engine.events import InputMessage
 from agents.metrics import sample_totals
-from agents.runtime import InputMessage
 from agents.settings import load_settings
+from agents.worker.app import VipApp, create_app
 from schemas.config import IngestSettings
 from schemas.outputs import DeadLetter
 from streams.codec import decode_state
@@ -105,12 +105,12 @@ async def test_late_events_are_dead_lettered_with_the_horizon(
 async def test_a_processing_error_is_dead_lettered_and_the_worker_goes_on(
     app: VipApp, message: MessageFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agents.runtime
+    import agents.engine.events
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(agents.runtime, "apply_event", broken)
+    monkeypatch.setattr(agents.engine.events, "apply_event", broken)
     app.vip.runtime.handle(message(f.raw(f.call())))
     (letter,) = queued_on(app, "dead_letters")
     assert letter["reason"] == "processing_error"
@@ -122,12 +122,12 @@ async def test_a_bug_outside_apply_is_a_processing_error_not_a_crash(
     app: VipApp, message: MessageFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An exception escaping handle() would crash the agent and lose the message."""
-    import agents.runtime
+    import agents.engine.events
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a bug in the decoder")
 
-    monkeypatch.setattr(agents.runtime, "decode_input", broken)
+    monkeypatch.setattr(agents.engine.events, "decode_input", broken)
     app.vip.runtime.handle(message(b"{}", key=b"\xff" * 2000))
     (letter,) = queued_on(app, "dead_letters")
     assert letter["reason"] == "processing_error"

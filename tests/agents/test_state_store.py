@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from agents.app import STATE_TABLE, VipApp, create_app
+from agents.engine.store import CustomerStore, Snapshot, highest_offsets
 from agents.settings import Settings
-from agents.state_store import CustomerStore, Snapshot, highest_offsets
+from agents.worker.app import STATE_TABLE, VipApp, create_app
 from streams.codec import decode_state
 from streams.customer import CustomerState
 

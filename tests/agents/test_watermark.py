@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from faust.types import TP
 
-from agents.app import VipApp
+from agents.worker.app import VipApp
 
 
 @dataclass

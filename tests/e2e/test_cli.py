@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.broker import free_port
+from agents.tools.broker import free_port
 from schemas.export import REPOSITORY_DIR
 from tests import factories as f
 from tests.integration.kafka import produce

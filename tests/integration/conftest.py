@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from tests.support import Worker, isolated_env
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.highwater import exact_highwaters
-from agents.kafka_io import consume_topics
+from agents.kafka.clients import consume_topics
+from agents.kafka.highwater import exact_highwaters
 from agents.settings import Settings, load_settings
 from agents.topics import INPUT_EVENT_TYPES, ensure_topics
 
@@ -118,7 +118,7 @@ def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list
 
 def group_lag(env: dict[str, str]) -> dict[str, tuple[int | None, int]]:
     """Every input partition the worker group of `env` has not committed to its end (the log
-    end as a fetch reports it: see agents/highwater.py): "topic[p]" -> (committed, end).
+    end as a fetch reports it: see agents/kafka/highwater.py): "topic[p]" -> (committed, end).
     Asked as a member of the group that never joins it, so the workers are not disturbed."""
     settings = settings_for(env)
     topics = [settings.topics.name(k) for k in INPUT_EVENT_TYPES]

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from tests.integration.outcome import OUTPUTS, Outcome, outcome
 from tests.oracle import figures_of_file
 from tests.support import Worker, cli, isolated_env, simulate_history

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.broker import EmbeddedBroker
-from agents.simulate_io import produce
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.broker import EmbeddedBroker
+from agents.tools.simulate_io import produce
+from agents.tools.simulator import SimulationConfig, Simulator
 from bench import population
 from bench.deployment import Deployment
 from streams.units import MICROS_PER_DAY, rfc3339

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from agents.broker import EmbeddedBroker, free_port
+from agents.tools.broker import EmbeddedBroker, free_port
 from tests.integration.kafka import produce, read_topic, settings_for
 from tests.oracle import expected_figures
 from tests.support import Worker, isolated_env, running, wait_for

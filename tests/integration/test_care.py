@@ -21,7 +21,7 @@ import jsonschema
 import orjson
 import pytest
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from tests.integration.kafka import read_outputs
 from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
 

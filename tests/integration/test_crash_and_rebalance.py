@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from tests.integration.kafka import group_lag
 from tests.integration.outcome import Outcome, outcome
 from tests.oracle import Expected, check_figures, figures_of_file

@@ -42,7 +42,7 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
 )
 JUDGED = ("vip", "gold", "silver", "bronze")
-#: the pyramid's fills (agents/dashboard.py TIER_COLOURS), looked for in the screenshot
+#: the pyramid's fills (agents/worker/dashboard.py TIER_COLOURS), looked for in the screenshot
 FILLS = {"vip": (0x5B, 0x21, 0xB6), "gold": (0xC9, 0x9A, 0x06), "bronze": (0x9A, 0x5B, 0x2E)}
 
 

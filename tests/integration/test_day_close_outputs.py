@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from tests.integration.kafka import produce, read_outputs
 from tests.integration.test_care import DAY0, OUTPUTS, SCENARIO_ENV, History, day_of
 from tests.oracle import day_number, expected_churn_tasks

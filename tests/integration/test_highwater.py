@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.broker import EmbeddedBroker
-from agents.highwater import HighwaterUnknown, exact_highwaters
+from agents.kafka.highwater import HighwaterUnknown, exact_highwaters
+from agents.tools.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from agents.kafka_io import consume_topics
+from agents.kafka.clients import consume_topics
 from streams.codec import decode_state
 from tests.integration.conftest import WorkerFactory
 from tests.integration.kafka import produce, settings_for

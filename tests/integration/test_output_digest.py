@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.broker import EmbeddedBroker
-from agents.replay import route_line
+from agents.tools.broker import EmbeddedBroker
+from agents.tools.replay import route_line
 from tests.integration.kafka import read_outputs
 from tests.support import Worker, cli, isolated_env, settle, simulate_history
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from tests.integration.kafka import produce, read_topic, settings_for
 from tests.oracle import expected_figures
 from tests.poison import Message, batches, edge_cases

@@ -11,9 +11,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.broker import EmbeddedBroker
-from agents.producing import BatchProducer, ChangelogWriter, MessageTooLargeError, OutputQueue
-from agents.state_store import Snapshot, highest_offsets
+from agents.engine.store import Snapshot, highest_offsets
+from agents.kafka.producing import BatchProducer, ChangelogWriter, MessageTooLargeError, OutputQueue
+from agents.tools.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

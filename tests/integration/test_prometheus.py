@@ -23,8 +23,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import EmbeddedBroker, free_port
 from agents.metrics import CONSUMER_LAG
+from agents.tools.broker import EmbeddedBroker, free_port
 from agents.topics import INPUT_EVENT_TYPES
 from tests import factories as f
 from tests.integration.kafka import produce, settings_for

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.broker import EmbeddedBroker
 from agents.settings import load_settings
+from agents.tools.broker import EmbeddedBroker
 from agents.topics import TopicError, ensure_topics
 from tests.support import isolated_env
 

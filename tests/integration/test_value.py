@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agents.broker import EmbeddedBroker
+from agents.tools.broker import EmbeddedBroker
 from schemas.export import all_schemas
 from tests.integration.kafka import read_topic
 from tests.oracle import check_figures, day_number, figures_of_file, ratio

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from agents.backfill_exchange import ExchangeError, Hub, Link
+from agents.tools.backfill_exchange import ExchangeError, Hub, Link
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import pytest
 from bench.profile import summarize
 
 RAW = """\
-main (agents/cli.py:10);handle (agents/runtime.py:5);loads (streams/decode.py:60) 6
-main (agents/cli.py:10);handle (agents/runtime.py:7) 2
+main (agents/cli.py:10);handle (agents/engine/events.py:5);loads (streams/decode.py:60) 6
+main (agents/cli.py:10);handle (agents/engine/events.py:7) 2
 main (agents/cli.py:11);walk (streams/tree.py:3);walk (streams/tree.py:4) 2
 <module> (<frozen importlib._bootstrap>:1176) 0
 not a sample line
@@ -27,11 +27,11 @@ def summary(tmp_path: Path) -> dict[str, object]:
     ("kind", "function", "share"),
     [
         ("inclusive", "main (agents/cli.py)", 1.0),  # lines of one function merge
-        ("inclusive", "handle (agents/runtime.py)", 0.8),
+        ("inclusive", "handle (agents/engine/events.py)", 0.8),
         ("inclusive", "loads (streams/decode.py)", 0.6),
         ("inclusive", "walk (streams/tree.py)", 0.2),  # recursion counted once per sample
         ("own", "loads (streams/decode.py)", 0.6),
-        ("own", "handle (agents/runtime.py)", 0.2),
+        ("own", "handle (agents/engine/events.py)", 0.2),
         ("own", "walk (streams/tree.py)", 0.2),
     ],
 )

@@ -47,13 +47,13 @@ def test_schemas_import_neither_streams_nor_agents(module: str) -> None:
 
 
 def test_importing_the_app_module_has_no_side_effects() -> None:
-    """Building nothing, connecting to nothing: importing agents.app only defines things."""
+    """Building nothing, connecting to nothing: importing agents.worker.app only defines things."""
     code = (
         "import socket, threading\n"
         "def refuse(*a, **k): raise AssertionError('network at import time')\n"
         "socket.socket.connect = refuse\n"
         "before = threading.active_count()\n"
-        "import agents.app, agents.cli, agents.settings\n"
+        "import agents.worker.app, agents.cli, agents.settings\n"
         "assert threading.active_count() == before, 'a thread started at import time'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from agents.logs import JsonFormatter, Throttle, logging_config
-from agents.replay import route_line
+from agents.tools.replay import route_line
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,14 @@ import jsonschema
 import orjson
 import pytest
 
-from agents.simulate_io import write_jsonl
-from agents.simulator import BASIC_CATEGORIES, SimEvent, SimulationConfig, Simulator, jsonl_batches
+from agents.tools.simulate_io import write_jsonl
+from agents.tools.simulator import (
+    BASIC_CATEGORIES,
+    SimEvent,
+    SimulationConfig,
+    Simulator,
+    jsonl_batches,
+)
 from agents.topics import INPUT_EVENT_TYPES
 from schemas.config import IngestSettings
 from schemas.export import all_schemas

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.simulate_io import write_jsonl
-from agents.simulator import SimulationConfig, Simulator, _Tables
+from agents.tools.simulate_io import write_jsonl
+from agents.tools.simulator import SimulationConfig, Simulator, _Tables
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 

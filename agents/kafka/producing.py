@@ -33,7 +33,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from agents.state_store import Snapshot
+from agents.engine.store import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -24,14 +24,14 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agents.broker import EmbeddedBroker, free_port
-from agents.kafka_io import consume_topics
+from agents.kafka.clients import consume_topics
 from agents.metrics import sample_totals
 from agents.settings import Settings, load_settings
-from agents.simulate_io import produce
-from agents.simulator import SimulationConfig, Simulator
+from agents.tools.broker import EmbeddedBroker, free_port
+from agents.tools.simulate_io import produce
+from agents.tools.simulator import SimulationConfig, Simulator
 from agents.topics import OUTPUT_TOPICS, ensure_topics
-from agents.worker import spawn_worker
+from agents.worker.process import spawn_worker
 
 _STATUS_EVERY = 5.0
 _COLOURS = {

@@ -2,7 +2,7 @@
 the tiering emitted, as one self-contained HTML page (inline CSS and SVG, no scripts).
 
 Rendering is a pure function of plain values, so it is tested without a worker; the view
-in agents/web.py gathers the whole-system figures (the same on every worker) and the
+in agents/worker/web.py gathers the whole-system figures (the same on every worker) and the
 clock. Every text that comes from data is escaped. Key elements carry `id`s and `data-`
 attributes (`data-tier`, `data-count`, ...) so that tests and scrapers can read the
 figures from the DOM rather than from the layout.

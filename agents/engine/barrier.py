@@ -5,7 +5,7 @@ Faust commits offsets on a timer, on rebalance and on shutdown, all through
 event is synchronous, so one synchronous snapshot sees a consistent cut:
 
 1. the offsets that may be committed now (every event before them has been applied): for
-   input partitions vipstream's own frontier (agents/frontier.py), never Faust's list
+   input partitions vipstream's own frontier (agents/engine/frontier.py), never Faust's list
    of acknowledged offsets, which can commit past an event its stream dropped,
 2. the outputs queued so far (those events' outputs, and possibly a few more),
 3. every customer state changed since the last commit, encoded as it is now.
@@ -14,7 +14,7 @@ Then, while events keep flowing:
 
 4. the outputs are delivered (broker-acknowledged),
 5. the state snapshot is written to the changelog and delivered,
-6. the acknowledged snapshot is written to the local table store (agents/state_store.py),
+6. the acknowledged snapshot is written to the local table store (agents/engine/store.py),
 7. exactly the offsets of step 1 are committed.
 
 Outputs before state: if the worker dies between the two, the events replay and, their
@@ -47,7 +47,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agents.frontier import InputFrontier
+from agents.engine.frontier import InputFrontier
 
 log = logging.getLogger(__name__)
 

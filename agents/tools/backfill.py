@@ -16,7 +16,7 @@ care tasks sent to its dialer.
 
 With `processes` > 1 the partitions are shared by that many spawned child processes,
 which settle their value engines together at the same lines as one process does, handing
-each other their population summaries (`agents.backfill_exchange`): the same states and
+each other their population summaries (`agents.tools.backfill_exchange`): the same states and
 outputs, in less time when there are free cores.
 
 Run it before the first worker starts: it refuses a state table that holds data.
@@ -40,17 +40,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-from agents.app import STATE_TABLE
-from agents.backfill_exchange import PROGRESS, ExchangeError, Hub, Link
-from agents.highwater import exact_highwaters
+from agents.engine.events import InputMessage, Runtime
+from agents.engine.store import CustomerStore, Snapshot
+from agents.engine.value import ValueEngine
+from agents.kafka.highwater import exact_highwaters
+from agents.kafka.producing import BatchProducer, ChangelogWriter, Written
 from agents.metrics import Metrics
-from agents.producing import BatchProducer, ChangelogWriter, Written
-from agents.replay import Progress, route_line
-from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
-from agents.state_store import CustomerStore, Snapshot
+from agents.tools.backfill_exchange import PROGRESS, ExchangeError, Hub, Link
+from agents.tools.replay import Progress, route_line
 from agents.topics import INPUT_EVENT_TYPES, ensure_topics
-from agents.value_engine import ValueEngine
+from agents.worker.app import STATE_TABLE
 
 _TOPIC_KEYS = list(INPUT_EVENT_TYPES)
 _CHUNK = 2_000  # messages applied between two runs of the value engine
@@ -208,7 +208,7 @@ class _Pipeline:
 
     async def settle(self, *, one_day: bool = False) -> None:
         """Run the value engine until it can close, merge, tier and publish nothing more
-        (with `one_day`, or until a step closed a day: see `agents.backfill_exchange`).
+        (with `one_day`, or until a step closed a day: see `agents.tools.backfill_exchange`).
 
         A step that only publishes (a partition's first summary, a watermark that moved)
         can let the next step close a day, as a live worker's engine steps again whenever

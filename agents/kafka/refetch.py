@@ -1,6 +1,6 @@
 """Reading a range of an input partition straight from the broker, outside the group.
 
-The agent uses it to fill a hole in its input (agents/frontier.py): offsets Faust's
+The agent uses it to fill a hole in its input (agents/engine/frontier.py): offsets Faust's
 stream dropped without applying them. A consumer without a group, created on first use
 and kept: holes are rare, and each read seeks afresh.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.frontier import FetchedSpan
+from agents.engine.frontier import FetchedSpan
 
 log = logging.getLogger(__name__)
 

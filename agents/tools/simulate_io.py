@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agents.simulator import SimEvent, Simulator, jsonl_batches
+from agents.tools.simulator import SimEvent, Simulator, jsonl_batches
 
 if TYPE_CHECKING:
     from agents.settings import Settings
@@ -50,7 +50,7 @@ async def produce(
     """
     # imported here: writing a file (`vipstream simulate -o`) needs neither the Kafka
     # client nor the settings models, which take longer to import than a small file
-    from agents.kafka_io import BatchSender, make_producer
+    from agents.kafka.clients import BatchSender, make_producer
     from agents.topics import ensure_topics
 
     await ensure_topics(settings, wait_seconds=30.0)

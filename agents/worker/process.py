@@ -20,7 +20,7 @@ log = logging.getLogger("vipstream.worker")
 def run_worker(settings: Settings) -> int:
     import faust
 
-    from agents.app import create_app
+    from agents.worker.app import create_app
 
     config = logging_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(config)

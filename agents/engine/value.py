@@ -30,10 +30,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
+from agents.engine.store import CustomerStore
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from agents.settings import Settings
-from agents.state_store import CustomerStore
 from agents.topics import INPUT_EVENT_TYPES, summaries_topic
 from schemas.outputs import BasicQuestionSpike, CareTask, CategoryCount, TicketPriority, TierChange
 from streams import care

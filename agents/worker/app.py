@@ -1,6 +1,6 @@
 """The Faust application: topics, the customer-state table, the agent, web views, timers.
 
-Thin on purpose: look up state, call streams/ (through agents.runtime), queue outputs,
+Thin on purpose: look up state, call streams/ (through agents.engine.events), queue outputs,
 count. Building the app has no side effects beyond creating Python objects.
 """
 
@@ -16,19 +16,19 @@ from typing import Any
 import faust
 import mode
 
-from agents.durability import CommitBarrier
-from agents.frontier import REPLAYED, Hole, InputFrontier
-from agents.health import CommitWatch, Health, group_coordination_error
-from agents.highwater import exact_highwaters
+from agents.engine.barrier import CommitBarrier
+from agents.engine.events import InputMessage, Runtime
+from agents.engine.frontier import REPLAYED, Hole, InputFrontier
+from agents.engine.store import CustomerStore, Snapshot, highest_offsets
+from agents.engine.value import ValueEngine
+from agents.kafka.highwater import exact_highwaters
+from agents.kafka.producing import BatchProducer, ChangelogWriter, OutputQueue
+from agents.kafka.refetch import PartitionReader
 from agents.metrics import Metrics, input_lag
-from agents.producing import BatchProducer, ChangelogWriter, OutputQueue
-from agents.refetch import PartitionReader
-from agents.runtime import InputMessage, Runtime
 from agents.settings import Settings
-from agents.state_store import CustomerStore, Snapshot, highest_offsets
 from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, summaries_topic
-from agents.value_engine import ValueEngine
-from agents.web import register_views
+from agents.worker.health import CommitWatch, Health, group_coordination_error
+from agents.worker.web import register_views
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class VipApp(faust.App):
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         consumer.force_commit = self.barrier.wrap(consumer)
-        # table recovery reads changelogs up to these offsets (see agents/highwater.py);
+        # table recovery reads changelogs up to these offsets (see agents/kafka/highwater.py);
         # Faust stops waiting for them after broker_request_timeout, so give up sooner
         consumer.highwaters = exact_highwaters(
             consumer.highwaters,
@@ -198,7 +198,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     )
     store = CustomerStore(table, capacity=settings.state_cache_customers)
     # outputs and state snapshots: record batches on a producer of their own
-    # (agents/producing.py); Faust's producer carries the partitions' value summaries
+    # (agents/kafka/producing.py); Faust's producer carries the partitions' value summaries
     producer = BatchProducer(
         settings.bootstrap_servers,
         max_message_bytes=kafka.max_message_bytes,
@@ -346,7 +346,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
 
     @app.agent(inputs, name="apply_customer_events")
     async def apply_customer_events(stream: Any) -> None:
-        """Apply each input event, in offset order and without gaps (agents/frontier.py)."""
+        """Apply each input event, in offset order and without gaps (agents/engine/frontier.py)."""
         async for event in stream.events():
             m = event.message
             tp = m.tp

@@ -3,8 +3,8 @@ customer per commit, instead of one per event.
 
 The working state lives here, decoded; the table's local store (memory or RocksDB) holds
 the encoded bytes and the changelog topic makes them durable. The commit barrier
-(agents/durability.py) takes `snapshot()` in the same synchronous step as the offsets it
-will commit, sends it to the changelog (agents/producing.py), and once the broker has
+(agents/engine/barrier.py) takes `snapshot()` in the same synchronous step as the offsets it
+will commit, sends it to the changelog (agents/kafka/producing.py), and once the broker has
 acknowledged every write calls `confirm()`, which writes the local store. The order
 matters for RocksDB, whose data outlives the process: the local store never holds a
 state the changelog does not, and the changelog offset it records as "applied up to
@@ -122,7 +122,7 @@ class RocksLocal:
 
 def highest_offsets(acks: Iterable[Any]) -> dict[int, int]:
     """Changelog partition -> the highest offset among acknowledged writes (record
-    acknowledgements with a `partition` and an `offset`: agents.producing.Written)."""
+    acknowledgements with a `partition` and an `offset`: agents.kafka.producing.Written)."""
     offsets: dict[int, int] = {}
     for ack in acks:
         if ack.offset > offsets.get(ack.partition, -1):

@@ -7,12 +7,12 @@ from typing import Any
 
 import orjson
 
-from agents.dashboard import DashboardFigures, render_dashboard, render_waiting
-from agents.health import Health
+from agents.engine.store import CustomerStore
+from agents.engine.value import GlobalDay, ValueEngine
 from agents.metrics import CONTENT_TYPE, Metrics
 from agents.settings import Settings
-from agents.state_store import CustomerStore
-from agents.value_engine import GlobalDay, ValueEngine
+from agents.worker.dashboard import DashboardFigures, render_dashboard, render_waiting
+from agents.worker.health import Health
 from schemas.care_config import CARE_KINDS
 from streams.ledger import SPIKE, TIER_CHANGE, care_task_counts
 from streams.report import customer_figures, population_report

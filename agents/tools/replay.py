@@ -16,7 +16,7 @@ from typing import TextIO
 
 import orjson
 
-from agents.kafka_io import BatchSender, make_producer
+from agents.kafka.clients import BatchSender, make_producer
 from agents.settings import Settings
 from agents.topics import INPUT_EVENT_TYPES, ensure_topics
 

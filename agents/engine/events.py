@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from agents.engine.store import CustomerStore
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from agents.settings import Settings
-from agents.state_store import CustomerStore
 from agents.topics import input_topic_names
 
 if TYPE_CHECKING:
-    from agents.value_engine import ValueEngine
+    from agents.engine.value import ValueEngine
 from schemas.inputs import OPENING_STATUSES, InputEvent, TicketEvent
 from schemas.outputs import DeadLetter
 from streams.care import CareRules

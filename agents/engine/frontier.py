@@ -18,7 +18,7 @@ missing: a stall). Both were observed in kill -9 runs.
 vipstream keeps its own frontier instead: per input partition, the next offset the agent
 must apply. A message at the frontier is applied and moves it; one below it was applied
 already (a replay: skipped); one above it reveals a hole, which the agent fills by
-reading the missing range straight from the broker (agents/refetch.py) before applying
+reading the missing range straight from the broker (agents/kafka/refetch.py) before applying
 the message, so events are applied in offset order. A hole can also be legitimate
 (offsets that hold no record: transaction markers, compaction, retention); reading the
 range then returns nothing and the frontier moves on. The commit barrier commits the

@@ -14,7 +14,7 @@ the listed answer: reading a changelog short of its end would restore customers 
 their latest state while their events' offsets are committed, and nothing would ever
 apply those events again. Faust gives up on the whole answer after
 `broker_request_timeout` and then recovers up to stale offsets without a word, so the
-wait here must end sooner (agents/app.py passes a deadline below that timeout); the
+wait here must end sooner (agents/worker/app.py passes a deadline below that timeout); the
 error crashes the worker, whose restart tries again.
 """
 

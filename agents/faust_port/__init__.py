@@ -1,0 +1,2 @@
+"""The one place that reaches into faust, mode, aiokafka (or another library) beyond their
+public API."""

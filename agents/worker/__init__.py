@@ -1,0 +1,1 @@
+"""The running worker: the Faust app's wiring, health, the web views and the dashboard."""
