@@ -50,6 +50,10 @@ class FastCounter:
     def inc(self, amount: float = 1.0) -> None:
         self.labels().inc(amount)
 
+    def values(self) -> dict[tuple[str, ...], float]:
+        """label values -> the count, of every child."""
+        return {key: child.value for key, child in self._children.items()}
+
     def collect(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for key, child in sorted(self._children.items()):

@@ -3,10 +3,8 @@ counters, and never a customer id as a label."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
-from faust.exceptions import ConsumerNotStarted
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -301,54 +299,6 @@ class ConsumerLagCollector(Collector):
     @staticmethod
     def _family() -> GaugeMetricFamily:
         return GaugeMetricFamily(CONSUMER_LAG, _CONSUMER_LAG_HELP, labels=("topic", "partition"))
-
-
-def input_lag(
-    consumer: Any,
-    topics: Collection[str],
-    processed: Mapping[tuple[str, int], int] | None = None,
-) -> list[PartitionLag]:
-    """Lag of every partition of `topics` assigned to a Faust consumer.
-
-    The position is the offset after the last message processed: the furthest of
-    `processed` ((topic, partition) -> next offset, kept by the value engine as each
-    message is applied), of the offsets the agent acknowledged and of the committed
-    offset; 0 when none is known (a new group that has processed nothing on the
-    partition yet: the whole partition counts as lag). The highwater is the one the
-    consumer learnt with its latest fetch of the partition.
-    """
-    try:
-        assigned = list(consumer.assignment())
-    except (ConsumerNotStarted, AttributeError):
-        return []  # before the consumer thread started, or after it stopped
-    lags = []
-    for tp in assigned:
-        if tp.topic not in topics:
-            continue
-        try:
-            highwater = consumer.highwater(tp)
-        except (AssertionError, KeyError, AttributeError, TypeError, ConsumerNotStarted):
-            continue  # revoked meanwhile
-        if highwater is None:
-            continue
-        position = _position(consumer, tp, (processed or {}).get((tp.topic, tp.partition)))
-        lags.append((tp.topic, tp.partition, max(0, int(highwater) - position)))
-    return lags
-
-
-def _position(consumer: Any, tp: Any, processed: int | None) -> int:
-    """Faust keeps, per partition, the acknowledged offsets not yet committed and the
-    committed offset (the next one to read); it clears both when a partition is revoked.
-    A commit drops the acknowledged offsets before it records the new committed offset,
-    so while it waits for the broker neither says how far processing got: `processed`
-    does, and the committed offset covers a partition processed by another worker
-    since this one last held it."""
-    acked = consumer._acked.get(tp)
-    committed = consumer._committed_offset.get(tp)
-    candidates = [x for x in (processed, committed) if x is not None]
-    if acked:
-        candidates.append(max(acked) + 1)
-    return max(candidates, default=0)
 
 
 def sample_totals(text: str) -> dict[str, float]:

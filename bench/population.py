@@ -36,12 +36,13 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.engine.value import is_reserved, progress_key
+from agents.kafka.admin import ensure_topics
 from agents.kafka.producing import Record
 from agents.settings import Settings
 from agents.tools import backfill
 from agents.tools.simulate_io import write_jsonl
 from agents.tools.simulator import SimulationConfig, Simulator
-from agents.topics import INPUT_EVENT_TYPES, ensure_topics
+from agents.topics import INPUT_EVENT_TYPES
 from streams.codec import decode_state, pack_body, unpack_body
 from streams.ledger import Progress
 from streams.sketch import ScoreSummary
@@ -155,8 +156,8 @@ async def make_templates(
     # one process: a few hundred customers take seconds, less than starting children
     job = backfill._Job(settings, [path], ends, None, emit_outputs=False, write=False)
     _, pipeline = await backfill._play(job, backfill._Local(None, 0))
-    local: dict[bytes, bytes] = pipeline.table.data.data
-    owner: dict[bytes, int] = pipeline.table.data._key_partition
+    local: dict[bytes, bytes] = pipeline.local.data
+    owner: dict[bytes, int] = pipeline.local.partitions
     ledgers = pipeline.engine.ledgers
     by_partition: dict[int, list[Template]] = {p: [] for p in ledgers}
     for key, value in local.items():

@@ -1,12 +1,14 @@
 """The commit barrier: what must be durable, in which order, before offsets are committed.
 
-Faust commits offsets on a timer, on rebalance and on shutdown, all through
-`Consumer.force_commit`, which vipstream replaces (faust-streaming 0.15.3). Applying an
-event is synchronous, so one synchronous snapshot sees a consistent cut:
+The framework that consumes (Faust) commits offsets on a timer, on rebalance and on
+shutdown; the worker routes every such commit through `CommitBarrier.commit`
+(agents/faust_port/consumer.py installs it). Applying an event is synchronous, so one
+synchronous snapshot sees a consistent cut:
 
 1. the offsets that may be committed now (every event before them has been applied): for
-   input partitions vipstream's own frontier (agents/engine/frontier.py), never Faust's list
-   of acknowledged offsets, which can commit past an event its stream dropped,
+   input partitions vipstream's own frontier (agents/engine/frontier.py), never the
+   framework's list of acknowledged offsets, which can commit past an event its stream
+   dropped,
 2. the outputs queued so far (those events' outputs, and possibly a few more),
 3. every customer state changed since the last commit, encoded as it is now.
 
@@ -25,18 +27,13 @@ changelog lacks. Events applied during steps 4-7 are in the next commit's snapsh
 delivery failure crashes the worker before anything is committed, so the events are
 replayed instead of lost.
 
-Faust's `ProducerBuffer.flush()` returns after 0.1 s even with messages still queued
-(transport/producer.py); `drain()` waits until the buffer is empty.
-
-A commit that fails (faust-streaming #316): `Consumer._commit_offsets` records the offsets
-in `_committed_offset` even when the broker refused the commit (aiokafka's "already
-rebalanced" CommitFailedError returns False), and it has already removed them from its
-list of acknowledged offsets. So Faust believes they are committed and would never send
-them again. The barrier puts the previous committed offsets back and keeps the refused
-ones to send again with the next commit (for input partitions the frontier covers them
-anyway; with Faust's acknowledgement lists alone, putting them back would leave a gap
-that stops that partition's commits for good). Retrying is always safe: everything
-before a refused offset was made durable before it was first tried.
+A commit the broker refuses (faust-streaming #316: Faust records the offsets as
+committed anyway, see agents/faust_port/consumer.py): the barrier puts the previous
+committed offsets back and keeps the refused ones to send again with the next commit
+(for input partitions the frontier covers them anyway; with the framework's
+acknowledgement lists alone, putting them back would leave a gap that stops that
+partition's commits for good). Retrying is always safe: everything before a refused
+offset was made durable before it was first tried.
 """
 
 from __future__ import annotations
@@ -44,8 +41,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from agents.engine.frontier import InputFrontier
 
@@ -56,12 +53,32 @@ class DeliveryError(RuntimeError):
     """An output or a state write was not acknowledged by the broker."""
 
 
-async def drain(producer: Any) -> None:
-    """Hand every buffered message to the Kafka client and wait for acknowledgements."""
-    buffer = producer.buffer
-    while buffer.size:
-        await buffer.flush()
-    await producer.flush()
+class Committer(Protocol):
+    """The consuming framework's offset bookkeeping, as the barrier uses it. Partitions
+    are the framework's own objects (with `topic` and `partition`)."""
+
+    def pending(self, topics: Any) -> list[Any]:
+        """Partitions with acknowledged offsets not committed yet (of `topics`, or all)."""
+
+    def acknowledged(self, tps: list[Any]) -> dict[Any, int]:
+        """The offsets the framework would commit for these partitions."""
+
+    def forget_acknowledged(self, tp: Any) -> None:
+        """Drop the partition's acknowledgements (the frontier stands for them)."""
+
+    def committed(self) -> Mapping[Any, int]:
+        """The committed offsets, as the framework records them (a live view)."""
+
+    def assignment(self) -> set[Any]: ...
+
+    async def drain(self) -> None:
+        """Hand the framework producer's buffered messages over, and wait for them."""
+
+    async def commit(self, offsets: dict[Any, int], start_new_transaction: bool) -> bool:
+        """Commit; False when the broker refused (a rebalance)."""
+
+    def restore_committed(self, tp: Any, previous: int | None) -> None:
+        """Undo the framework's record of a refused commit."""
 
 
 async def await_delivery(futures: list[Any], what: str) -> list[Any]:
@@ -85,7 +102,6 @@ class CommitBarrier:
 
     def __init__(
         self,
-        producer: Any,
         *,
         take_outputs: Callable[[], list[Any]],
         snapshot_state: Callable[[], StateSnapshot],
@@ -94,7 +110,6 @@ class CommitBarrier:
         observe_seconds: Callable[[float], None],
         frontier: InputFrontier | None = None,
     ) -> None:
-        self._producer = producer
         self._frontier = frontier
         self._take_outputs = take_outputs
         self._snapshot_state = snapshot_state
@@ -104,69 +119,63 @@ class CommitBarrier:
         #: partition -> an offset whose commit the broker refused, to be committed again
         self._refused: dict[Any, int] = {}
 
-    def wrap(self, consumer: Any) -> Callable[..., Any]:
-        """A replacement for `consumer.force_commit` (Faust calls it for every commit)."""
+    async def commit(
+        self, committer: Committer, topics: Any = None, start_new_transaction: bool = True
+    ) -> bool:
+        """Make the snapshot durable, then commit its offsets; whether anything was."""
+        started = time.perf_counter()
+        # -- the synchronous snapshot: no await until all three are taken ---------------
+        offsets = self._committable(committer, topics)
+        outputs = self._take_outputs()
+        state = self._snapshot_state()
+        # -- durability, in order, while events keep flowing ----------------------------
+        await committer.drain()
+        await await_delivery(outputs, "output events")
+        changelog = await self._write_state(state)
+        acks = await await_delivery(changelog, "customer state writes")
+        self._confirm_state(state, acks)
+        self._observe(time.perf_counter() - started)
+        offsets = self._with_refused(committer, offsets)
+        if not offsets:
+            return False
+        recorded = committer.committed()
+        before = {tp: recorded.get(tp) for tp in offsets}
+        committed = await committer.commit(offsets, start_new_transaction)
+        if committed:
+            for tp in offsets:
+                self._refused.pop(tp, None)
+        else:
+            self._remember_refused(committer, offsets, before)
+        return committed
 
-        async def durable_force_commit(
-            topics: Any = None, start_new_transaction: bool = True
-        ) -> bool:
-            started = time.perf_counter()
-            # -- the synchronous snapshot: no await until all three are taken -----------
-            offsets = self._committable(consumer, topics)
-            outputs = self._take_outputs()
-            state = self._snapshot_state()
-            # -- durability, in order, while events keep flowing ------------------------
-            await drain(self._producer)
-            await await_delivery(outputs, "output events")
-            changelog = await self._write_state(state)
-            acks = await await_delivery(changelog, "customer state writes")
-            self._confirm_state(state, acks)
-            self._observe(time.perf_counter() - started)
-            offsets = self._with_refused(consumer, offsets)
-            if not offsets:
-                return False
-            before = _committed_before(consumer, offsets)
-            committed: bool = await consumer._commit_offsets(
-                offsets, start_new_transaction=start_new_transaction
-            )
-            if committed:
-                for tp in offsets:
-                    self._refused.pop(tp, None)
-            else:
-                self._remember_refused(consumer, offsets, before)
-            return committed
-
-        return durable_force_commit
-
-    def _committable(self, consumer: Any, topics: Any) -> dict[Any, int]:
-        """Input partitions: the frontier where it is past the committed offset (Faust's
-        acknowledgements of them are dropped, they only grow). Other topics: Faust's."""
+    def _committable(self, committer: Committer, topics: Any) -> dict[Any, int]:
+        """Input partitions: the frontier where it is past the committed offset (the
+        framework's acknowledgements of them are dropped, they only grow). Other topics:
+        the framework's."""
         frontier = self._frontier
-        tps = list(consumer._filter_tps_with_pending_acks(topics))
+        tps = committer.pending(topics)
         if frontier is None:
-            offsets: dict[Any, int] = consumer._filter_committable_offsets(tps)
-            return offsets
-        offsets = consumer._filter_committable_offsets([tp for tp in tps if not frontier.owns(tp)])
-        committed = consumer._committed_offset
+            return committer.acknowledged(tps)
+        offsets = committer.acknowledged([tp for tp in tps if not frontier.owns(tp)])
+        committed = committer.committed()
         for tp, position in frontier.positions(topics).items():
             current = committed.get(tp)
             if current is None or position > current:
                 offsets[tp] = position
         for tp in tps:
             if frontier.owns(tp):
-                consumer._acked[tp].clear()
-                consumer._acked_index[tp].clear()
-                consumer._gap.pop(tp, None)
+                committer.forget_acknowledged(tp)
         return offsets
 
-    def _with_refused(self, consumer: Any, offsets: dict[Any, int]) -> dict[Any, int]:
+    def _with_refused(self, committer: Committer, offsets: dict[Any, int]) -> dict[Any, int]:
         """The offsets to commit now, with those refused before that still need it."""
         if not self._refused:
             return offsets
-        assignment = consumer.assignment()
+        assignment = committer.assignment()
+        committed = committer.committed()
         merged = dict(offsets)
         for tp, refused in list(self._refused.items()):
-            current = consumer._committed_offset.get(tp)
+            current = committed.get(tp)
             if tp not in assignment or (current is not None and current >= refused):
                 # moved to another worker (it resumes from the broker's committed offset
                 # and drops the replayed duplicates), or committed since
@@ -176,19 +185,15 @@ class CommitBarrier:
         return merged
 
     def _remember_refused(
-        self, consumer: Any, offsets: dict[Any, int], before: dict[Any, int | None]
+        self, committer: Committer, offsets: dict[Any, int], before: dict[Any, int | None]
     ) -> None:
-        """Undo Faust's bookkeeping of a refused commit and keep the offsets for a retry."""
-        committed = consumer._committed_offset
+        """Undo the framework's bookkeeping of a refused commit; keep the offsets for a retry."""
+        committed = committer.committed()
         restored = {}
         for tp, offset in offsets.items():
             if committed.get(tp) != offset:
                 continue  # not recorded by this commit (revoked meanwhile): leave it alone
-            previous = before[tp]
-            if previous is None:
-                committed.pop(tp, None)
-            else:
-                committed[tp] = previous
+            committer.restore_committed(tp, before[tp])
             self._refused[tp] = max(offset, self._refused.get(tp, offset))
             restored[tp] = offset
         if restored:
@@ -197,9 +202,3 @@ class CommitBarrier:
                 "will commit again with the next commit: %s",
                 ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in restored.items()),
             )
-
-
-def _committed_before(consumer: Any, offsets: dict[Any, int]) -> dict[Any, int | None]:
-    """Faust's committed offsets of these partitions (`.get`: the mapping is a defaultdict)."""
-    committed = consumer._committed_offset
-    return {tp: committed.get(tp) for tp in offsets}

@@ -1,35 +1,30 @@
-"""Per-worker processing: one input message in, state updated, outputs queued, counted.
+"""The per-event path: one input message in, state updated, outputs queued, counted.
 
 Synchronous on purpose: nothing here awaits, so a message is applied and its outputs are
-queued as one step that the commit barrier can never split.
+queued as one step that the commit barrier can never split. What an applied event means
+for the day close goes to the `DayBook` (agents/engine/book.py, via the value engine);
+the day close never calls back into this path.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from pydantic import BaseModel
-
+from agents.engine.outputs import Outputs
 from agents.engine.store import CustomerStore
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.topics import input_topic_names
-
-if TYPE_CHECKING:
-    from agents.engine.value import ValueEngine
 from schemas.inputs import OPENING_STATUSES, InputEvent, TicketEvent
-from schemas.outputs import DeadLetter
+from streams import outputs
 from streams.care import CareRules
 from streams.customer import CustomerState, Outcome, apply_event, refuse_before
 from streams.decode import Rejected, decode_input
-from streams.ids import deterministic_id
 from streams.units import MICROS_PER_SECOND, from_micros, rfc3339, to_micros
 
 log = logging.getLogger(__name__)
@@ -51,6 +46,26 @@ class InputMessage:
     timestamp: float  # Kafka message timestamp, seconds
 
 
+class DayBook(Protocol):
+    """What the day close needs to know of each message (agents/engine/value.py)."""
+
+    def note_offset(self, topic: str, partition: int, offset: int) -> None: ...
+    def note_applied(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        occurred_at: int,
+        state: CustomerState,
+        *,
+        created: bool = False,
+    ) -> None: ...
+    def bucket_floor_day(self, partition: int) -> int | None: ...
+    def ticket_arrived(
+        self, partition: int, key: bytes, state: CustomerState, occurred_at: int
+    ) -> None: ...
+
+
 class _TopicCounters:
     __slots__ = ("applied", "consumed", "duplicate")
 
@@ -60,11 +75,7 @@ class _TopicCounters:
         self.duplicate = metrics.events_duplicate.labels(topic=topic)
 
 
-#: (topic key, partition, message key, value): queues one output message
-Sender = Callable[[str, int, bytes | None, bytes], None]
-
-
-class Runtime:
+class EventPath:
     """Applies input messages to the customer store and queues the resulting outputs."""
 
     def __init__(
@@ -72,19 +83,21 @@ class Runtime:
         settings: Settings,
         store: CustomerStore,
         metrics: Metrics,
-        send: Sender,
+        outputs: Outputs,
+        *,
+        book: DayBook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self._send = send
+        self.outputs = outputs
         self._clock = clock
         self._input_types = input_topic_names(settings)
         self._counters = {t: _TopicCounters(metrics, t) for t in self._input_types}
         self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
         self.max_event_at: int | None = None
-        self.value: ValueEngine | None = None  # set once the engine exists
+        self.book = book
         self.care_rules = CareRules(settings.spikes, settings.care, settings.tickets)
         self._log_throttle = Throttle(10.0)
 
@@ -114,7 +127,7 @@ class Runtime:
             log.error("message from unexpected topic %s ignored", message.topic)
             return
         counters.consumed.inc()
-        value = self.value
+        value = self.book
         if value is not None:
             value.note_offset(message.topic, message.partition, message.offset)
         now = self._clock()
@@ -173,33 +186,21 @@ class Runtime:
         self.metrics.processing.observe(time.perf_counter() - started)
 
     # -- outputs -----------------------------------------------------------------------
-    def emit(self, topic_key: str, partition: int, key: bytes | None, event: BaseModel) -> None:
-        """Queue one output event (JSON) on a contract topic, in the customer's partition."""
-        self._send(topic_key, partition, key, event.model_dump_json().encode())
-        self.metrics.outputs.labels(topic=self.settings.topics.name(topic_key)).inc()
-
     def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float | None) -> None:
         """`now` None: a last resort after an unexpected error, using nothing from the
         message but its place and bytes."""
         last_resort = now is None
         now = self._clock() if now is None else now
-        payload = message.value or b""
-        limit = self.settings.ingest.dead_letter_payload_max_bytes
-        letter = DeadLetter(
-            event_id=deterministic_id("dl", message.topic, message.partition, message.offset),
-            customer_id=rejected.customer_id,
-            as_of=from_micros(int(now * MICROS_PER_SECOND))
-            if last_resort
-            else _message_time(message.timestamp, now),
-            emitted_at=from_micros(int(now * MICROS_PER_SECOND)),
-            source_topic=message.topic,
+        now_micros = int(now * MICROS_PER_SECOND)
+        letter = outputs.dead_letter(
+            rejected,
+            topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            reason=rejected.reason,  # type: ignore[arg-type]
-            detail=rejected.detail,
-            payload=base64.b64encode(payload[:limit]).decode("ascii"),
-            payload_bytes=len(payload),
-            payload_truncated=len(payload) > limit,
+            payload=message.value or b"",
+            payload_max_bytes=self.settings.ingest.dead_letter_payload_max_bytes,
+            as_of=now_micros if last_resort else _message_time(message.timestamp, now),
+            emitted_at=now_micros,
         )
         self.metrics.events_invalid.labels(topic=message.topic, reason=rejected.reason).inc()
         key: bytes | None = message.key  # an unusable key is kept, unless it is large
@@ -207,7 +208,7 @@ class Runtime:
             key = rejected.customer_id.encode()
         elif last_resort or (key is not None and len(key) > _MAX_KEPT_KEY_BYTES):
             key = None
-        self.emit("dead_letters", message.partition, key, letter)
+        self.outputs.emit("dead_letters", message.partition, key, letter)
         allowed, held = self._log_throttle.allow(rejected.reason)
         if allowed:
             log.info(
@@ -241,13 +242,15 @@ class Runtime:
         )
 
 
-def _message_time(timestamp: float, now: float) -> datetime:
-    """A Kafka message timestamp as a datetime, or the clock when it is not a time the
+def _message_time(timestamp: float, now: float) -> int:
+    """A Kafka message timestamp in epoch µs, or the clock when it is not a time the
     calendar holds: a producer may set any 64-bit number of milliseconds."""
     try:
-        return from_micros(int(timestamp * MICROS_PER_SECOND))
+        micros = int(timestamp * MICROS_PER_SECOND)
+        from_micros(micros)
     except (OverflowError, ValueError):
-        return from_micros(int(now * MICROS_PER_SECOND))
+        return int(now * MICROS_PER_SECOND)
+    return micros
 
 
 def _place(message: InputMessage) -> tuple[str, int, int]:

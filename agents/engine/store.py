@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import rocksdict
-
 from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState
 
@@ -42,7 +40,9 @@ class Snapshot:
 
 
 class LocalStore(Protocol):
-    """The part of a Faust table store vipstream reads and writes directly."""
+    """The local store of the state table, as vipstream reads and writes it directly (a
+    worker's Faust table store through agents/faust_port/stores.py; `DictStore` for the
+    engine's harness and the backfill)."""
 
     def get(self, key: bytes, partition: int | None) -> bytes | None: ...
     def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
@@ -51,73 +51,6 @@ class LocalStore(Protocol):
 
     def keys_of(self, partition: int) -> Iterable[bytes]: ...
     def partition_of(self, key: bytes) -> int | None: ...
-
-
-class MemoryLocal:
-    """faust.stores.memory.Store: a dict, plus the key -> partition map Faust uses to drop
-    the keys of partitions this worker no longer owns."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def get(self, key: bytes, partition: int | None) -> bytes | None:
-        value = self._store.data.get(key)
-        return value if value is None or isinstance(value, bytes) else bytes(value)
-
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
-        data, partitions = self._store.data, self._store._key_partition
-        for key, value in items:
-            data[key] = value
-            partitions[key] = partition
-
-    def keys_of(self, partition: int) -> list[bytes]:
-        return [key for key, p in self._store._key_partition.items() if p == partition]
-
-    def partition_of(self, key: bytes) -> int | None:
-        partition: int | None = self._store._key_partition.get(key)
-        return partition
-
-
-class RocksLocal:
-    """faust.stores.rocksdb.Store (rocksdict driver): one database per changelog partition,
-    each holding the changelog offset it is current through under Faust's offset key."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def get(self, key: bytes, partition: int | None) -> bytes | None:
-        store = self._store
-        if partition is not None:
-            value: bytes | None = store._db_for_partition(partition).get(key)
-            if value is not None:
-                store._key_index[key] = partition
-            return value
-        found = store._get_bucket_for_key(key)
-        return None if found is None else bytes(found[1])
-
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
-        store = self._store
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in items:
-            batch.put(key, value)
-            store._key_index[key] = partition
-        if offset is not None:
-            batch.put(store.offset_key, str(offset).encode())
-        store._db_for_partition(partition).write(batch)
-
-    def keys_of(self, partition: int) -> Iterable[bytes]:
-        store = self._store
-        return list(store._visible_keys(store._db_for_partition(partition)))
-
-    def partition_of(self, key: bytes) -> int | None:
-        store = self._store
-        partition: int | None = store._key_index.get(key)
-        if partition is None:
-            for candidate, db in list(store._dbs.items()):
-                if db.key_may_exist(key) and db.get(key) is not None:
-                    store._key_index[key] = candidate
-                    return int(candidate)
-        return partition
 
 
 def highest_offsets(acks: Iterable[Any]) -> dict[int, int]:
@@ -130,22 +63,36 @@ def highest_offsets(acks: Iterable[Any]) -> dict[int, int]:
     return offsets
 
 
-def local_store_of(table: Any) -> LocalStore:
-    """The adapter for the table's store type; a clear error for one vipstream cannot use."""
-    store = table.data
-    if hasattr(store, "_key_partition"):
-        return MemoryLocal(store)
-    if hasattr(store, "_db_for_partition") and getattr(store, "use_rocksdict", False):
-        return RocksLocal(store)
-    raise TypeError(f"unsupported table store {type(store).__module__}.{type(store).__name__}")
+class DictStore:
+    """A local store in plain dicts: the engine's harness and the backfill's table."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.partitions: dict[bytes, int] = {}
+
+    def get(self, key: bytes, partition: int | None) -> bytes | None:
+        return self.data.get(key)
+
+    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+        for key, value in items:
+            self.data[key] = value
+            self.partitions[key] = partition
+
+    def keys_of(self, partition: int) -> list[bytes]:
+        return [key for key, p in self.partitions.items() if p == partition]
+
+    def partition_of(self, key: bytes) -> int | None:
+        return self.partitions.get(key)
 
 
 class CustomerStore:
     """Customer states of the partitions this worker owns, keyed by customer id bytes."""
 
-    def __init__(self, table: Any, *, capacity: int) -> None:
-        self._table = table
-        self._local: LocalStore | None = None  # the table's store exists once the app runs
+    def __init__(self, local: Callable[[], LocalStore], *, capacity: int) -> None:
+        """`local` gives the local store when it is first needed (a Faust table's store
+        exists only once the app runs)."""
+        self._open_local = local
+        self._local: LocalStore | None = None
         self._capacity = capacity
         self._cache: dict[bytes, CustomerState] = {}
         self._dirty: dict[bytes, int] = {}  # key -> partition of the changelog
@@ -161,7 +108,7 @@ class CustomerStore:
     @property
     def local(self) -> LocalStore:
         if self._local is None:
-            self._local = local_store_of(self._table)
+            self._local = self._open_local()
         return self._local
 
     def get(self, key: bytes, partition: int | None = None) -> CustomerState | None:

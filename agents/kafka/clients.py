@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents.faust_port.aiokafka_client import force_metadata_update
 from agents.settings import Settings
 
 
@@ -70,7 +71,7 @@ async def consume_topics(
                 partitions = consumer.partitions_for_topic(topic)
                 if partitions:
                     break
-                await consumer._client.force_metadata_update()
+                await force_metadata_update(consumer)
                 await asyncio.sleep(0.1)
             if not partitions:
                 raise RuntimeError(f"topic {topic!r} does not exist on {settings.broker}")

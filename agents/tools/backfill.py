@@ -32,25 +32,23 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import murmur2
-from faust.types import TP
 
-from agents.engine.events import InputMessage, Runtime
-from agents.engine.store import CustomerStore, Snapshot
-from agents.engine.value import ValueEngine
+from agents.engine.harness import Harness
+from agents.engine.store import Snapshot
+from agents.fastmetrics import FastCounter
+from agents.kafka.admin import ensure_topics
 from agents.kafka.highwater import exact_highwaters
 from agents.kafka.producing import BatchProducer, ChangelogWriter, Written
 from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.tools.backfill_exchange import PROGRESS, ExchangeError, Hub, Link
 from agents.tools.replay import Progress, route_line
-from agents.topics import INPUT_EVENT_TYPES, ensure_topics
+from agents.topics import INPUT_EVENT_TYPES
 from agents.worker.app import STATE_TABLE
+from streams.keys import partition_of
 
 _TOPIC_KEYS = list(INPUT_EVENT_TYPES)
 _CHUNK = 2_000  # messages applied between two runs of the value engine
@@ -80,17 +78,12 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-{STATE_TABLE}-changelog"
 
 
-@functools.lru_cache(maxsize=1 << 20)
-def partition_of(key: bytes, partitions: int) -> int:
-    """The Kafka default partitioner (murmur2), as producers place keyed messages (cached:
-    aiokafka's murmur2 is pure Python, ~20 µs a key)."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
-
-
-def _count_ends(paths: list[Path], settings: Settings, report: BackfillReport) -> dict[TP, int]:
+def _count_ends(
+    paths: list[Path], settings: Settings, report: BackfillReport
+) -> dict[tuple[str, int], int]:
     """First pass: how many messages the history puts in each input partition (a worker
     knows its partitions' high watermarks); unroutable lines are reported."""
-    ends: Counter[TP] = Counter()
+    ends: Counter[tuple[str, int]] = Counter()
     names = {k: settings.topics.name(k) for k in _TOPIC_KEYS}
     for path in paths:
         with path.open("rb") as handle:
@@ -104,7 +97,7 @@ def _count_ends(paths: list[Path], settings: Settings, report: BackfillReport) -
                     report.invalid_lines.append((str(path), number, routed))
                     continue
                 topic_key, key = routed
-                ends[TP(names[topic_key], partition_of(key, settings.kafka.partitions))] += 1
+                ends[(names[topic_key], partition_of(key, settings.kafka.partitions))] += 1
     return dict(ends)
 
 
@@ -118,18 +111,6 @@ def _lines(paths: list[Path]) -> Iterator[tuple[int, bytes]]:
                 line = raw.strip()
                 if line:
                     yield done, line
-
-
-class _OfflineConsumer:
-    """What the value engine asks of a Faust consumer: how far each input partition goes
-    (the history's message count) and what was committed before (nothing)."""
-
-    def __init__(self, ends: dict[TP, int]) -> None:
-        self._ends = ends
-        self._committed_offset: dict[TP, int] = {}
-
-    def highwater(self, tp: TP) -> int:
-        return self._ends.get(tp, 0)
 
 
 class _Outputs:
@@ -148,98 +129,14 @@ class _Outputs:
             self.pending.append((self._names[topic_key], partition, key, value))
 
 
-class _Pipeline:
+class _Pipeline(Harness):
     """One process playing every partition (or, in a child of `--processes`, its share of
-    them): the worker's runtime and value engine over an in-memory stand-in for the state
-    table. What the engine publishes goes to `publish` (nowhere, with one process)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        ends: dict[TP, int],
-        outputs: _Outputs,
-        *,
-        partitions: set[int] | None = None,
-        publish: Callable[[bytes, bytes], None] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.table = SimpleNamespace(data=SimpleNamespace(data={}, _key_partition={}))
-        self.store = CustomerStore(self.table, capacity=settings.state_cache_customers)
-        self.metrics = Metrics()
-        self.runtime = Runtime(settings, self.store, self.metrics, outputs.send)
-        consumer = _OfflineConsumer(ends)
-        if partitions is None:
-            partitions = set(range(settings.kafka.partitions))
-        self.partitions = frozenset(partitions)
-        self._publish_to = publish
-        self.published = 0  # messages the engine published
-        self.engine = ValueEngine(
-            settings,
-            self.store,
-            self.metrics,
-            emit=self.runtime.emit,
-            publish=self._publish,
-            consumer=lambda: consumer,
-            assignment=lambda: partitions,
-        )
-        self.runtime.value = self.engine
-        self.engine.owned(partitions)
-        self._names = {k: settings.topics.name(k) for k in _TOPIC_KEYS}
-        self._offsets: Counter[tuple[str, int]] = Counter()
-        self._now = time.time()
-        self.applied = 0
-
-    def apply(self, topic_key: str, key: bytes, line: bytes) -> None:
-        """One message, at the offset it would have on a fresh input topic."""
-        topic = self._names[topic_key]
-        partition = partition_of(key, self.settings.kafka.partitions)
-        offset = self._offsets[(topic, partition)]
-        self._offsets[(topic, partition)] = offset + 1
-        self.runtime.handle(InputMessage(topic, partition, offset, key, line, self._now))
-        self.applied += 1
-
-    def _publish(self, key: bytes, value: bytes) -> None:
-        # A worker publishes to the summaries topic; the engine has already read its own
-        # message. With one process nobody else needs it: workers started later republish
-        # from the progress records.
-        self.published += 1
-        if self._publish_to is not None:
-            self._publish_to(key, value)
-
-    async def settle(self, *, one_day: bool = False) -> None:
-        """Run the value engine until it can close, merge, tier and publish nothing more
-        (with `one_day`, or until a step closed a day: see `agents.tools.backfill_exchange`).
-
-        A step that only publishes (a partition's first summary, a watermark that moved)
-        can let the next step close a day, as a live worker's engine steps again whenever
-        a summary arrives; so the settle ends when a step neither moved a day nor
-        published."""
-        while True:
-            before = self._position(), self.published
-            closed = self._closed()
-            await self.engine.step()
-            if (self._position(), self.published) == before:
-                break
-            if one_day and self._closed() != closed:
-                break
-        self._now = time.time()
-
-    def _closed(self) -> list[int | None]:
-        return [g.progress.closed_day for g in self.engine.ledgers.values()]
-
-    def checkpoint(self) -> None:
-        """Encode the changed states into the local store, so the cache can shrink."""
-        self.store.confirm(self.store.snapshot(), {})
-
-    def _position(self) -> tuple[Any, ...]:
-        ledgers = self.engine.ledgers
-        return (
-            *sorted((p, g.progress.closed_day, g.progress.tiered_day) for p, g in ledgers.items()),
-            max(self.engine.days) if self.engine.days else None,
-        )
+    them): the engine's harness (the worker's event path and value engine over an
+    in-memory store). What the engine publishes goes to `publish` (nowhere, with one
+    process)."""
 
     def fill(self, report: BackfillReport) -> None:
-        local = self.table.data.data
+        local = self.local.data
         report.customers = sum(1 for k in local if not k.startswith(b"\x00"))
         closed = [g.progress.closed_day for g in self.engine.ledgers.values()]
         if closed and None not in closed:
@@ -317,7 +214,7 @@ class _Job:
 
     settings: Settings
     paths: list[Path]
-    ends: dict[TP, int]
+    ends: dict[tuple[str, int], int]
     partitions: frozenset[int] | None
     emit_outputs: bool
     write: bool
@@ -366,11 +263,7 @@ async def _play(
     settings = job.settings
     outputs = _Outputs(settings, job.emit_outputs)
     pipeline = _Pipeline(
-        settings,
-        job.ends,
-        outputs,
-        partitions=None if job.partitions is None else set(job.partitions),
-        publish=publish,
+        settings, ends=job.ends, partitions=job.partitions, send=outputs.send, publish=publish
     )
     partitions = settings.kafka.partitions
     mine = pipeline.partitions
@@ -402,9 +295,9 @@ async def _play(
         pipeline.fill(report)
         report.outputs = outputs.counts
         if job.write:
-            data = pipeline.table.data
+            local = pipeline.local
             report.records_written = await _write_changelog(
-                producer, changelog_topic(settings), data.data, data._key_partition
+                producer, changelog_topic(settings), local.data, local.partitions
             )
     finally:
         await producer.stop()
@@ -455,14 +348,14 @@ async def _send_outputs(
     return await producer.send_all(pending, last_alone=outputs.last_alone)
 
 
-def _total(counter: Any) -> float:
-    return float(sum(child.value for child in counter._children.values()))
+def _total(counter: FastCounter) -> float:
+    return float(sum(counter.values().values()))
 
 
 def _dead_letter_reasons(metrics: Metrics) -> Counter[str]:
     reasons: Counter[str] = Counter()
-    for (_, reason), child in metrics.events_invalid._children.items():
-        reasons[reason] += int(child.value)
+    for (_, reason), count in metrics.events_invalid.values().items():
+        reasons[reason] += int(count)
     return reasons
 
 

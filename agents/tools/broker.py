@@ -71,6 +71,11 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The broker's process, while it runs."""
+        return self._process
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
@@ -187,7 +192,7 @@ def run_foreground(host: str, port: int, *, stop_timeout: float = 10.0) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     broker = EmbeddedBroker(host, port).start()
-    process = broker._process
+    process = broker.process
     assert process is not None
     started.append(process)
     if stop_requested_at is not None:

@@ -24,13 +24,14 @@ from typing import Any
 import aiohttp
 import orjson
 
+from agents.kafka.admin import ensure_topics
 from agents.kafka.clients import consume_topics
 from agents.metrics import sample_totals
 from agents.settings import Settings, load_settings
 from agents.tools.broker import EmbeddedBroker, free_port
 from agents.tools.simulate_io import produce
 from agents.tools.simulator import SimulationConfig, Simulator
-from agents.topics import OUTPUT_TOPICS, ensure_topics
+from agents.topics import OUTPUT_TOPICS
 from agents.worker.process import spawn_worker
 
 _STATUS_EVERY = 5.0

@@ -16,9 +16,10 @@ from typing import TextIO
 
 import orjson
 
+from agents.kafka.admin import ensure_topics
 from agents.kafka.clients import BatchSender, make_producer
 from agents.settings import Settings
-from agents.topics import INPUT_EVENT_TYPES, ensure_topics
+from agents.topics import INPUT_EVENT_TYPES
 
 _TOPIC_KEY_OF = {event_type: key for key, event_type in INPUT_EVENT_TYPES.items()}
 _MAX_REPORTED = 50

@@ -50,8 +50,8 @@ async def produce(
     """
     # imported here: writing a file (`vipstream simulate -o`) needs neither the Kafka
     # client nor the settings models, which take longer to import than a small file
+    from agents.kafka.admin import ensure_topics
     from agents.kafka.clients import BatchSender, make_producer
-    from agents.topics import ensure_topics
 
     await ensure_topics(settings, wait_seconds=30.0)
     producer = make_producer(settings)

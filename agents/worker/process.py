@@ -10,9 +10,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from agents.kafka.admin import TopicError, ensure_topics
 from agents.logs import logging_config
 from agents.settings import Settings
-from agents.topics import TopicError, ensure_topics
 
 log = logging.getLogger("vipstream.worker")
 

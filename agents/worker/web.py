@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
+from agents.engine.population import GlobalDay
 from agents.engine.store import CustomerStore
-from agents.engine.value import GlobalDay, ValueEngine
+from agents.engine.value import ValueEngine
 from agents.metrics import CONTENT_TYPE, Metrics
 from agents.settings import Settings
 from agents.worker.dashboard import DashboardFigures, render_dashboard, render_waiting

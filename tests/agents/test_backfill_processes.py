@@ -49,7 +49,7 @@ async def played(job: backfill._Job, link: Link | None) -> tuple[dict[bytes, byt
         clock = {"emitted_at", "as_of"} if "dead-letters" in topic else {"emitted_at"}
         body = {k: v for k, v in orjson.loads(value).items() if k not in clock}
         by_partition[(topic, partition)].append(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-    return dict(pipeline.table.data.data), dict(by_partition)
+    return dict(pipeline.local.data), dict(by_partition)
 
 
 async def child(job: backfill._Job, link: Link) -> tuple[dict[bytes, bytes], Outputs]:

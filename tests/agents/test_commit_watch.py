@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agents.worker.health import CommitWatch, group_coordination_error
+from agents.engine.commit_watch import CommitWatch
+from agents.faust_port.consumer import group_coordination_error
 
 TP = ("orders", 3)
 

@@ -30,9 +30,7 @@ def _stale_days(app: VipApp, key: bytes) -> list[int]:
 def test_a_customer_with_only_a_preference_is_closed_after_a_rebuild(
     app: VipApp, message: MessageFactory
 ) -> None:
-    app.vip.runtime.handle(
-        message(orjson.dumps(PREFERENCE), topic="contact_preferences", key=b"C1")
-    )
+    app.vip.events.handle(message(orjson.dumps(PREFERENCE), topic="contact_preferences", key=b"C1"))
     day = day_of(to_micros(datetime(2026, 1, 5, tzinfo=UTC)))
     live = _stale_days(app, b"C1")
     assert live == [day]

@@ -32,7 +32,7 @@ def counter(app: VipApp, name: str, **labels: str) -> float:
 async def test_a_valid_event_updates_state_without_output(
     app: VipApp, message: MessageFactory
 ) -> None:
-    app.vip.runtime.handle(message(f.raw(f.order(amount=120, customer_id="C1")), topic="orders"))
+    app.vip.events.handle(message(f.raw(f.order(amount=120, customer_id="C1")), topic="orders"))
     state = app.vip.store.get(b"C1")
     assert state is not None
     assert amount(state.revenue) == 120
@@ -58,7 +58,7 @@ async def test_bad_input_becomes_a_dead_letter(
     app: VipApp, message: MessageFactory, why: str, parts: dict[str, Any], reason: str
 ) -> None:
     original = message(**parts)
-    app.vip.runtime.handle(original)
+    app.vip.events.handle(original)
     (letter,) = queued_on(app, "dead_letters")
     DeadLetter.model_validate(letter, strict=False)
     assert letter["reason"] == reason
@@ -71,7 +71,7 @@ async def test_bad_input_becomes_a_dead_letter(
 async def test_the_next_valid_event_is_applied_after_bad_ones(
     app: VipApp, message: MessageFactory
 ) -> None:
-    runtime = app.vip.runtime
+    runtime = app.vip.events
     for junk in (b"\xff", b"[]", b"{}", b"null"):
         runtime.handle(message(junk))
     runtime.handle(message(f.raw(f.call(cost=2.0))))
@@ -83,7 +83,7 @@ async def test_the_next_valid_event_is_applied_after_bad_ones(
 async def test_duplicates_are_counted_not_applied(app: VipApp, message: MessageFactory) -> None:
     body = f.raw(f.order(event_id="same", amount=10))
     for _ in range(3):
-        app.vip.runtime.handle(message(body, topic="orders"))
+        app.vip.events.handle(message(body, topic="orders"))
     state = app.vip.store.get(b"C1")
     assert state is not None
     assert amount(state.revenue) == 10
@@ -94,7 +94,7 @@ async def test_duplicates_are_counted_not_applied(app: VipApp, message: MessageF
 async def test_late_events_are_dead_lettered_with_the_horizon(
     app: VipApp, message: MessageFactory
 ) -> None:
-    runtime = app.vip.runtime
+    runtime = app.vip.events
     runtime.handle(message(f.raw(f.call(occurred_at="2026-03-02T12:00:00Z"))))
     runtime.handle(message(f.raw(f.call(occurred_at="2026-03-02T10:59:59Z"))))
     (letter,) = queued_on(app, "dead_letters")
@@ -111,7 +111,7 @@ async def test_a_processing_error_is_dead_lettered_and_the_worker_goes_on(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(agents.engine.events, "apply_event", broken)
-    app.vip.runtime.handle(message(f.raw(f.call())))
+    app.vip.events.handle(message(f.raw(f.call())))
     (letter,) = queued_on(app, "dead_letters")
     assert letter["reason"] == "processing_error"
     assert "ZeroDivisionError" in letter["detail"]
@@ -128,7 +128,7 @@ async def test_a_bug_outside_apply_is_a_processing_error_not_a_crash(
         raise KeyError("a bug in the decoder")
 
     monkeypatch.setattr(agents.engine.events, "decode_input", broken)
-    app.vip.runtime.handle(message(b"{}", key=b"\xff" * 2000))
+    app.vip.events.handle(message(b"{}", key=b"\xff" * 2000))
     (letter,) = queued_on(app, "dead_letters")
     assert letter["reason"] == "processing_error"
     assert "a bug in the decoder" in letter["detail"]
@@ -141,7 +141,7 @@ async def test_any_record_timestamp_gives_a_dead_letter(
 ) -> None:
     """A producer may set any 64-bit timestamp; beyond the calendar, as_of is the clock."""
     bad = message(b"[]")
-    app.vip.runtime.handle(InputMessage(bad.topic, 0, 1, b"C1", b"[]", seconds))
+    app.vip.events.handle(InputMessage(bad.topic, 0, 1, b"C1", b"[]", seconds))
     (letter,) = queued_on(app, "dead_letters")
     assert letter["reason"] == "not_an_object"
     assert letter["as_of"] == letter["emitted_at"]
@@ -151,7 +151,7 @@ async def test_any_record_timestamp_gives_a_dead_letter(
 async def test_a_large_unreadable_key_is_not_copied_to_the_dead_letter(
     app: VipApp, message: MessageFactory, key: bytes, kept: bool
 ) -> None:
-    app.vip.runtime.handle(message(b"[]", key=key))
+    app.vip.events.handle(message(b"[]", key=key))
     (letter_key,) = [
         k for topic, _, k, _ in queued(app) if topic == app.vip.settings.topics.name("dead_letters")
     ]
@@ -161,7 +161,7 @@ async def test_a_large_unreadable_key_is_not_copied_to_the_dead_letter(
 async def test_dead_letter_payload_is_truncated(app: VipApp, message: MessageFactory) -> None:
     limit = app.vip.settings.ingest.dead_letter_payload_max_bytes
     big = b"[" + b"1," * limit + b"1]"
-    app.vip.runtime.handle(message(big))
+    app.vip.events.handle(message(big))
     (letter,) = queued_on(app, "dead_letters")
     assert letter["payload_truncated"] is True
     assert letter["payload_bytes"] == len(big)
@@ -187,7 +187,7 @@ async def test_the_largest_dead_letter_fits_in_a_producer_request(
     app = create_app(load_settings({"app_id": "largest-dead-letter", "ingest": ingest}))
     value = b'{"event_type": "' + "é".encode() * (ingest["max_event_bytes"] // 2 - 20) + b'"}'
     key = b"k" * 1024
-    app.vip.runtime.handle(InputMessage(app.vip.settings.topics.name("calls"), 0, 0, key, value, 0))
+    app.vip.events.handle(InputMessage(app.vip.settings.topics.name("calls"), 0, 0, key, value, 0))
     ((_, _, letter_key, letter),) = queued(app)
     assert len(letter) + len(letter_key or b"") < 1_000_000
 
@@ -199,14 +199,14 @@ def _upper_bound(metadata: list[Any]) -> int:
 
 async def test_dead_letter_ids_are_deterministic(app: VipApp, message: MessageFactory) -> None:
     bad = message(b"[]")
-    app.vip.runtime.handle(bad)
-    app.vip.runtime.handle(bad)
+    app.vip.events.handle(bad)
+    app.vip.events.handle(bad)
     first, second = queued_on(app, "dead_letters")
     assert first["event_id"] == second["event_id"]
 
 
 async def test_watermark_and_lag_follow_event_time(app: VipApp, message: MessageFactory) -> None:
-    app.vip.runtime.handle(message(f.raw(f.call(occurred_at="2026-03-02T12:00:00Z"))))
+    app.vip.events.handle(message(f.raw(f.call(occurred_at="2026-03-02T12:00:00Z"))))
     watermark = counter(app, "vipstream_watermark_timestamp_seconds")
     assert watermark == 1_772_452_800 - 3600  # 12:00 less the allowed lateness
     assert counter(app, "vipstream_event_lag_seconds_count") == 1
@@ -215,7 +215,7 @@ async def test_watermark_and_lag_follow_event_time(app: VipApp, message: Message
 async def test_changelog_gets_one_write_per_customer_per_commit(
     app: VipApp, message: MessageFactory
 ) -> None:
-    runtime = app.vip.runtime
+    runtime = app.vip.events
     for i in range(50):
         runtime.handle(
             message(f.raw(f.order(customer_id="C1", amount=i)), topic="orders", partition=3)
@@ -258,7 +258,7 @@ async def test_every_poison_message_gets_one_dead_letter_with_its_reason(
 ) -> None:
     """tests/poison.py: each message is applied, counted as a duplicate, or dead-lettered
     once with the reason it was made to get; never a processing error, never an exception."""
-    runtime, settings_ = app.vip.runtime, app.vip.settings
+    runtime, settings_ = app.vip.events, app.vip.settings
     prefix = f"b{next(_batches)}"
     batch = data.draw(batches(prefix), label="batch")
     before = _counts(app)

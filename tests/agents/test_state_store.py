@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from agents.engine.store import CustomerStore, Snapshot, highest_offsets
+from agents.faust_port.stores import local_store_of
 from agents.settings import Settings
 from agents.worker.app import STATE_TABLE, VipApp, create_app
 from streams.codec import decode_state
@@ -16,7 +17,8 @@ from streams.customer import CustomerState
 
 
 def make_store(app: VipApp, capacity: int = 100) -> CustomerStore:
-    return CustomerStore(app.tables[STATE_TABLE], capacity=capacity)
+    table = app.tables[STATE_TABLE]
+    return CustomerStore(lambda: local_store_of(table), capacity=capacity)
 
 
 def commit(store: CustomerStore, offset: int = 0) -> Snapshot:

@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents.kafka.admin import ensure_topics
 from agents.kafka.clients import consume_topics
 from agents.kafka.highwater import exact_highwaters
 from agents.settings import Settings, load_settings
-from agents.topics import INPUT_EVENT_TYPES, ensure_topics
+from agents.topics import INPUT_EVENT_TYPES
 
 
 def settings_for(env: dict[str, str]) -> Settings:

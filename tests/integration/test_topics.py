@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from agents.kafka.admin import TopicError, ensure_topics
 from agents.settings import load_settings
 from agents.tools.broker import EmbeddedBroker
-from agents.topics import TopicError, ensure_topics
 from tests.support import isolated_env
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from agents.metrics import CONSUMER_LAG, Metrics, input_lag
+from agents.faust_port.consumer import input_lag
+from agents.metrics import CONSUMER_LAG, Metrics
 
 
 class StandIn:

@@ -1,8 +1,11 @@
-"""Imports run one way (schemas -> streams -> agents); streams/ never imports Faust."""
+"""Imports run one way (schemas -> streams -> agents); streams/ never imports Faust;
+agents/engine/ imports neither faust, mode nor aiokafka; only agents/faust_port/ names a
+library's private attributes."""
 
 from __future__ import annotations
 
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def modules(package: str) -> list[str]:
-    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules([str(ROOT / package)]))
+    path = ROOT / package.replace(".", "/")
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules([str(path)]))
 
 
 def imported_by(module_names: list[str]) -> set[str]:
@@ -57,3 +61,40 @@ def test_importing_the_app_module_has_no_side_effects() -> None:
         "assert threading.active_count() == before, 'a thread started at import time'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+FRAMEWORKS = ("faust", "mode", "aiokafka")
+
+
+def test_there_are_engine_modules_to_check() -> None:
+    assert len(modules("agents.engine")) >= 10
+
+
+@pytest.mark.parametrize("module", modules("agents.engine"))
+def test_the_engine_imports_no_framework(module: str) -> None:
+    loaded = imported_by([module])
+    found = {m for m in loaded if m.split(".")[0] in FRAMEWORKS}
+    assert not found, f"{module} imports {sorted(found)[:5]}"
+
+
+#: `obj._name` where `obj` is not self/cls: a reach into another object's privates
+_PRIVATE = re.compile(
+    r"(?<![\w.])(?!self\.|cls\.|super\(\)\.)[a-z_][\w]*(?:\(\))?\._[a-z][a-z0-9_]*"
+)
+
+
+def test_only_the_faust_port_reaches_into_private_attributes() -> None:
+    """Outside agents/faust_port/, code touches no other object's private names (its
+    own, through `self`, only)."""
+    found = []
+    for path in sorted((ROOT / "agents").rglob("*.py")):
+        if "faust_port" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            code = line.split("#", 1)[0]
+            for match in _PRIVATE.finditer(code):
+                text = match.group(0)
+                if text.startswith(("self.", "cls.")):
+                    continue
+                found.append(f"{path.relative_to(ROOT)}:{number}: {text}")
+    assert not found, "\n".join(found)

@@ -1,0 +1,220 @@
+"""The value book: one ledger per partition this worker owns (streams.ledger), built from
+the customer states in the store, kept current by every applied event, and persisted as
+each partition's progress record beside its customers' states.
+
+What the per-event path tells the day close goes through here (`note_offset`,
+`note_applied`, `bucket_floor_day`): the event path never calls the day close, and the
+day close never calls the event path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import orjson
+
+from agents.engine.store import CustomerStore
+from agents.settings import Settings
+from agents.topics import INPUT_EVENT_TYPES
+from streams import care
+from streams.care import CareRules
+from streams.customer import CustomerState
+from streams.ledger import PartitionLedger, Progress
+from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, day_of, from_micros
+from streams.valuation import ValueRules, buyer_flags, due_day
+
+log = logging.getLogger(__name__)
+
+
+def progress_key(partition: int) -> bytes:
+    """The reserved table key of a partition's progress (customer ids cannot hold NUL)."""
+    return b"\x00progress\x00" + str(partition).encode()
+
+
+def is_reserved(key: bytes) -> bool:
+    return key.startswith(b"\x00")
+
+
+def rules_of(settings: Settings) -> ValueRules:
+    return ValueRules(
+        settings.value,
+        settings.clv,
+        settings.tiering,
+        CareRules(settings.spikes, settings.care, settings.tickets),
+    )
+
+
+def day_text(day: int | None) -> str:
+    return "nothing" if day is None else from_micros(day * MICROS_PER_DAY).strftime("%Y-%m-%d")
+
+
+class Book:
+    """Ledgers of the partitions this worker owns, and what the event path tells them."""
+
+    def __init__(self, settings: Settings, store: CustomerStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.rules = rules_of(settings)
+        self.ticket_lag = care.tier_lag_days(settings.ingest.allowed_lateness_seconds)
+        self.partitions = settings.kafka.partitions
+        self.alpha = settings.tiering.sketch_relative_accuracy
+        self.lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
+        #: full input topic name -> the event type it carries
+        self.topics = {settings.topics.name(k): t for k, t in INPUT_EVENT_TYPES.items()}
+        self.ledgers: dict[int, PartitionLedger] = {}
+        self.generation = 0  # bumped whenever partitions are revoked
+        self._retention_days = self.rules.retention_days  # a property chain, read per event
+        self._processed_next: dict[tuple[str, int], int] = {}
+        self._progress_records: dict[int, tuple[PartitionLedger, bytes, Callable[[], bytes]]] = {}
+
+    @property
+    def processed_next(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset after the last message this worker applied
+        since it was last given the partition (read-only: caught-up tests, consumer lag)."""
+        return self._processed_next
+
+    # -- what the event path tells ---------------------------------------------------------
+    def note_offset(self, topic: str, partition: int, offset: int) -> None:
+        self._processed_next[(topic, partition)] = offset + 1
+
+    def note_applied(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        occurred_at: int,
+        state: CustomerState,
+        *,
+        created: bool = False,
+    ) -> None:
+        ledger = self.ledger(partition)
+        if created:
+            ledger.count_tier(None, state.tier)
+        progress = ledger.progress
+        if occurred_at > progress.latest.get(topic, -(2**62)):
+            progress.latest[topic] = occurred_at
+        day = day_of(occurred_at)
+        first = progress.first.get(topic)
+        if first is None or day < first:
+            progress.first[topic] = day
+        if state.stale:
+            closed = progress.closed_day
+            ledger.mark_stale(key, day if closed is None else max(day, closed + 1))
+        self.touch_progress(ledger)
+
+    def bucket_floor_day(self, partition: int) -> int | None:
+        """Events dated before this day are too old for any window still to be closed."""
+        ledger = self.ledgers.get(partition)
+        closed = None if ledger is None else ledger.progress.closed_day
+        return None if closed is None else closed - self._retention_days + 2
+
+    # -- ledgers ---------------------------------------------------------------------------
+    def ledger(self, partition: int) -> PartitionLedger:
+        ledger = self.ledgers.get(partition)
+        if ledger is None:
+            ledger = self.ledgers[partition] = self._build(partition)
+        return ledger
+
+    def owned(self, partitions: set[int]) -> list[int]:
+        """Keep a ledger for exactly the partitions this worker owns; the ones dropped."""
+        dropped = [p for p in self.ledgers if p not in partitions]
+        for partition in dropped:
+            del self.ledgers[partition]
+        for partition in sorted(partitions):
+            self.ledger(partition)
+        return dropped
+
+    def forget(self) -> None:
+        """Partitions moved: ledgers are rebuilt from the store for the new assignment.
+
+        A close or a tiering in progress (they yield between chunks) notices the new
+        generation at its next step and stops without writing anything more: the
+        partition may already belong to another worker.
+        """
+        self.generation += 1
+        self.ledgers.clear()
+        # Positions read here before the partitions moved are stale once another worker
+        # has read on: until this worker reads again, the committed offset says where
+        # the group is.
+        self._processed_next.clear()
+
+    def touch_progress(self, ledger: PartitionLedger) -> None:
+        """The partition's progress changed: it goes with the next snapshot."""
+        # called for every applied event: the key and the encoder are made once per ledger
+        record = self._progress_records.get(ledger.partition)
+        if record is None or record[0] is not ledger:
+            record = (
+                ledger,
+                progress_key(ledger.partition),
+                lambda: orjson.dumps(ledger.progress.to_json()),
+            )
+            self._progress_records[ledger.partition] = record
+        self.store.put_record(record[1], ledger.partition, record[2])
+
+    def _build(self, partition: int) -> PartitionLedger:
+        started = time.perf_counter()
+        ledger = PartitionLedger(partition, self.alpha)
+        raw = self.store.get_record(progress_key(partition))
+        if raw is not None:
+            ledger.progress = Progress.from_json(orjson.loads(raw))
+        closed = ledger.progress.closed_day
+        count = 0
+        for key in self.store.keys_of(partition):
+            if is_reserved(key):
+                continue
+            state = self.store.get(key, partition)
+            if state is None:
+                continue
+            count += 1
+            ledger.count_tier(None, state.tier)
+            if state.judged and state.score is not None:
+                ledger.index(key, state.score)
+            _restore_stale(ledger, key, state, closed)
+            if state.closed_day is not None and (
+                state.tiered_day is None or state.tiered_day < state.closed_day
+            ):
+                ledger.to_tier.add(key)  # valued since its tier was last decided
+            if closed is not None and state.closed_day is not None:
+                ledger.set_due(key, due_day(state, closed, self.rules))
+                ledger.set_buyer(key, *buyer_flags(state, closed, self.rules))
+            waiting = care.first_ticket_day(state.care, self.ticket_lag)
+            if waiting is not None:
+                ledger.tickets_waiting[key] = waiting
+        log.info(
+            "value ledger of partition %d built: %d customers, closed through %s, in %.2fs",
+            partition,
+            count,
+            day_text(closed),
+            time.perf_counter() - started,
+            extra={
+                "event": "ledger_built",
+                "partition": partition,
+                "customers": count,
+                "closed_through": day_text(closed),
+            },
+        )
+        return ledger
+
+
+def _restore_stale(
+    ledger: PartitionLedger, key: bytes, state: CustomerState, closed: int | None
+) -> None:
+    """After a rebuild: every open day with figures needs its close, and a customer
+    with changes no close has seen needs the next one (its events' days are not
+    known any more; re-valuing a customer whose closed days did not change is
+    harmless: the value as of a day is a function of its buckets)."""
+    opened = closed if closed is not None else -(2**31)
+    for day in state.days:
+        if day > opened:
+            ledger.mark_stale(key, day)
+    # A quiet customer valued before the latest close is up to date: its states are
+    # written before the partition's progress, on the same changelog partition.
+    if state.stale:
+        if closed is not None:
+            ledger.mark_stale(key, closed + 1)
+        elif state.closed_day is None:
+            # never closed, and its events may have left no bucket (a contact
+            # preference): the live ledger closes it on its first event's day
+            ledger.mark_stale(key, day_of(state.first_seen_at))

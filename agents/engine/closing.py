@@ -1,0 +1,134 @@
+"""Deciding what closes: a partition closes day E once its watermark has passed the end
+of E and it has tiered E - 1 (lock-step). The customers with new figures up to E, or due
+that day (a bucket leaves the window, the end of being `new`, a downgrade's dwell time, a
+care timer), are valued as of E (streams.valuation.evaluate), and the partition publishes
+its population summary for E."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from agents.engine.book import Book, day_text
+from agents.engine.population import Population
+from agents.engine.summaries import SummaryPublisher
+from agents.engine.watermarks import Watermarks
+from agents.logs import Throttle
+from agents.metrics import Metrics
+from streams.ledger import PartitionLedger
+from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND
+from streams.valuation import evaluate
+from streams.value import expected_lifetime_years
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 2000  # customers handled between two yields to the event loop
+
+
+def chunks(keys: list[bytes]) -> Iterable[list[bytes]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield keys[start : start + _CHUNK]
+
+
+class DayCloser:
+    def __init__(
+        self,
+        book: Book,
+        *,
+        marks: Watermarks,
+        publisher: SummaryPublisher,
+        population: Population,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self._book = book
+        self._marks = marks
+        self._publisher = publisher
+        self._population = population
+        self._metrics = metrics
+        self._clock = clock
+        self._throttle = Throttle(10.0)
+        #: partition -> (the next day to close, when its watermark was first seen past it)
+        self._closable_since: dict[int, tuple[int, float]] = {}
+
+    def forget(self) -> None:
+        self._closable_since.clear()
+
+    def closable_since(self, partition: int, day: int) -> float | None:
+        """When the partition's watermark was first seen past the end of `day` (once: it
+        is forgotten), if `day` is the one it noted."""
+        since = self._closable_since.pop(partition, None)
+        return since[1] if since is not None and since[0] == day else None
+
+    async def maybe_close(self, ledger: PartitionLedger) -> None:
+        progress = ledger.progress
+        if progress.closed_day is not None and progress.tiered_day != progress.closed_day:
+            return  # lock-step: tier the last closed day first
+        day = self._marks.start_day() if progress.closed_day is None else progress.closed_day + 1
+        if day is None:
+            return
+        watermark, _ = self._marks.watermark(ledger)
+        if watermark is None or watermark < (day + 1) * MICROS_PER_DAY:
+            return
+        noted = self._closable_since.get(ledger.partition)
+        if noted is None or noted[0] != day:
+            self._closable_since[ledger.partition] = (day, self._clock())
+        previous = self._population.days.get(day - 1)
+        lifetime = (
+            previous.lifetime_years
+            if previous is not None
+            else expected_lifetime_years(self._book.settings.clv, None)
+        )
+        candidates = ledger.pop_stale(day) | ledger.pop_due(day)
+        book = self._book
+        generation = book.generation
+        for chunk in chunks(sorted(candidates)):
+            for key in chunk:
+                self._close_customer(ledger, key, day, lifetime)
+            await asyncio.sleep(0)
+            if book.generation != generation:
+                return  # revoked meanwhile: the new owner closes the day again
+        progress.closed_day = day
+        if progress.started_day is None:
+            progress.started_day = day
+        buyers, silent = ledger.churn_counts()
+        progress.published = {d: s for d, s in progress.published.items() if d >= day - 1}
+        progress.published[day] = {
+            "summary": ledger.summary.to_json(),
+            "buyers": buyers,
+            "silent": silent,
+        }
+        book.touch_progress(ledger)
+        self._metrics.closed_day.set((day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
+        self._publisher.maybe_publish(ledger, force=True)
+        allowed, held = self._throttle.allow(f"closed-{ledger.partition}")
+        if allowed:  # a backfill closes thousands of days: one line per 10 s per partition
+            log.info(
+                "partition %d closed %s and published its population summary%s",
+                ledger.partition,
+                day_text(day),
+                f" ({held} more days since the last line)" if held else "",
+                extra={
+                    "event": "summary_published",
+                    "partition": ledger.partition,
+                    "day": day_text(day),
+                    "judged": ledger.summary.count,
+                    "held_back": held,
+                },
+            )
+
+    def _close_customer(
+        self, ledger: PartitionLedger, key: bytes, day: int, lifetime: float
+    ) -> None:
+        store = self._book.store
+        state = store.get(key, ledger.partition)
+        if state is None:
+            return
+        result = evaluate(state, day, lifetime_years=lifetime, rules=self._book.rules)
+        ledger.index(key, result.score if result.judged else None)
+        ledger.set_buyer(key, result.buyer, result.silent)
+        ledger.set_due(key, result.due_day)
+        if result.exists:
+            ledger.to_tier.add(key)
+        store.put(key, ledger.partition, state)

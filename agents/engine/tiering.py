@@ -1,0 +1,215 @@
+"""Tiering a partition for a merged day: the customers re-valued at its close and those
+whose score lies between the cuts of the day before and the day's (streams.tiers
+.recheck_keys) get their tier for the day (streams.valuation.retier), then the care rules
+(streams.care via valuation.care_of_day); what they decide is emitted as built by
+streams/outputs.py. Tickets wait for the tier of the day they need, and are prioritised
+as soon as it is decided."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from agents.engine.book import Book, day_text
+from agents.engine.closing import DayCloser, chunks
+from agents.engine.outputs import Outputs
+from agents.engine.population import Population
+from agents.engine.summaries import SummaryPublisher
+from agents.logs import Throttle
+from agents.metrics import Metrics
+from streams import care, outputs
+from streams.care import DayCare
+from streams.customer import CustomerState
+from streams.ledger import SPIKE, TIER_CHANGE, PartitionLedger, care_task_key
+from streams.tiers import Cuts, recheck_keys
+from streams.units import MICROS_PER_SECOND, day_of
+from streams.valuation import care_of_day, due_day, retier
+
+log = logging.getLogger(__name__)
+
+
+class Tiering:
+    def __init__(
+        self,
+        book: Book,
+        *,
+        population: Population,
+        closer: DayCloser,
+        publisher: SummaryPublisher,
+        outputs: Outputs,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        day_done: Callable[[float], None] | None = None,
+    ) -> None:
+        self._book = book
+        self._population = population
+        self._closer = closer
+        self._publisher = publisher
+        self._outputs = outputs
+        self._metrics = metrics
+        self._clock = clock
+        #: called with the moment a day became closable, once it is tiered and its
+        #: outputs are queued (the worker times their delivery)
+        self._day_done = day_done
+        self._throttle = Throttle(10.0)
+
+    def _now(self) -> int:
+        return int(self._clock() * MICROS_PER_SECOND)
+
+    async def maybe_tier(self, ledger: PartitionLedger) -> None:
+        progress = ledger.progress
+        day = progress.closed_day
+        days = self._population.days
+        if day is None or progress.tiered_day == day or day not in days:
+            return
+        cuts = days[day].cuts
+        previous = days.get(day - 1)
+        if previous is None and progress.tiered_day is not None:
+            candidates = set(ledger.scores) | ledger.to_tier  # cuts of the day before unknown
+        else:
+            moved = recheck_keys(None if previous is None else previous.cuts, cuts, ledger.members)
+            candidates = ledger.to_tier | ledger.members_of(moved)
+        revalued, ledger.to_tier = ledger.to_tier, set()
+        changes = 0
+        book = self._book
+        generation = book.generation
+        for chunk in chunks(sorted(candidates)):
+            for key in chunk:
+                changes += self._tier_customer(ledger, key, day, cuts, key in revalued)
+            await asyncio.sleep(0)
+            if book.generation != generation:
+                return  # revoked meanwhile: the new owner tiers the day again
+        progress.tiered_day = day
+        self._release_tickets(ledger, day)
+        progress.tier_counts = dict(ledger.tier_counts)
+        book.touch_progress(ledger)
+        self._publisher.maybe_publish(ledger, force=True)  # the tier counts as of `day`
+        since = self._closer.closable_since(ledger.partition, day)
+        if since is not None and self._day_done is not None:
+            self._day_done(since)
+        self._metrics.tiered_candidates.observe(len(candidates))
+        allowed, _ = self._throttle.allow(f"tiered-{ledger.partition}")
+        if changes and allowed:
+            log.info(
+                "partition %d tiered as of %s: %d of %d candidates changed tier",
+                ledger.partition,
+                day_text(day),
+                changes,
+                len(candidates),
+                extra={
+                    "event": "partition_tiered",
+                    "partition": ledger.partition,
+                    "day": day_text(day),
+                    "changes": changes,
+                    "candidates": len(candidates),
+                },
+            )
+
+    def _tier_customer(
+        self, ledger: PartitionLedger, key: bytes, day: int, cuts: Cuts, revalued: bool
+    ) -> int:
+        book = self._book
+        state = book.store.get(key, ledger.partition)
+        if state is None or state.closed_day is None or state.closed_day > day:
+            return 0
+        _, facts = retier(state, day, cuts, rules=book.rules)
+        found = care_of_day(
+            state,
+            day,
+            tier_change=None if facts is None else (facts.previous, facts.tier),
+            revalued=revalued,
+            rules=book.rules,
+        )
+        ledger.set_due(key, due_day(state, day, book.rules))
+        book.store.put(key, ledger.partition, state)
+        self._emit_care(ledger, key, state.customer_id, day, found)
+        if facts is None:
+            return 0
+        ledger.count_tier(facts.previous, facts.tier)
+        self._count_emitted(ledger, TIER_CHANGE)
+        event = outputs.tier_change(
+            state.customer_id, day, facts, rules=book.rules, emitted_at=self._now()
+        )
+        self._outputs.emit("tier_changes", ledger.partition, key, event)
+        self._metrics.tier_changes.labels(from_tier=facts.previous, to_tier=facts.tier).inc()
+        return 1
+
+    def _count_emitted(self, ledger: PartitionLedger, key: str) -> None:
+        ledger.progress.count_emitted(key)
+        # In the same snapshot as the customer states written so far, so a crash can
+        # neither lose a count nor count an output twice when the day is tiered again.
+        self._book.touch_progress(ledger)
+
+    def _emit_care(
+        self, ledger: PartitionLedger, key: bytes, customer_id: str, day: int, found: DayCare
+    ) -> None:
+        for event in outputs.care_outputs(customer_id, day, found, emitted_at=self._now()):
+            if event.event_type == "basic_question_spike":
+                self._outputs.emit("basic_question_spikes", ledger.partition, key, event)
+                self._metrics.spikes.inc()
+                self._count_emitted(ledger, SPIKE)
+            else:
+                kind = event.kind  # type: ignore[attr-defined]
+                self._outputs.emit("care_tasks", ledger.partition, key, event)
+                self._metrics.care_tasks.labels(kind=kind).inc()
+                self._count_emitted(ledger, care_task_key(kind))
+        for kind, reason in found.suppressed:
+            self._metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
+
+    # -- tickets -----------------------------------------------------------------------------
+    def ticket_arrived(
+        self, partition: int, key: bytes, state: CustomerState, occurred_at: int
+    ) -> None:
+        """An opened or reopened ticket was applied: prioritise it now if the tier it
+        needs is decided, else when its partition tiers that day.
+
+        Tickets already waiting wait for later days than the partition has tiered (those
+        are released as each day is tiered), so a ticket whose day is not decided yet
+        only moves the customer's wake-up day: no scan of the waiting tickets, which a
+        ticket-heavy customer catching up a backlog would pay for every new one."""
+        book = self._book
+        ledger = book.ledger(partition)
+        needs = day_of(occurred_at) - book.ticket_lag
+        tiered = ledger.progress.tiered_day
+        if tiered is None or needs > tiered:
+            current = ledger.tickets_waiting.get(key)
+            ledger.tickets_waiting[key] = needs if current is None else min(current, needs)
+            return
+        self._emit_tickets(partition, key, state, tiered)
+        book.store.put(key, partition, state)
+        waiting = care.first_ticket_day(state.care, book.ticket_lag)
+        if waiting is None:
+            ledger.tickets_waiting.pop(key, None)
+        else:
+            ledger.tickets_waiting[key] = waiting
+
+    def _release_tickets(self, ledger: PartitionLedger, day: int) -> None:
+        book = self._book
+        for key in sorted(k for k, d in ledger.tickets_waiting.items() if d <= day):
+            del ledger.tickets_waiting[key]
+            state = book.store.get(key, ledger.partition)
+            if state is None:
+                continue
+            self._emit_tickets(ledger.partition, key, state, day)
+            book.store.put(key, ledger.partition, state)
+            waiting = care.first_ticket_day(state.care, book.ticket_lag)
+            if waiting is not None:
+                ledger.tickets_waiting[key] = waiting
+
+    def _emit_tickets(
+        self, partition: int, key: bytes, state: CustomerState, tiered_day: int
+    ) -> None:
+        decisions = care.ready_tickets(
+            state.customer_id,
+            state.care,
+            current_tier=state.tier,
+            tiered_day=tiered_day,
+            rules=self._book.rules.care,
+            lag=self._book.ticket_lag,
+        )
+        now = self._now()
+        for decision in decisions:
+            event = outputs.ticket_priority(state.customer_id, decision, emitted_at=now)
+            self._outputs.emit("ticket_priorities", partition, key, event)
+            self._metrics.ticket_priorities.labels(tier=decision.tier).inc()

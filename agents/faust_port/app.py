@@ -1,0 +1,180 @@
+"""The Faust app class vipstream runs, and what it changes in Faust at run time.
+
+- `VipApp._new_consumer` (a private factory of faust.App, overridden): every consumer
+  Faust creates commits through vipstream's commit barrier (its `force_commit` replaced:
+  agents/engine/barrier.py), learns log ends that are right on every broker
+  (agents/kafka/highwater.py: the embedded broker's ListOffsets answer falls short), and
+  fetches with vipstream's `fetch_max_wait` (agents/faust_port/consumer.py).
+- `VipApp._on_agent_error` (private, overridden): Faust restarts a crashed agent and only
+  logs it; vipstream counts it for an alert.
+- `count_recovery` wraps the table's `apply_changelog_batch` on the instance, to count
+  the changelog records recovery applies (Faust has no hook for it).
+- A service task watches the consumer's group coordination and the committed offsets.
+
+tests/agents/test_faust_port.py fails when one of these moves upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+import mode
+
+from agents.engine.barrier import CommitBarrier
+from agents.engine.commit_watch import CommitWatch
+from agents.faust_port.consumer import (
+    FaustCommitter,
+    committed_offsets,
+    group_coordination_error,
+    set_fetch_max_wait,
+)
+from agents.kafka.highwater import exact_highwaters
+from agents.metrics import Metrics
+from agents.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class VipApp(faust.App):
+    """A Faust app whose offset commits are preceded by the durability barrier."""
+
+    barrier: CommitBarrier
+    bootstrap_servers: list[str]
+    vip: Any  # the worker's handles (agents/worker/app.py)
+    _committed_labels: set[tuple[str, str]] = set()  # noqa: RUF012 (replaced, not mutated)
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        install_barrier(consumer, self.barrier, lambda: self.producer)
+        # table recovery reads changelogs up to these offsets (see agents/kafka/highwater.py);
+        # Faust stops waiting for them after broker_request_timeout, so give up sooner
+        consumer.highwaters = exact_highwaters(
+            consumer.highwaters,
+            self.bootstrap_servers,
+            wait_seconds=self.vip.settings.kafka.request_timeout_seconds / 2,
+        )
+        set_fetch_max_wait(consumer, self.vip.settings.kafka.fetch_max_wait_seconds)
+        return consumer
+
+    @mode.Service.task
+    async def _watch_group_coordination(self) -> None:
+        """A worker whose group coordination died would never consume again while looking
+        alive: stop it (exit status 1) so that its supervisor starts a fresh one. A task of
+        the app service itself: Faust starts app tasks and timers only once table
+        recovery has completed, which needs the group this watches."""
+        commits = CommitWatch()
+        warned: dict[Any, float] = {}
+        while not self.should_stop:
+            await self.sleep(2.0)
+            now = time.monotonic()
+            stalled = commits.check(
+                self.vip.frontier.positions(),
+                committed_offsets(self.consumer),
+                now,
+            )
+            self.vip.metrics.commit_stalled_partitions.set(len(stalled))
+            self._note_committed_offsets()
+            for stall in stalled:
+                if now - warned.get(stall.tp, -1e9) >= 60:
+                    warned[stall.tp] = now
+                    log.warning(
+                        "offsets of %s[%d] not committed for %.0fs: committed %s, events "
+                        "applied up to offset %d",
+                        stall.tp.topic,
+                        stall.tp.partition,
+                        stall.seconds,
+                        stall.committed,
+                        stall.position - 1,
+                        extra={"event": "commit_stalled"},
+                    )
+            error = group_coordination_error(self.consumer)
+            # stopping: the coordination may end with an error while leaving the group
+            if error is not None and not self.should_stop:
+                log.critical(
+                    "the Kafka client's consumer-group coordination ended with %r: this "
+                    "worker would never consume again; stopping so that it is restarted",
+                    error,
+                    extra={"event": "group_coordination_failed"},
+                )
+                await self.crash(error)
+                return
+
+    def _note_committed_offsets(self) -> None:
+        gauge = self.vip.metrics.committed_offset
+        inputs = self.vip.input_topics
+        try:
+            assignment = self.consumer.assignment()
+        except Exception:  # not started yet
+            return
+        committed = committed_offsets(self.consumer)
+        owned = {(tp.topic, str(tp.partition)) for tp in assignment if tp.topic in inputs}
+        for labels in self._committed_labels - owned:
+            gauge.remove(*labels)
+        for tp in assignment:
+            if tp.topic in inputs:
+                offset = committed.get(tp)
+                gauge.labels(tp.topic, str(tp.partition)).set(-1 if offset is None else offset)
+        self._committed_labels = owned
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        """Faust restarts a crashed agent and only logs it: count it, so it can alert."""
+        await super()._on_agent_error(agent, exc)
+        self.vip.metrics.agent_crashes.inc()
+        log.error(
+            "agent %s crashed; Faust restarts it: %r",
+            agent.name,
+            exc,
+            exc_info=exc,
+            extra={"event": "agent_crashed"},
+        )
+
+
+def install_barrier(consumer: Any, barrier: CommitBarrier, producer: Callable[[], Any]) -> None:
+    """Route every commit Faust makes (timer, rebalance, shutdown: all call
+    `Consumer.force_commit`) through the barrier."""
+    committer = FaustCommitter(consumer, producer)
+
+    async def durable_force_commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+        return await barrier.commit(committer, topics, start_new_transaction)
+
+    consumer.force_commit = durable_force_commit
+
+
+def count_recovery(table: Any, metrics: Metrics) -> None:
+    """Count the changelog records Faust's recovery applies to the table's local store."""
+    apply_batch = table.apply_changelog_batch
+
+    def counted(batch: Any) -> None:
+        metrics.state_recovered.inc(len(batch))
+        apply_batch(batch)
+
+    table.apply_changelog_batch = counted
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """Faust settings derived from ours (also used by the benchmark's floor app, so the
+    two consume with identical group, fetch and commit behaviour)."""
+    kafka = settings.kafka
+    return {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers],
+        "env": {},  # Faust's own environment variables must not override our settings
+        "autodiscover": False,
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "table_standby_replicas": kafka.standby_replicas,
+        "broker_session_timeout": kafka.session_timeout_seconds,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_seconds,
+        "broker_rebalance_timeout": kafka.rebalance_timeout_seconds,
+        "broker_commit_interval": kafka.commit_interval_seconds,
+        "broker_request_timeout": kafka.request_timeout_seconds,
+        "producer_max_request_size": kafka.max_message_bytes,
+        "producer_linger": kafka.producer_linger_seconds,
+        "producer_request_timeout": kafka.delivery_timeout_seconds,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "stream_wait_empty": True,
+    }

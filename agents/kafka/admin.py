@@ -1,0 +1,93 @@
+"""Creating the contract's topics, and checking those that exist (agents/topics.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from agents.settings import Settings
+from agents.topics import topic_plan
+
+log = logging.getLogger(__name__)
+
+_TOPIC_EXISTS = 36
+
+
+class TopicError(RuntimeError):
+    """A topic is missing, cannot be created, or has the wrong partition count."""
+
+
+async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> None:
+    """Create missing contract topics; refuse any with a different partition count.
+
+    Contract topics must all have `kafka.partitions` partitions: a customer's calls,
+    orders, tickets and state are co-partitioned by the key's hash, which depends on the
+    count, and a customer's outputs go to the partition its events came from.
+    Retries while the broker is not reachable yet, up to `wait_seconds`.
+    """
+    admin = await _connect_admin(settings, wait_seconds)
+    try:
+        plan = topic_plan(settings)
+        existing = set(await admin.list_topics())
+        missing = [p for p in plan if p.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        p.name,
+                        p.partitions,
+                        settings.kafka.replication_factor,
+                        topic_configs={"cleanup.policy": "compact"} if p.compacted else {},
+                    )
+                    for p in missing
+                ]
+            )
+            for name, code, message in response.topic_errors:
+                if code not in (0, _TOPIC_EXISTS):
+                    raise TopicError(f"cannot create topic {name!r}: error {code} {message}")
+            log.info(
+                "created topics %s",
+                ", ".join(p.name for p in missing),
+                extra={"event": "topics_created", "topics": [p.name for p in missing]},
+            )
+        partitioned = [p.name for p in plan if p.partitions == settings.kafka.partitions]
+        for described in await admin.describe_topics(partitioned):
+            count = len(described["partitions"])
+            if count != settings.kafka.partitions:
+                raise TopicError(
+                    f"topic {described['topic']!r} has {count} partitions but "
+                    f"kafka.partitions={settings.kafka.partitions}; the contract topics and the "
+                    "state are co-partitioned by customer, so the counts must be equal"
+                )
+    finally:
+        await admin.close()
+
+
+async def _connect_admin(settings: Settings, wait_seconds: float) -> AIOKafkaAdminClient:
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    attempt = 0
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            request_timeout_ms=int(settings.kafka.request_timeout_seconds * 1000),
+        )
+        try:
+            await admin.start()
+            return admin
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            await admin.close()
+            attempt += 1
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TopicError(
+                    f"broker {settings.broker} not reachable after {wait_seconds:.0f}s: {exc}"
+                ) from exc
+            log.warning(
+                "broker %s not reachable yet (attempt %d: %s); retrying",
+                settings.broker,
+                attempt,
+                exc,
+            )
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))

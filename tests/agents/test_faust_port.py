@@ -1,0 +1,273 @@
+"""agents/faust_port/: every reach into faust, mode or aiokafka beyond their public API
+still finds what it expects (a canary per attribute: when an upgrade moves one, these
+fail before a worker does), and the upstream defects the port works around are still
+there (when one is fixed upstream, its test here fails and the workaround can go)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
+
+from agents.faust_port.consumer import drain
+from agents.worker.app import VipApp
+
+# -- a commit the broker refuses (faust-streaming #316) -----------------------------------
+CALLS_0 = TP("calls", 0)
+
+
+class RefusingBroker:
+    """Stands in for aiokafka's commit: answers each commit with the next planned result
+    (False is what Faust returns for CommitFailedError "already rebalanced")."""
+
+    def __init__(self, consumer: Any, results: list[bool]) -> None:
+        self.results = list(results)
+        self.commits: list[dict[TP, int]] = []
+        consumer._commit = self.commit
+        consumer.assignment = lambda: {CALLS_0}
+
+    async def commit(self, offsets: Any) -> bool:
+        self.commits.append(dict(offsets))
+        return self.results.pop(0)
+
+
+def acknowledge(app: VipApp, first: int, end: int) -> None:
+    """What the agent and Faust do when the agent has applied the events at these offsets:
+    the agent moves its frontier, Faust acknowledges."""
+    consumer = app.consumer
+    for offset in range(first, end):
+        app.vip.frontier.advance(CALLS_0, offset)
+        consumer._acked[CALLS_0].append(offset)
+        consumer._acked_index[CALLS_0].add(offset)
+
+
+def committed(consumer: Any) -> int | None:
+    value: int | None = consumer._committed_offset.get(CALLS_0)
+    return value
+
+
+async def test_faust_records_a_refused_commit_as_done(app: VipApp) -> None:
+    """The upstream bug the barrier guards against, on Faust's own consumer code.
+
+    When faust-streaming fixes #316 this test fails: the guard can then go.
+    """
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [False])
+    acknowledge(app, 0, 10)
+    offsets = consumer._filter_committable_offsets([CALLS_0])
+    assert await FaustConsumer._commit_offsets(consumer, offsets) is False
+    assert broker.commits == [{CALLS_0: 10}]
+    assert committed(consumer) == 10  # believed committed although the broker refused
+    assert consumer._acked[CALLS_0] == []  # and no longer pending: never sent again
+
+
+async def test_a_refused_commit_is_undone_and_sent_again(app: VipApp) -> None:
+    consumer = app.consumer  # a real Faust consumer, with the barrier installed
+    broker = RefusingBroker(consumer, [True, False, True])
+    acknowledge(app, 0, 5)
+    assert await consumer.force_commit() is True
+    acknowledge(app, 5, 10)
+    assert await consumer.force_commit() is False  # refused
+    assert committed(consumer) == 5  # Faust's bookkeeping put back
+    # no new events on the partition: the next commit still sends the refused offset
+    assert await consumer.force_commit() is True
+    assert broker.commits == [{CALLS_0: 5}, {CALLS_0: 10}, {CALLS_0: 10}]
+    assert committed(consumer) == 10
+    assert await consumer.force_commit() is False  # nothing left to commit
+    assert len(broker.commits) == 3
+
+
+async def test_commits_continue_after_a_refused_one(app: VipApp) -> None:
+    """Putting the committed offset back is not enough with Faust's bookkeeping alone: it
+    then sees a gap before the next acknowledged offset and stops committing the
+    partition. Committing from the frontier, the next commit covers the refused offsets
+    and everything applied since."""
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [True, False, True, True])
+    acknowledge(app, 0, 5)
+    await consumer.force_commit()
+    acknowledge(app, 5, 10)
+    await consumer.force_commit()  # refused
+    acknowledge(app, 10, 15)
+    assert await consumer.force_commit() is True
+    assert broker.commits[-1] == {CALLS_0: 15}  # the refused offsets and what followed
+    acknowledge(app, 15, 20)
+    assert await consumer.force_commit() is True
+    assert broker.commits[-1] == {CALLS_0: 20}
+    assert committed(consumer) == 20
+    assert consumer._acked[CALLS_0] == []  # Faust's acknowledgements do not pile up
+
+
+async def test_a_refused_offset_is_not_retried_after_the_partition_moved(app: VipApp) -> None:
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [False])
+    acknowledge(app, 0, 10)
+    assert await consumer.force_commit() is False
+    assert committed(consumer) is None  # never committed before: no entry, as before
+    consumer.assignment = set  # revoked: the new owner resumes from the broker's offset
+    assert await consumer.force_commit() is False
+    assert broker.commits == [{CALLS_0: 10}]
+
+
+# -- offsets Faust's stream dropped (agents/engine/frontier.py) -----------------------------------
+def faust_ack(consumer: Any, offsets: range) -> None:
+    """Faust's acknowledgements alone: the agent never applied anything else."""
+    for offset in offsets:
+        consumer._acked[CALLS_0].append(offset)
+        consumer._acked_index[CALLS_0].add(offset)
+
+
+@pytest.mark.parametrize(
+    ("acked", "faust_commits"),
+    [
+        (range(11, 15), 15),  # offset 10 dropped: committed past it, the event is lost
+        (range(12, 15), None),  # 10 and 11 dropped: never committed again, a stall
+    ],
+)
+def test_faust_commits_past_one_dropped_offset_and_stalls_on_two(
+    app: VipApp, acked: range, faust_commits: int | None
+) -> None:
+    """The upstream behaviour the frontier replaces, on Faust's own consumer code."""
+    consumer = app.consumer
+    consumer._committed_offset[CALLS_0] = 10
+    faust_ack(consumer, acked)
+    offsets = consumer._filter_committable_offsets([CALLS_0])
+    assert offsets.get(CALLS_0) == faust_commits
+
+
+async def test_the_barrier_commits_the_frontier_not_faust_acknowledgements(app: VipApp) -> None:
+    consumer = app.consumer
+    broker = RefusingBroker(consumer, [True, True])
+    consumer._committed_offset[CALLS_0] = 10
+    faust_ack(consumer, range(11, 15))  # offset 10 dropped: the agent applied nothing
+    assert await consumer.force_commit() is False
+    assert broker.commits == []  # nothing committed past the missing event
+    assert consumer._acked[CALLS_0] == []  # and Faust's list does not pile up
+    acknowledge(app, 10, 15)  # the agent read 10 back, then applied the rest
+    assert await consumer.force_commit() is True
+    assert broker.commits == [{CALLS_0: 15}]
+
+
+# -- canaries: the private attributes the port names ----------------------------------------
+class _Buffer:
+    """Like Faust's ProducerBuffer: flush() may return with messages still queued."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.size = 0
+        self._log = log
+
+    async def flush(self) -> None:
+        if self.size:
+            self.size -= 1  # gives up after one message, as Faust's does after 0.1 s
+            self._log.append("buffer-flush")
+
+
+class _Producer:
+    def __init__(self, log: list[str]) -> None:
+        self.buffer = _Buffer(log)
+        self._log = log
+
+    async def flush(self) -> None:
+        assert self.buffer.size == 0, "client flushed before the buffer was drained"
+        self._log.append("producer-flush")
+
+
+async def test_drain_waits_until_the_buffer_is_empty() -> None:
+    log: list[str] = []
+    producer = _Producer(log)
+    producer.buffer.size = 3
+    await drain(producer)
+    assert log == ["buffer-flush"] * 3 + ["producer-flush"]
+
+
+def test_faust_producer_buffer_is_what_drain_expects(app: VipApp) -> None:
+    buffer = app.producer.buffer
+    assert isinstance(buffer.size, int)
+    assert asyncio.iscoroutinefunction(buffer.flush)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_committed_offset",
+        "_acked",
+        "_acked_index",
+        "_gap",
+        "_filter_tps_with_pending_acks",
+        "_filter_committable_offsets",
+        "_commit_offsets",
+        "_commit",
+        "_thread",
+    ],
+)
+def test_faust_consumer_still_has(app: VipApp, name: str) -> None:
+    assert hasattr(app.consumer, name)
+
+
+async def test_faust_consumer_thread_creates_an_aiokafka_consumer_with_a_fetch_wait(
+    app: VipApp,
+) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    assert callable(thread._create_worker_consumer)
+    assert hasattr(AIOKafkaConsumer(), "_fetch_max_wait_ms")
+
+
+def test_aiokafka_group_coordination_runs_in_a_task_the_port_can_see() -> None:
+    import inspect
+
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    assert "_coordination_task" in inspect.getsource(GroupCoordinator.__init__)
+
+
+def test_aiokafka_client_refreshes_metadata_on_demand() -> None:
+    from aiokafka.client import AIOKafkaClient
+
+    assert callable(AIOKafkaClient.force_metadata_update)  # returns an awaitable future
+
+
+def test_faust_app_hooks_the_port_overrides_exist() -> None:
+    import faust
+
+    assert callable(faust.App._new_consumer)
+    assert asyncio.iscoroutinefunction(faust.App._on_agent_error)
+
+
+def test_faust_table_applies_changelog_batches(app: VipApp) -> None:
+    from agents.worker.app import STATE_TABLE
+
+    assert callable(app.tables[STATE_TABLE].apply_changelog_batch)
+
+
+@pytest.mark.parametrize(
+    ("store", "names"),
+    [
+        ("memory://", ["data", "_key_partition"]),
+        (
+            "rocksdb://",
+            [
+                "_db_for_partition",
+                "_key_index",
+                "_get_bucket_for_key",
+                "_visible_keys",
+                "_dbs",
+                "offset_key",
+                "use_rocksdict",
+            ],
+        ),
+    ],
+)
+def test_faust_table_stores_still_have(
+    settings: Any, tmp_path: Any, store: str, names: list[str]
+) -> None:
+    from agents.worker.app import STATE_TABLE, create_app
+
+    app = create_app(settings.model_copy(update={"store": store, "datadir": tmp_path}))
+    data = app.tables[STATE_TABLE].data
+    for name in names:
+        assert hasattr(data, name), name
