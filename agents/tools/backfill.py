@@ -6,7 +6,7 @@ instead of consuming years of events one Faust event at a time.
 The history is read as the workers would read it from fresh input topics: each line is
 routed to its topic by `event_type` and to its partition by the Kafka default
 partitioner on the customer id, and gets the offset it would have there. The same
-`Runtime` validates, deduplicates and applies it; the same `ValueEngine` closes the days
+event path validates, deduplicates and applies it; the same `ValueEngine` closes the days
 as the partitions' watermarks pass them (knowing, like a worker, how far each input
 partition goes), merges the population and tiers, with the care rules and their memory.
 So the states equal those of pushing the history through the live pipeline (a test
