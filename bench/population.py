@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.engine.value import is_reserved, progress_key
+from agents.engine.book import is_reserved, progress_key
 from agents.kafka.admin import ensure_topics
 from agents.kafka.producing import Record
 from agents.settings import Settings
