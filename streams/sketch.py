@@ -234,9 +234,11 @@ class Ranks:
 
     def percentile(self, value: float) -> float:
         """Share of the population below this value, in percent (ties count half)."""
+        return self._key_percentile(self.mapping.key(value))
+
+    def _key_percentile(self, key: int) -> float:
         if not self.count:
             return 0.0
-        key = self.mapping.key(value)
         below_index = bisect_left(self.keys, key)
         below = self.cumulative[below_index - 1] if below_index else 0
         at_or_below_index = bisect_right(self.keys, key)
@@ -248,7 +250,7 @@ class Ranks:
         asks a day's ranks about every bucket when it re-tiers (streams/tiers.py)."""
         found = self._bucket_percentiles.get(key)
         if found is None:
-            found = self._bucket_percentiles[key] = self.percentile(self.mapping.value(key))
+            found = self._bucket_percentiles[key] = self._key_percentile(key)
         return found
 
     def reach_threshold(self, percentile: float) -> float | None:

@@ -111,7 +111,20 @@ def test_remembered_bucket_percentiles_equal_computed_ones(values: list[float]) 
     for value in values:
         summary.add(value)
     ranks = summary.ranks()
-    for key in [*summary.counts, min(summary.counts) - 1, max(summary.counts) + 1]:
-        expected = ranks.percentile(ranks.mapping.value(key))
+    mapping = ranks.mapping
+    keys = [*summary.counts, mapping.successor(max(summary.counts))]
+    for key in keys:
+        # every value of the bucket (its lowest one here) has the bucket's percentile,
+        # even in the bucket just above zero, whose representative lies below it
+        expected = ranks.percentile(math.nextafter(mapping.largest_below(key), math.inf))
         assert ranks.bucket_percentile(key) == expected
         assert ranks.bucket_percentile(key) == expected  # the remembered answer
+    for value in values:
+        assert ranks.bucket_percentile(mapping.key(value)) == ranks.percentile(value)
+
+
+def test_an_empty_population_ranks_every_value_and_bucket_at_zero() -> None:
+    ranks = ScoreSummary(ALPHA).ranks()
+    assert ranks.percentile(5.0) == 0.0
+    assert ranks.bucket_percentile(ranks.mapping.key(5.0)) == 0.0
+    assert ranks.reach_threshold(50.0) is None
