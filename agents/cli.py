@@ -51,9 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(run=_demo)
 
-    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
+    p = sub.add_parser(
+        "broker", help="run a local broker: the embedded one, or Apache Kafka (KRaft)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("embedded", "kafka"),
+        default="embedded",
+        help="embedded (Tansu, in memory; the default) or kafka (Apache Kafka from its "
+        "published jars: needs java and mvn)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9092)
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="Apache Kafka's data directory, kept after it stops (default: a temporary one)",
+    )
     p.set_defaults(run=_broker)
 
     p = sub.add_parser("worker", help="run a Faust worker (several share the work)")
@@ -141,6 +155,13 @@ def _broker(args: argparse.Namespace) -> int:
     from agents.tools.broker import BrokerError, run_foreground
 
     try:
+        if args.engine == "kafka":
+            from agents.tools import kafka_broker
+
+            return kafka_broker.run_foreground(args.host, args.port, data_dir=args.data_dir)
+        if args.data_dir is not None:
+            print("vipstream: --data-dir is for --engine kafka", file=sys.stderr)
+            return 2
         return run_foreground(args.host, args.port)
     except BrokerError as exc:
         print(f"vipstream: {exc}", file=sys.stderr)

@@ -130,10 +130,12 @@ class Worker:
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     _dumped_at: int = -1  # the log's size when the stacks were asked for (-1: never)
+    host: str = "127.0.0.1"  # where its web port is reached
+    prefix: tuple[str, ...] = ()  # a command that execs it (a network namespace)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+        return f"http://{self.host}:{self.web_port}"
 
     def start(self) -> Worker:
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,7 @@ class Worker:
             env=self.env,
             log_path=self.log_path,
             cwd=ROOT,
+            prefix=self.prefix,
         )
         _STARTED.append(self.process)
         return self

@@ -53,6 +53,8 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                 ", ".join(p.name for p in missing),
                 extra={"event": "topics_created", "topics": [p.name for p in missing]},
             )
+        if missing:
+            await _wait_for_leaders(admin, [p.name for p in missing], wait_seconds=30.0)
         partitioned = [p.name for p in plan if p.partitions == settings.kafka.partitions]
         for described in await admin.describe_topics(partitioned):
             count = len(described["partitions"])
@@ -64,6 +66,29 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                 )
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], *, wait_seconds: float
+) -> None:
+    """Until every partition of the new topics has a leader: Apache Kafka elects them a
+    moment after the topics are created, and a producer that sends meanwhile is told
+    NotLeaderForPartition (it retries, with a warning)."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        described = await admin.describe_topics(topics)
+        leaderless = [
+            f"{d['topic']}[{p['partition']}]"
+            for d in described
+            for p in d.get("partitions", [])
+            if p.get("leader", -1) < 0
+        ]
+        if not leaderless and all(d.get("partitions") for d in described):
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning("topics without a leader after %.0fs: %s", wait_seconds, leaderless[:5])
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _connect_admin(settings: Settings, wait_seconds: float) -> AIOKafkaAdminClient:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from agents.engine.store import Snapshot
 
@@ -131,17 +132,37 @@ class BatchProducer:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap,
-                    acks="all",
-                    max_batch_size=self._max_bytes,
-                    max_request_size=self._max_bytes,
-                    request_timeout_ms=self._timeout_ms,
-                    enable_idempotence=False,
-                )
-                await producer.start()
-                self._producer = producer
+                self._producer = await self._start_patiently()
         return self._producer
+
+    async def _start_patiently(self) -> AIOKafkaProducer:
+        """Start the producer, retrying while no broker can be reached (an outage, a
+        network partition) for as long as a message would be retried: a worker whose
+        first send falls into an outage waits for the broker instead of crashing."""
+        deadline = asyncio.get_running_loop().time() + self._timeout_ms / 1000
+        attempt = 0
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                acks="all",
+                max_batch_size=self._max_bytes,
+                max_request_size=self._max_bytes,
+                request_timeout_ms=self._timeout_ms,
+                enable_idempotence=False,
+            )
+            try:
+                await producer.start()
+                return producer
+            except KafkaConnectionError as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                attempt += 1
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.warning(
+                    "producer: no broker reachable (attempt %d: %s); retrying", attempt, exc
+                )
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

@@ -7,7 +7,7 @@ import logging
 import logging.config
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agents.kafka.admin import TopicError, ensure_topics
@@ -86,16 +86,25 @@ async def _wait_for_broker(settings: Settings) -> None:
 
 
 def spawn_worker(
-    *, web_port: int, datadir: Path, env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+    *,
+    web_port: int,
+    datadir: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    prefix: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Start `vipstream worker` as a child process in its own session, logging to a file.
 
     Its own session: a Ctrl-C in the parent's terminal does not reach it, so the parent
-    stops it deliberately (SIGTERM to the process group) and in order.
+    stops it deliberately (SIGTERM to the process group) and in order. `prefix`: a
+    command that execs the worker (e.g. `ip netns exec NAME`, in a test's network
+    namespace).
     """
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "agents.cli",

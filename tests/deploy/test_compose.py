@@ -166,3 +166,9 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboard() -> None:
     assert url.hostname == "prometheus"
     assert url.hostname in SERVICES
     assert url.port == published(SERVICES["prometheus"]).get(9090, 9090)
+
+
+def test_compose_runs_the_kafka_version_the_tests_run() -> None:
+    from agents.tools.kafka_broker import kafka_version
+
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{kafka_version()}"

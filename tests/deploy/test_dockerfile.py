@@ -72,7 +72,8 @@ def test_build_copies_the_packages_and_the_context_contains_them() -> None:
         if keyword == "COPY" and not args.startswith("--from")
         for source in args.split()[:-1]
     }
-    packages = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.removesuffix("*") for pattern in include}
     assert copied == {"pyproject.toml", PYPROJECT["project"]["readme"], *packages}
     for source in copied:
         assert (ROOT / source).exists()

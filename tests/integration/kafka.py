@@ -91,7 +91,7 @@ def read_topic(env: dict[str, str], topic_key: str, idle: float = 2.0) -> list[d
 def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """Every output event, read with a bare aiokafka consumer until idle for 3 s."""
     prefix = env["VIPSTREAM_TOPICS__PREFIX"]
-    bootstrap = env["VIPSTREAM_BROKER"].removeprefix("kafka://")
+    bootstrap = settings_for(env).bootstrap_servers
 
     async def run() -> dict[str, list[dict[str, Any]]]:
         consumer = AIOKafkaConsumer(

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.tools.broker import EmbeddedBroker
+from tests.integration.conftest import RunningBroker
 from tests.integration.outcome import OUTPUTS, Outcome, outcome
 from tests.oracle import figures_of_file
 from tests.support import Worker, cli, isolated_env, simulate_history
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.integration
 TOPICS = (*OUTPUTS, "dead-letters")
 
 
-def test_backfill_gives_what_the_live_pipeline_gives(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> None:
+def test_backfill_gives_what_the_live_pipeline_gives(broker: RunningBroker, tmp_path: Path) -> None:
     live_env = isolated_env(broker.url)
     history = simulate_history(
         live_env,
@@ -62,7 +60,7 @@ def test_backfill_gives_what_the_live_pipeline_gives(
 
 
 def backfilled(
-    broker: EmbeddedBroker, work: Path, history: Path, customers: list[str], processes: str
+    broker: RunningBroker, work: Path, history: Path, customers: list[str], processes: str
 ) -> tuple[Outcome, str]:
     """A new deployment seeded by `backfill --processes N`, once its worker is ready; and
     the backfill's report, without its timing."""

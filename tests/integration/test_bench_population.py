@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agents.tools.broker import EmbeddedBroker
 from agents.tools.simulate_io import produce
 from agents.tools.simulator import SimulationConfig, Simulator
 from bench import population
 from bench.deployment import Deployment
 from streams.units import MICROS_PER_DAY, rfc3339
+from tests.integration.conftest import RunningBroker
 from tests.support import isolated_env, wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_partition_of_a_clone_is_the_kafka_default_partitioner() -> None:
         assert population.murmur2_partition(key, 8) == (murmur2(key) & 0x7FFFFFFF) % 8
 
 
-def test_a_seeded_population_serves_and_goes_on(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_a_seeded_population_serves_and_goes_on(broker: RunningBroker, tmp_path: Path) -> None:
     env = isolated_env(broker.url, VIPSTREAM_KAFKA__PARTITIONS="8")
     deployment = Deployment.of(env, "seeded", tmp_path)
     settings = deployment.settings()

@@ -17,7 +17,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from agents.tools.broker import EmbeddedBroker, free_port
+from agents.tools.broker import free_port
+from agents.tools.kafka_broker import KafkaNode
 from tests.integration.kafka import produce, read_topic, settings_for
 from tests.oracle import expected_figures
 from tests.support import Worker, isolated_env, running, wait_for
@@ -92,7 +93,7 @@ class SteadyProducer(threading.Thread):
 
 
 def test_a_paused_broker_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
-    with EmbeddedBroker() as broker:
+    with KafkaNode() as broker:
         # Requests time out during the pause (7 s, the least above the tests' 6 s session
         # timeout), so the worker must notice the dead connection and reconnect. With
         # the default 30 s, a 20 s stall is ridden out on the open connections.
@@ -192,7 +193,7 @@ def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None
         # probes see why it does not consume yet
         assert worker.get("/healthz") == (503, {"status": "broker_unreachable"})
 
-        with EmbeddedBroker(port=port):
+        with KafkaNode(port=port):
             worker.wait_healthy(timeout=60)
             produce(env, [("orders", key, value) for key, value in map(order, range(100))])
             wait_for(

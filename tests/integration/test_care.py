@@ -21,7 +21,7 @@ import jsonschema
 import orjson
 import pytest
 
-from agents.tools.broker import EmbeddedBroker
+from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import read_outputs
 from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
 
@@ -171,7 +171,8 @@ def day_of(text: str) -> int:
     return (moment - DAY0.replace(hour=0)).days
 
 
-def test_scenario_emits_exactly_the_expected_care(broker: EmbeddedBroker, tmp_path: Path) -> None:
+@pytest.mark.both_brokers
+def test_scenario_emits_exactly_the_expected_care(broker: RunningBroker, tmp_path: Path) -> None:
     env = isolated_env(broker.url, **SCENARIO_ENV)
     history, expected = scenario()
     path = history.write(tmp_path / "scenario.jsonl")
@@ -237,7 +238,7 @@ def test_scenario_emits_exactly_the_expected_care(broker: EmbeddedBroker, tmp_pa
     )
 
 
-def test_two_fresh_systems_emit_the_same_ids(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_two_fresh_systems_emit_the_same_ids(broker: RunningBroker, tmp_path: Path) -> None:
     base = isolated_env(broker.url)
     path = simulate_history(
         base,

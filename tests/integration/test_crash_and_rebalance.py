@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.tools.broker import EmbeddedBroker
+from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import group_lag
 from tests.integration.outcome import Outcome, outcome
 from tests.oracle import Expected, check_figures, figures_of_file
@@ -46,7 +46,7 @@ class History:
     reference: Outcome
 
 
-def new_env(broker: EmbeddedBroker) -> dict[str, str]:
+def new_env(broker: RunningBroker) -> dict[str, str]:
     return isolated_env(broker.url, **VALUE_ENV)
 
 
@@ -56,7 +56,7 @@ def replay(env: dict[str, str], path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def history(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> History:
+def history(broker: RunningBroker, tmp_path_factory: pytest.TempPathFactory) -> History:
     work = tmp_path_factory.mktemp("reference")
     env = new_env(broker)
     path = simulate_history(
@@ -98,7 +98,7 @@ def kill_when(worker: Worker, condition: Callable[[], bool], what: str) -> None:
 
 
 def test_kill_9_at_several_points_loses_and_doubles_nothing(
-    broker: EmbeddedBroker, history: History, tmp_path: Path
+    broker: RunningBroker, history: History, tmp_path: Path
 ) -> None:
     env = new_env(broker)
     replay(env, history.path)
@@ -180,7 +180,7 @@ conductor.Conductor._compile_message_handler = _compile
 
 
 def test_messages_faust_drops_are_read_back_and_applied_in_order(
-    broker: EmbeddedBroker, history: History, tmp_path: Path
+    broker: RunningBroker, history: History, tmp_path: Path
 ) -> None:
     """The agent fills holes in its input from the broker: the answers and outputs equal
     the reference's, and every partition's committed offset reaches its end."""
@@ -229,7 +229,7 @@ consumer.Consumer.perform_seek = _perform_seek
 
 
 def test_a_worker_that_never_learns_the_committed_offsets_asks_the_broker(
-    broker: EmbeddedBroker, history: History, tmp_path: Path
+    broker: RunningBroker, history: History, tmp_path: Path
 ) -> None:
     """It reads on from the group's committed offsets: every record after them is applied
     exactly once, none before them is read again, and the day closes do not wait for
@@ -256,7 +256,7 @@ def test_a_worker_that_never_learns_the_committed_offsets_asks_the_broker(
 
 
 def test_a_worker_joins_then_the_first_leaves_mid_stream(
-    broker: EmbeddedBroker, history: History, tmp_path: Path
+    broker: RunningBroker, history: History, tmp_path: Path
 ) -> None:
     env = new_env(broker)
     replay(env, history.path)

@@ -20,8 +20,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.tools.broker import EmbeddedBroker
-from tests.integration.kafka import produce, read_outputs
+from tests.integration.conftest import RunningBroker
+from tests.integration.kafka import produce, read_outputs, settings_for
 from tests.integration.test_care import DAY0, OUTPUTS, SCENARIO_ENV, History, day_of
 from tests.oracle import day_number, expected_churn_tasks
 from tests.support import Worker, cli, isolated_env, settle, simulate_history, wait_for
@@ -130,16 +130,13 @@ def read_to_listed_end(
 
     async def run() -> dict[str, list[tuple[dict[str, Any], float]]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=env["VIPSTREAM_BROKER"].removeprefix("kafka://"),
+            bootstrap_servers=settings_for(env).bootstrap_servers,
             enable_auto_commit=False,
         )
         await consumer.start()
         try:
-            tps = [
-                TopicPartition(prefix + t, p)
-                for t in topics
-                for p in sorted(consumer.partitions_for_topic(prefix + t) or ())
-            ]
+            count = settings_for(env).kafka.partitions
+            tps = [TopicPartition(prefix + t, p) for t in topics for p in range(count)]
             ends = await consumer.end_offsets(tps)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -194,9 +191,10 @@ def day_output_timings(workers: list[Worker]) -> tuple[float, float]:
     return count, within
 
 
+@pytest.mark.both_brokers
 @pytest.mark.parametrize("workers", [1, 2])
 def test_outputs_of_the_closed_day_go_out_within_30_seconds(
-    broker: EmbeddedBroker, tmp_path: Path, workers: int
+    broker: RunningBroker, tmp_path: Path, workers: int
 ) -> None:
     env = isolated_env(broker.url, **SCENARIO_ENV)
     path = scenario().write(tmp_path / "scenario.jsonl")
@@ -307,7 +305,7 @@ def _close_and_collect(
 
 @pytest.mark.timeout(900)
 def test_no_output_of_a_closed_day_waits_for_the_next_close_or_is_lost(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: RunningBroker, tmp_path: Path
 ) -> None:
     """Ten simulated histories, two workers for every third, one for the others. For each:
     replay, let it settle, then one event that closes the last day E. Every output of a

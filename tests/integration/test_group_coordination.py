@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import WorkerFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 INJECT = """
 from aiokafka.consumer import group_coordinator

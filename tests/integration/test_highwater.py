@@ -7,17 +7,20 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.kafka.highwater import HighwaterUnknown, exact_highwaters
-from agents.tools.broker import EmbeddedBroker
+from tests.integration.conftest import RunningBroker
 
 pytestmark = pytest.mark.integration
 
 
-def test_highwaters_count_every_record_of_the_last_batch(broker: EmbeddedBroker) -> None:
+@pytest.mark.both_brokers
+def test_highwaters_count_every_record_of_the_last_batch(broker: RunningBroker) -> None:
     topic = f"hw-{id(broker)}"
 
     async def run() -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        await create_topic(broker, topic, 3)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50)
         await producer.start()
         try:
@@ -51,14 +54,16 @@ def test_highwaters_count_every_record_of_the_last_batch(broker: EmbeddedBroker)
     assert exact == counted
 
 
+@pytest.mark.both_brokers
 def test_a_partition_whose_fetch_never_answers_is_an_error_not_the_listed_end(
-    broker: EmbeddedBroker,
+    broker: RunningBroker,
 ) -> None:
     """Recovery must not read a changelog short of its end because a fetch was slow: the
     listed answer (possibly a batch short on this broker) is never used on its own."""
     topic = f"hw-one-{id(broker)}"
 
     async def create() -> None:
+        await create_topic(broker, topic, 1)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
         await producer.start()
         try:
@@ -76,7 +81,17 @@ def test_a_partition_whose_fetch_never_answers_is_an_error_not_the_listed_end(
         asyncio.run(exact_highwaters(listed, [broker.bootstrap], wait_seconds=2)(missing))
 
 
-async def _count(broker: EmbeddedBroker, tp: TopicPartition) -> int:
+async def create_topic(broker: RunningBroker, topic: str, partitions: int) -> None:
+    """Explicitly: Apache Kafka runs with automatic topic creation off, as in production."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def _count(broker: RunningBroker, tp: TopicPartition) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:

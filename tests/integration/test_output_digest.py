@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.tools.broker import EmbeddedBroker
 from agents.tools.replay import route_line
+from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import read_outputs
 from tests.support import Worker, cli, isolated_env, settle, simulate_history
 
@@ -64,7 +64,7 @@ def digest_of(outputs: dict[str, list[dict[str, object]]]) -> dict[str, str]:
     return found
 
 
-def test_a_fixed_history_gives_the_recorded_outputs(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_a_fixed_history_gives_the_recorded_outputs(broker: RunningBroker, tmp_path: Path) -> None:
     env = isolated_env(broker.url, VIPSTREAM_KAFKA__PARTITIONS="8")
     history = simulate_history(
         env,

@@ -12,6 +12,7 @@ consumed.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import urllib.parse
 from collections import Counter
@@ -21,11 +22,14 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.tools.broker import EmbeddedBroker
+from agents.topics import INPUT_EVENT_TYPES
+from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import produce, read_topic, settings_for
 from tests.oracle import expected_figures
 from tests.poison import Message, batches, edge_cases
@@ -46,14 +50,41 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def target(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def target(broker: RunningBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     env = isolated_env(broker.url, VIPSTREAM_KAFKA__PARTITIONS=str(PARTITIONS))
     path = tmp_path_factory.mktemp("poison")
     worker = Worker(env, path / "w1", path / "w1.log").start().wait_healthy()
+    allow_large_messages(env)
     try:
         yield Target(env, worker)
     finally:
         worker.kill()
+
+
+def allow_large_messages(env: dict[str, str]) -> None:
+    """Let the input topics take messages of up to 4 MiB (Apache Kafka's default is about
+    1 MB, and the poison holds larger ones): a deployment may allow them, and vipstream
+    must dead-letter what is above its own `max_event_bytes`."""
+    settings = settings_for(env)
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.alter_configs(
+                [
+                    ConfigResource(
+                        ConfigResourceType.TOPIC,
+                        settings.topics.name(key),
+                        configs={"max.message.bytes": str(4 * 1024 * 1024)},
+                    )
+                    for key in INPUT_EVENT_TYPES
+                ]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
 
 
 def test_edge_cases_on_every_input_topic(target: Target) -> None:

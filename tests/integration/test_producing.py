@@ -13,14 +13,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.engine.store import Snapshot, highest_offsets
 from agents.kafka.producing import BatchProducer, ChangelogWriter, MessageTooLargeError, OutputQueue
-from agents.tools.broker import EmbeddedBroker
+from tests.integration.conftest import RunningBroker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 MIB = 1024 * 1024
 
 
-def test_snapshots_land_in_order_with_their_last_offsets(broker: EmbeddedBroker) -> None:
+def test_snapshots_land_in_order_with_their_last_offsets(broker: RunningBroker) -> None:
     topic = f"changelog-{id(broker)}"
     # partition 0: 3,000 states of 1 KiB (more than one 1 MiB batch); 1: three; 2: none
     first = Snapshot(1, [(b"c%05d" % i, 0, b"x" * 1024) for i in range(3000)])
@@ -53,7 +53,7 @@ def test_snapshots_land_in_order_with_their_last_offsets(broker: EmbeddedBroker)
     assert records.get(2, []) == []
 
 
-def test_outputs_arrive_in_the_order_queued_per_partition(broker: EmbeddedBroker) -> None:
+def test_outputs_arrive_in_the_order_queued_per_partition(broker: RunningBroker) -> None:
     topic = f"outputs-{id(broker)}"
     sent = [(topic, i % 3, b"k%d" % i, b"v%05d" % i) for i in range(5000)]
 
@@ -84,7 +84,7 @@ def test_outputs_arrive_in_the_order_queued_per_partition(broker: EmbeddedBroker
         assert [value for _, value in received[partition]] == expected
 
 
-def test_an_abandoned_commit_does_not_hold_later_outputs_back(broker: EmbeddedBroker) -> None:
+def test_an_abandoned_commit_does_not_hold_later_outputs_back(broker: RunningBroker) -> None:
     """A commit takes the pending outputs, then fails or is cancelled before it waits for
     them (a rebalance, a failed flush). They are delivered anyway, and so is everything
     queued after them: the next commit's wait completes."""
@@ -114,12 +114,12 @@ def test_an_abandoned_commit_does_not_hold_later_outputs_back(broker: EmbeddedBr
     assert [value for _, value in received[0]] == [b"first", b"second", b"third"]
 
 
-def _producer(broker: EmbeddedBroker) -> BatchProducer:
+def _producer(broker: RunningBroker) -> BatchProducer:
     return BatchProducer([broker.bootstrap], max_message_bytes=MIB, delivery_timeout_seconds=30)
 
 
 async def read(
-    broker: EmbeddedBroker, topic: str, *, values: bool = False
+    broker: RunningBroker, topic: str, *, values: bool = False
 ) -> dict[int, list[tuple[int, bytes]]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker.bootstrap,
@@ -140,7 +140,7 @@ async def read(
         await consumer.stop()
 
 
-def test_the_listed_log_end_counts_every_output(broker: EmbeddedBroker) -> None:
+def test_the_listed_log_end_counts_every_output(broker: RunningBroker) -> None:
     """With `last_alone` (kafka.exact_log_end) a partition's last batch holds one record,
     so the log end a broker lists (ListOffsets) is the offset after the last output even
     on a broker that lists the last batch's first offset + 1 (the embedded one): a reader

@@ -24,9 +24,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.metrics import CONSUMER_LAG
-from agents.tools.broker import EmbeddedBroker, free_port
+from agents.tools.broker import free_port
 from agents.topics import INPUT_EVENT_TYPES
 from tests import factories as f
+from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import produce, settings_for
 from tests.support import (
     ROOT,
@@ -87,7 +88,7 @@ class Fed:
 
 @pytest.fixture(scope="module")
 def fed(
-    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    broker: RunningBroker, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Fed]:
     tmp = tmp_path_factory.mktemp("prometheus")
     env = isolated_env(broker.url)

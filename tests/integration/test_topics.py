@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.kafka.admin import TopicError, ensure_topics
 from agents.settings import load_settings
-from agents.tools.broker import EmbeddedBroker
+from tests.integration.conftest import RunningBroker
 from tests.support import isolated_env
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("topic_key", ["orders", "tier_changes", "dead_letters"])
 def test_a_topic_with_another_partition_count_is_refused_by_name(
-    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch, topic_key: str
+    broker: RunningBroker, monkeypatch: pytest.MonkeyPatch, topic_key: str
 ) -> None:
     for name, value in isolated_env(broker.url).items():
         monkeypatch.setenv(name, value)

@@ -17,13 +17,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agents.tools.broker import EmbeddedBroker
 from schemas.export import all_schemas
+from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import read_topic
 from tests.oracle import check_figures, day_number, figures_of_file, ratio
 from tests.support import Worker, cli, isolated_env, settle, simulate_history
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
 
 WINDOW_DAYS = 60
 VALUE_ENV = {
@@ -47,7 +47,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def run(broker: RunningBroker, tmp_path_factory: pytest.TempPathFactory) -> Run:
     env = isolated_env(broker.url, **VALUE_ENV)
     path = simulate_history(
         env,
