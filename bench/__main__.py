@@ -14,7 +14,9 @@ in the same run, so the ratios hold even where the absolute figures are noisy:
 - (f) scaling: two workers in one group on the same events;
 - (g) day close: after (c), days closed one by one with a single event each: the time
   to each closed day's last output (the contract's 30 s);
-- re-tier: a 1M-customer population re-tiered after its distribution moves.
+- re-tier: a 1M-customer population re-tiered after its distribution moves;
+- kafka: (a) and (b) again on one Apache Kafka node, after the embedded broker stopped,
+  so the pipeline/floor ratio can be read on both engines.
 
 Printed as one table, ratios first; every figure is also written to bench/results/.
 """
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.tools.broker import EmbeddedBroker
+from agents.tools.kafka_broker import KafkaNode
 from agents.tools.simulate_io import produce, write_jsonl
 from agents.tools.simulator import SimulationConfig, Simulator
 from bench import population, report
@@ -46,7 +49,16 @@ from tests.support import isolated_env
 
 RESULTS = Path(__file__).parent / "results"
 DAY = 86_400.0
-SECTIONS = ("simulator", "throughput", "latency", "state", "recovery", "scaling", "retier")
+SECTIONS = (
+    "simulator",
+    "throughput",
+    "latency",
+    "state",
+    "recovery",
+    "scaling",
+    "retier",
+    "kafka",
+)
 
 
 def _arguments() -> argparse.Namespace:
@@ -152,11 +164,56 @@ def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             if "recovery" not in skip:
                 figures["recovery"] = recovery(env, work, templates, args.recovery_customers)
                 _say("recovery measured")
+        if "kafka" not in skip and "throughput" not in skip:
+            figures["kafka"] = _on_apache_kafka(args, work, templates, stream)
     _rss_slope(figures)
     if "state" not in skip:
         figures["state_size"] = value_bench.state_size(customers=300 if args.quick else 2000)
     if "retier" not in skip:
         figures["retier"] = value_bench.retier_million(args.retier_customers)
+
+
+def _on_apache_kafka(
+    args: argparse.Namespace,
+    work: Path,
+    templates: population.Templates,
+    stream: SimulationConfig,
+) -> dict[str, Any]:
+    """(a) and (b) again on one Apache Kafka node (the production engine), after the
+    embedded broker has stopped: the same stream, population and worker settings, with
+    the settings deploy/ runs on Apache Kafka (exact_log_end off: its log ends are exact)."""
+    figures: dict[str, Any] = {}
+    with KafkaNode(heap_mb=1024) as node:
+        env = isolated_env(
+            node.url,
+            VIPSTREAM_KAFKA__COMMIT_INTERVAL_SECONDS="5.0",
+            VIPSTREAM_KAFKA__PARTITIONS="8",
+            VIPSTREAM_KAFKA__EXACT_LOG_END="false",
+        )
+        os.environ.update(env)
+        throughput_only = argparse.Namespace(
+            **{**vars(args), "skip": [*SECTIONS], "profile": False}
+        )
+        throughput_only.skip.remove("throughput")
+        (work / "kafka").mkdir()
+        _pipeline(_Run(throughput_only, figures, env, work / "kafka", templates, stream, node.pid))
+        # the same worker with processing_guarantee = "exactly_once" (its own app id, so
+        # its own state; the same input topics)
+        once = Deployment.of(
+            env, "exactly-once", work / "kafka", VIPSTREAM_PROCESSING_GUARANTEE="exactly_once"
+        )
+        figures["seed_exactly_once"] = _seed(once, templates, stream.customers)
+        try:
+            figures["exactly_once"] = consume_backlog(
+                once, figures["stream"]["events"], 1, broker_pid=node.pid
+            )
+        finally:
+            once.stop()
+        _say(
+            f"(b) exactly once on Apache Kafka: "
+            f"{figures['exactly_once']['events_per_second']:,.0f} events/s"
+        )
+    return figures
 
 
 def _rss_slope(figures: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ MILLION = 1_000_000
 def print_table(f: dict[str, Any]) -> None:
     rows: list[tuple[str, str, str]] = []
     _throughput(f, rows)
+    _on_apache_kafka(f, rows)
     _latency(f, rows)
     _day_close(f, rows)
     _state(f, rows)
@@ -96,6 +97,59 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
     if one and one.get("applied"):
         per_event = one["changelog_writes"] / one["applied"]
         rows.append(("(b) changelog writes per applied event", f"{per_event:.3f}", ""))
+
+
+def _on_apache_kafka(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    """(a) and (b) on Apache Kafka, each beside the same figure on the embedded broker."""
+    kafka = f.get("kafka")
+    if not kafka:
+        return
+    floor = kafka.get("floor", {}).get("events_per_second")
+    embedded_floor = f.get("floor", {}).get("events_per_second")
+    if floor:
+        rows.append(
+            (
+                "(a) floor on Apache Kafka",
+                _rate(floor),
+                _x(floor, embedded_floor, "embedded floor"),
+            )
+        )
+    one = kafka.get("worker")
+    if not one:
+        return
+    embedded = f.get("worker") or {}
+    for label, key in (
+        ("consumed", "events_per_second"),
+        ("consumed and tiered", "events_per_second_tiered"),
+    ):
+        rate = one[key]
+        ratio = _x(rate, floor, "Kafka floor")
+        if embedded.get(key):
+            ratio += f"; {rate / embedded[key]:.2f} x embedded pipeline"
+        rows.append((f"(b) pipeline on Apache Kafka, one worker: {label}", _rate(rate), ratio))
+    once = kafka.get("exactly_once")
+    if once:
+        for label, key in (
+            ("consumed", "events_per_second"),
+            ("consumed and tiered", "events_per_second_tiered"),
+        ):
+            rate = once[key]
+            rows.append(
+                (
+                    f"(b) exactly once on Apache Kafka, one worker: {label}",
+                    _rate(rate),
+                    _x(rate, one[key], "at least once") + f"; {_x(rate, floor, 'Kafka floor')}",
+                )
+            )
+    if "cpus_used" in one:
+        broker = one.get("broker_cpus_used")
+        rows.append(
+            (
+                "    CPU per event, one worker on Apache Kafka (CPUs it got)",
+                f"{one['cpu_microseconds_per_event']:,.0f} us ({one['cpus_used']:.2f} CPUs)",
+                f"broker meanwhile {broker:.2f} CPUs" if broker is not None else "",
+            )
+        )
 
 
 def _latency(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
