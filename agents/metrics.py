@@ -132,6 +132,22 @@ class Metrics:
             buckets=_FLUSH_BUCKETS,
             registry=r,
         )
+        self.transactions = Counter(
+            "vipstream_transactions_total",
+            "Kafka transactions of processing_guarantee=exactly_once, one per input "
+            "partition per commit, by result: committed, aborted (a failure: the worker "
+            "replays from its last commit), fenced (a newer owner took the partition).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("committed", "aborted", "fenced"):
+            self.transactions.labels(result)
+        self.transaction_seconds = Histogram(
+            "vipstream_transaction_seconds",
+            "Time from beginning a partition's transaction to its commit (exactly_once).",
+            buckets=_FLUSH_BUCKETS,
+            registry=r,
+        )
         self.state_recovered = Counter(
             "vipstream_state_recovered_records_total",
             "Changelog records applied to the local table store while recovering state "

@@ -165,6 +165,11 @@ class Settings(BaseSettings):
     #: text: one readable line per record; json: one JSON object per line, with the
     #: notable events' names and figures as fields (for log collectors).
     log_format: Literal["text", "json"] = "text"
+    #: at_least_once: after a crash the outputs since the last commit are sent again (same
+    #: event ids; figures stay exact). exactly_once: each commit's outputs, state writes
+    #: and input offsets are one Kafka transaction per input partition (Apache Kafka
+    #: only; consumers of the outputs read with isolation.level=read_committed).
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     #: Decoded customer states kept in memory per worker (the rest are decoded on demand).
     state_cache_customers: Annotated[int, Field(ge=100, le=50_000_000)] = 200_000
 

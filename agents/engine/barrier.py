@@ -42,9 +42,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agents.engine.frontier import InputFrontier
+from agents.engine.store import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class Committer(Protocol):
 
     async def drain(self) -> None:
         """Hand the framework producer's buffered messages over, and wait for them."""
+
+    def note_committed(self, offsets: dict[Any, int]) -> None:
+        """Record offsets committed elsewhere (in a transaction) as the framework's own."""
 
     async def commit(self, offsets: dict[Any, int], start_new_transaction: bool) -> bool:
         """Commit; False when the broker refused (a rebalance)."""
@@ -202,3 +207,123 @@ class CommitBarrier:
                 "will commit again with the next commit: %s",
                 ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in restored.items()),
             )
+
+
+# -- exactly once -----------------------------------------------------------------------
+
+Record = tuple[str, int, bytes | None, bytes]  # topic, partition, key, value
+
+
+class Fenced(RuntimeError):
+    """A newer owner of these input partitions fenced this worker's transactions: the
+    worker's uncommitted work of them was aborted, and the worker must not go on as if
+    it still owned them (it stops; restarted, it rejoins and recovers)."""
+
+    def __init__(self, partitions: set[int]) -> None:
+        super().__init__(
+            f"input partitions {sorted(partitions)} were taken over by another worker "
+            "(this worker's producers were fenced)"
+        )
+        self.partitions = partitions
+
+
+@dataclass
+class PartitionCommit:
+    """What one input partition's transaction holds: outputs and state records (in
+    that order), and the input offsets to commit with them."""
+
+    records: list[Record] = field(default_factory=list)
+    #: (input topic, partition) -> the offset to commit (the next one to read)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.offsets)
+
+
+class Transactions(Protocol):
+    """One transaction per owned input partition (agents/kafka/transactions.py)."""
+
+    @property
+    def owned(self) -> set[int]:
+        """Input partitions whose transactions this worker may commit."""
+
+    async def commit(self, parts: Mapping[int, PartitionCommit]) -> list[Any]:
+        """Commit each partition's transaction; the acknowledged batches (with `topic`,
+        `partition` and `offset`). Fenced if a newer owner fenced one of them."""
+
+
+class TransactionalBarrier(CommitBarrier):
+    """`processing_guarantee = "exactly_once"`: what a commit makes durable — the
+    outputs queued so far, the changed states, the input offsets of step 1 — is one
+    transaction per input partition, all or nothing: a crash or a fence at any point
+    leaves none of it visible to `read_committed` readers, and the input is replayed
+    from the previous commit. Outputs are not sent between commits (consumers could not
+    read them before the commit anyway), so they wait for the next commit: at most
+    `kafka.commit_interval_seconds`.
+
+    Records of a partition this worker no longer owns (revoked after the events were
+    applied, before this commit) are dropped: their input offsets were not committed,
+    so the new owner applies those events again and produces them."""
+
+    def __init__(
+        self,
+        *,
+        take_records: Callable[[], tuple[list[Record], Any]],
+        snapshot_state: Callable[[], Snapshot],
+        changelog_topic: str,
+        transactions: Transactions,
+        confirm_state: Callable[[Snapshot, list[Any]], None],
+        observe_seconds: Callable[[float], None],
+        frontier: InputFrontier | None = None,
+    ) -> None:
+        super().__init__(
+            take_outputs=list,
+            snapshot_state=snapshot_state,
+            write_state=_never,
+            confirm_state=confirm_state,
+            observe_seconds=observe_seconds,
+            frontier=frontier,
+        )
+        self._take_records = take_records
+        self._changelog_topic = changelog_topic
+        self._transactions = transactions
+
+    async def commit(
+        self, committer: Committer, topics: Any = None, start_new_transaction: bool = True
+    ) -> bool:
+        started = time.perf_counter()
+        # -- the synchronous snapshot ---------------------------------------------------
+        offsets = self._committable(committer, topics)
+        records, done = self._take_records()
+        state: Snapshot = self._snapshot_state()
+        try:
+            await committer.drain()  # the value summaries (Faust's producer)
+            owned = self._transactions.owned
+            parts = {partition: PartitionCommit() for partition in owned}
+            for record in records:
+                if record[1] in parts:
+                    parts[record[1]].records.append(record)
+            kept = [change for change in state.changes if change[1] in parts]
+            topic = self._changelog_topic
+            for key, partition, value in kept:
+                parts[partition].records.append((topic, partition, key, value))
+            committing = {tp: o for tp, o in offsets.items() if tp.partition in parts}
+            for tp, offset in committing.items():
+                parts[tp.partition].offsets[(tp.topic, tp.partition)] = offset
+            acks = await self._transactions.commit({p: part for p, part in parts.items() if part})
+            changelog = [ack for ack in acks if ack.topic == topic]
+            self._confirm_state(Snapshot(state.number, kept), changelog)
+            if committing:
+                committer.note_committed(committing)
+        except BaseException as exc:
+            if done is not None and not done.done():
+                done.set_exception(exc)
+            raise
+        if done is not None and not done.done():
+            done.set_result(None)
+        self._observe(time.perf_counter() - started)
+        return bool(committing)
+
+
+async def _never(state: Any) -> list[Any]:
+    raise AssertionError("a transactional barrier writes state in its transactions")

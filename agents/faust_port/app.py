@@ -5,6 +5,8 @@
   agents/engine/barrier.py), learns log ends that are right on every broker
   (agents/kafka/highwater.py: the embedded broker's ListOffsets answer falls short), and
   fetches with vipstream's `fetch_max_wait` (agents/faust_port/consumer.py).
+- `VipApp._on_partitions_assigned` (private, overridden): with exactly-once, the
+  previous owners of the assigned partitions are fenced before Faust recovers them.
 - `VipApp._on_agent_error` (private, overridden): Faust restarts a crashed agent and only
   logs it; vipstream counts it for an alert.
 - `count_recovery` wraps the table's `apply_changelog_batch` on the instance, to count
@@ -29,10 +31,10 @@ from agents.engine.commit_watch import CommitWatch
 from agents.faust_port.consumer import (
     FaustCommitter,
     committed_offsets,
+    configure_fetching,
     group_coordination_error,
-    set_fetch_max_wait,
 )
-from agents.kafka.highwater import exact_highwaters
+from agents.kafka.highwater import committed_highwaters, exact_highwaters
 from agents.metrics import Metrics
 from agents.settings import Settings
 
@@ -52,13 +54,38 @@ class VipApp(faust.App):
         install_barrier(consumer, self.barrier, lambda: self.producer)
         # table recovery reads changelogs up to these offsets (see agents/kafka/highwater.py);
         # Faust stops waiting for them after broker_request_timeout, so give up sooner
-        consumer.highwaters = exact_highwaters(
+        exactly_once = self.vip.settings.processing_guarantee == "exactly_once"
+        consumer.highwaters = (committed_highwaters if exactly_once else exact_highwaters)(
             consumer.highwaters,
             self.bootstrap_servers,
             wait_seconds=self.vip.settings.kafka.request_timeout_seconds / 2,
         )
-        set_fetch_max_wait(consumer, self.vip.settings.kafka.fetch_max_wait_seconds)
+        settings = self.vip.settings
+        configure_fetching(
+            consumer,
+            settings.kafka.fetch_max_wait_seconds,
+            read_committed=settings.processing_guarantee == "exactly_once",
+        )
         return consumer
+
+    async def _on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        """Exactly once: fence the previous owners of the assigned input partitions before
+        Faust reads their changelogs or seeks to their committed offsets (both happen in
+        the assignment Faust runs next; agents/kafka/transactions.py says why first)."""
+        transactions = self.vip.transactions
+        if transactions is not None and not self.should_stop:
+            inputs = self.vip.input_topics
+            try:
+                await transactions.assign({tp.partition for tp in assigned if tp.topic in inputs})
+            except Exception as exc:
+                log.critical(
+                    "cannot take over the assigned partitions' transactions: %r",
+                    exc,
+                    extra={"event": "transactions_assign_failed"},
+                )
+                await self.crash(exc)
+                return
+        await super()._on_partitions_assigned(assigned, generation_id)
 
     @mode.Service.task
     async def _watch_group_coordination(self) -> None:

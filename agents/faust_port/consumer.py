@@ -17,8 +17,9 @@ these attributes (pinned: faust-streaming 0.15.3, aiokafka 0.14).
 - `Consumer.force_commit` (faust) is replaced on the instance by the barrier.
 - `ProducerBuffer.flush()` (faust) returns after 0.1 s with messages still queued;
   `drain` waits until the buffer is empty.
-- `Consumer._thread._create_worker_consumer` and aiokafka's `_fetch_max_wait_ms`: Faust
-  creates its aiokafka consumer with fetch_max_wait_ms=1500, fixed.
+- `Consumer._thread._create_worker_consumer` and aiokafka's `_fetch_max_wait_ms` and
+  `_isolation_level`: Faust creates its aiokafka consumer with fetch_max_wait_ms=1500,
+  fixed, and reads read_committed only in its own exactly-once mode.
 - `Consumer._thread._consumer._coordinator._coordination_task` (faust, aiokafka): the
   task that runs the group protocol; an error it ends with is otherwise silent.
 """
@@ -95,6 +96,11 @@ class FaustCommitter:
         )
         return committed
 
+    def note_committed(self, offsets: dict[Any, int]) -> None:
+        """What Faust's `_commit_offsets` records after a commit of its own."""
+        self._consumer._committed_offset.update(offsets)
+        self._consumer.app.monitor.on_tp_commit(offsets)
+
     def restore_committed(self, tp: Any, previous: int | None) -> None:
         committed = self._consumer._committed_offset
         if previous is None:
@@ -111,17 +117,22 @@ async def drain(producer: Any) -> None:
     await producer.flush()
 
 
-def set_fetch_max_wait(consumer: Any, wait_seconds: float) -> None:
+def configure_fetching(consumer: Any, wait_seconds: float, *, read_committed: bool) -> None:
     """Faust creates its aiokafka consumer with fetch_max_wait_ms=1500, fixed
     (transport/drivers/aiokafka.py). The embedded broker holds a caught-up fetch for most
-    of that even when records arrive, so each event waited up to 1.5 s. Set on the
-    aiokafka consumer when it is created (before it starts its fetcher)."""
+    of that even when records arrive, so each event waited up to 1.5 s. And it reads
+    `read_committed` only with its own exactly-once mode, which vipstream's replaces
+    (agents/kafka/transactions.py): recovery must not apply an aborted transaction's
+    state. Both set on the aiokafka consumer when it is created (before it starts its
+    fetcher)."""
     thread = consumer._thread
     create = thread._create_worker_consumer
 
     def create_with_wait(*args: Any, **kwargs: Any) -> Any:
         created = create(*args, **kwargs)
         created._fetch_max_wait_ms = int(wait_seconds * 1000)
+        if read_committed:
+            created._isolation_level = "read_committed"
         return created
 
     thread._create_worker_consumer = create_with_wait

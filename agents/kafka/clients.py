@@ -61,6 +61,8 @@ async def consume_topics(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        # outputs of an exactly-once worker's aborted transactions are not outputs
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

@@ -82,3 +82,70 @@ def exact_highwaters(
         return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
 
     return exact
+
+
+async def last_committed_ends(
+    bootstrap: list[str], listed: Mapping[Any, int], *, wait_seconds: float = 10.0
+) -> dict[Any, int]:
+    """Exactly once: for each partition ((topic, partition) tuple) whose last stable
+    offset `listed` is above zero, the offset after its last *committed record*.
+
+    A transactional log ends in control records (each transaction's commit or abort
+    marker) and may hold aborted records: a `read_committed` reader never sees either,
+    so one waiting to reach the last stable offset (what Faust's recovery does with
+    ListOffsets) waits for a record that never comes. This is where such a reader's
+    last record is: read backwards in growing windows until a committed record shows
+    (0 when the partition holds none). HighwaterUnknown when the reads do not finish
+    within `wait_seconds`."""
+    wanted = {tp: TopicPartition(tp[0], tp[1]) for tp, end in listed.items() if end}
+    ends = dict.fromkeys(listed, 0)
+    if not wanted:
+        return ends
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(wait_seconds):
+            for tp, kafka_tp in wanted.items():
+                ends[tp] = await _last_record_end(consumer, kafka_tp, listed[tp])
+    except TimeoutError as exc:
+        raise HighwaterUnknown(
+            f"reading the committed ends of {len(wanted)} partitions took over "
+            f"{wait_seconds:g}s: not reading changelogs short of their end"
+        ) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return ends
+
+
+async def _last_record_end(consumer: AIOKafkaConsumer, tp: TopicPartition, stable: int) -> int:
+    consumer.assign([tp])
+    end, window = stable, 64
+    while end > 0:
+        start = max(0, end - window)
+        consumer.seek(tp, start)
+        last = -1
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            for record in batch.get(tp, []):
+                if record.offset < end:
+                    last = max(last, record.offset)
+        if last >= 0:
+            return last + 1
+        end, window = start, window * 8
+    return 0
+
+
+def committed_highwaters(
+    highwaters: Highwaters, bootstrap: list[str], *, wait_seconds: float = 10.0
+) -> Highwaters:
+    """Wrap a `read_committed` Faust consumer's `highwaters` (its last stable offsets) to
+    answer the offset after each partition's last committed record instead."""
+
+    async def committed(*partitions: Any) -> Mapping[Any, int]:
+        listed = dict(await highwaters(*partitions))
+        return await last_committed_ends(bootstrap, listed, wait_seconds=wait_seconds)
+
+    return committed

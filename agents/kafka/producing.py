@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 #: a record batch's header and one record's framing, in bytes (generously)
 _BATCH_OVERHEAD = 128
+#: The largest batch of several records: within Apache Kafka's default max.message.bytes
+#: (1,048,588), which applies to whole batches and which the output topics have. A
+#: single record may still be larger (up to kafka.max_message_bytes: a customer's state,
+#: on a changelog topic created to take it): it goes in a batch of its own.
+BATCH_BYTES = 1_000_000
 
 Record = tuple[str, int, bytes | None, bytes]  # topic, partition, key, value
 
@@ -54,15 +59,24 @@ class Written:
 
     partition: int
     offset: int
+    topic: str = ""
 
 
 class BatchProducer:
     """A dedicated aiokafka producer, started on first use, fed whole record batches."""
 
     def __init__(
-        self, bootstrap: list[str], *, max_message_bytes: int, delivery_timeout_seconds: float
+        self,
+        bootstrap: list[str],
+        *,
+        max_message_bytes: int,
+        delivery_timeout_seconds: float,
+        transactional_id: str | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        #: with one, sends happen inside transactions (agents/kafka/transactions.py) and
+        #: starting the producer fences every earlier producer of the same id
+        self.transactional_id = transactional_id
         self._max_bytes = max_message_bytes
         # aiokafka's request timeout is also how long a batch is retried (its time to
         # live): long, as Faust's producer has it, so a broker outage is ridden out
@@ -123,7 +137,11 @@ class BatchProducer:
     ) -> Awaitable[Written]:
         batch.close()
         sent = await producer.send_batch(batch, topic, partition=partition)
-        return _last_offset(sent, partition, count)
+        return _last_offset(sent, topic, partition, count)
+
+    async def started(self) -> AIOKafkaProducer:
+        """The aiokafka producer, started (for a transactional one: fencing done)."""
+        return await self._started()
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -145,10 +163,11 @@ class BatchProducer:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
                 acks="all",
-                max_batch_size=self._max_bytes,
+                max_batch_size=min(self._max_bytes, BATCH_BYTES),
                 max_request_size=self._max_bytes,
                 request_timeout_ms=self._timeout_ms,
-                enable_idempotence=False,
+                enable_idempotence=self.transactional_id is not None,
+                transactional_id=self.transactional_id,
             )
             try:
                 await producer.start()
@@ -171,9 +190,9 @@ class BatchProducer:
                 await producer.stop()
 
 
-async def _last_offset(sent: Awaitable[Any], partition: int, count: int) -> Written:
+async def _last_offset(sent: Awaitable[Any], topic: str, partition: int, count: int) -> Written:
     metadata = await sent
-    return Written(partition, metadata.offset + count - 1)
+    return Written(partition, metadata.offset + count - 1, topic)
 
 
 class ChangelogWriter:
@@ -196,11 +215,20 @@ class OutputQueue:
     """Output events waiting to be produced, sent in the order queued, per partition."""
 
     def __init__(
-        self, producer: BatchProducer, *, linger_seconds: float, exact_log_end: bool = False
+        self,
+        producer: BatchProducer,
+        *,
+        linger_seconds: float,
+        exact_log_end: bool = False,
+        transactional: bool = False,
     ) -> None:
         self._producer = producer
         self._linger = linger_seconds
         self._last_alone = exact_log_end
+        #: exactly once: nothing is sent between commits; each commit takes the records
+        #: (`take_records`) into its transactions
+        self._transactional = transactional
+        self._committed: asyncio.Future[None] | None = None
         self._pending: list[Record] = []
         self._wake: asyncio.Event | None = None
         #: sends under way, each delivered or failed as a whole
@@ -231,9 +259,23 @@ class OutputQueue:
         What is pending is sent by a task of its own, whatever the caller does next: a
         send taken as a bare coroutine would hold its turn until awaited, so a commit
         abandoned before awaiting it (cancelled, or failed earlier) would leave every
-        later send waiting for that turn, and every later commit waiting for them."""
+        later send waiting for that turn, and every later commit waiting for them.
+
+        Exactly once: one awaitable, done when the next commit has committed them."""
+        if self._transactional:
+            if self._committed is None:
+                self._committed = asyncio.get_running_loop().create_future()
+            return [self._committed]
         self._send_pending()
         return list(self._inflight)
+
+    def take_records(self) -> tuple[list[Record], asyncio.Future[None] | None]:
+        """Exactly once, for the commit barrier: every record queued so far, and the
+        future `take()` handed out for them, which the barrier settles once they are
+        committed (or not)."""
+        records, self._pending = self._pending, []
+        committed, self._committed = self._committed, None
+        return records, committed
 
     async def flush_forever(self) -> None:
         """Send what is queued at most `linger` seconds after it was queued."""
@@ -241,6 +283,8 @@ class OutputQueue:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._transactional:
+                continue  # sent by the commits, in their transactions
             if self._linger:
                 await asyncio.sleep(self._linger)
             self._send_pending()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agents.engine.barrier import CommitBarrier
+from agents.engine.barrier import CommitBarrier, TransactionalBarrier
 from agents.engine.events import EventPath, InputMessage
 from agents.engine.frontier import InputFrontier
 from agents.engine.intake import Intake
@@ -27,6 +27,7 @@ from agents.faust_port.stores import local_store_of
 from agents.kafka.producing import BatchProducer, ChangelogWriter, OutputQueue
 from agents.kafka.refetch import PartitionReader
 from agents.kafka.summaries import follow_summaries
+from agents.kafka.transactions import PartitionTransactions
 from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, summaries_topic
@@ -75,8 +76,24 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         delivery_timeout_seconds=kafka.delivery_timeout_seconds,
     )
     changelog = ChangelogWriter(producer, table.changelog_topic.get_topic_name())
+    exactly_once = settings.processing_guarantee == "exactly_once"
     queue = OutputQueue(
-        producer, linger_seconds=kafka.producer_linger_seconds, exact_log_end=kafka.exact_log_end
+        producer,
+        linger_seconds=kafka.producer_linger_seconds,
+        exact_log_end=kafka.exact_log_end,
+        transactional=exactly_once,
+    )
+    transactions = (
+        PartitionTransactions(
+            settings.bootstrap_servers,
+            app_id=settings.app_id,
+            group_id=settings.app_id,  # Faust's consumer group is the app id
+            max_message_bytes=kafka.max_message_bytes,
+            delivery_timeout_seconds=kafka.delivery_timeout_seconds,
+            metrics=metrics,
+        )
+        if exactly_once
+        else None
     )
     count_recovery(table, metrics)
     output_names = {key: settings.topics.name(key) for key in OUTPUT_TOPICS}
@@ -130,14 +147,30 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     # the engine notes the offset of every message it applies (for its caught-up test)
     metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))
     frontier = InputFrontier(input_names)
-    app.barrier = CommitBarrier(
-        take_outputs=queue.take,
-        snapshot_state=store.snapshot,
-        write_state=_counting_writes(changelog, metrics),
-        confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
-        observe_seconds=metrics.commit_flush.observe,
-        frontier=frontier,
-    )
+    if transactions is None:
+        app.barrier = CommitBarrier(
+            take_outputs=queue.take,
+            snapshot_state=store.snapshot,
+            write_state=_counting_writes(changelog, metrics),
+            confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
+            observe_seconds=metrics.commit_flush.observe,
+            frontier=frontier,
+        )
+    else:
+
+        def confirm_committed(snapshot: Snapshot, acks: list[Any]) -> None:
+            metrics.state_writes.inc(len(snapshot))
+            store.confirm(snapshot, highest_offsets(acks))
+
+        app.barrier = TransactionalBarrier(
+            take_records=queue.take_records,
+            snapshot_state=store.snapshot,
+            changelog_topic=changelog.topic,
+            transactions=transactions,
+            confirm_state=confirm_committed,
+            observe_seconds=metrics.commit_flush.observe,
+            frontier=frontier,
+        )
     health = Health(app, settings.bootstrap_servers)
     inputs = app.topic(
         *[settings.topics.name(key) for key in INPUT_EVENT_TYPES],
@@ -179,6 +212,8 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     @app.on_before_shutdown.connect
     async def stop_producer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await producer.stop()  # after Faust's last commit, which stopping the consumer made
+        if transactions is not None:
+            await transactions.stop()
         await reader.close()
 
     @app.on_partitions_assigned.connect
@@ -268,6 +303,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         outputs=queue,
         input_topics=input_names,
         frontier=frontier,
+        transactions=transactions,
     )
     return app
 
@@ -285,6 +321,8 @@ class _Handles:
     outputs: OutputQueue
     input_topics: set[str]
     frontier: InputFrontier
+    #: exactly once: the input partitions' transactional producers (else None)
+    transactions: PartitionTransactions | None
 
 
 def _counting_writes(changelog: ChangelogWriter, metrics: Metrics) -> Any:

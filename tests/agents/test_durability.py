@@ -5,11 +5,19 @@ commit. Against a committer of the test's own (the Faust one: test_faust_port.py
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import pytest
 
-from agents.engine.barrier import CommitBarrier, DeliveryError
+from agents.engine.barrier import (
+    CommitBarrier,
+    DeliveryError,
+    Fenced,
+    PartitionCommit,
+    TransactionalBarrier,
+)
+from agents.engine.store import Snapshot
 
 
 class Committer:
@@ -48,6 +56,10 @@ class Committer:
 
     def restore_committed(self, tp: str, previous: int | None) -> None:
         raise AssertionError("no commit is refused here")
+
+    def note_committed(self, offsets: dict[Any, int]) -> None:
+        self._log.append("note-committed")
+        self.recorded.update(offsets)
 
 
 def done(result: Any = None, error: BaseException | None = None) -> asyncio.Future[Any]:
@@ -159,3 +171,99 @@ async def test_events_applied_during_a_commit_wait_for_the_next_one() -> None:
     await barrier.commit(consumer)
     assert written == [10, 11]
     assert consumer.committed_offsets[-1] == {"calls-0": 11}
+
+
+# -- exactly once: one transaction per input partition ------------------------------------
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Transactions:
+    """Stands in for agents/kafka/transactions.py: records what each transaction held."""
+
+    def __init__(self, owned: set[int], fenced: set[int] | None = None) -> None:
+        self.owned = owned
+        self.fenced = fenced or set()
+        self.committed: list[dict[int, PartitionCommit]] = []
+
+    async def commit(self, parts: Mapping[int, PartitionCommit]) -> list[Any]:
+        if self.fenced & set(parts):
+            raise Fenced(self.fenced & set(parts))
+        self.committed.append(dict(parts))
+        return [
+            Ack(topic, partition, 100 + i)
+            for part in parts.values()
+            for i, (topic, partition, _, _) in enumerate(part.records)
+        ]
+
+
+class Ack(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+class OffsetBook(Committer):
+    def __init__(self, log: list[str], acked: dict[Any, int]) -> None:
+        super().__init__(log)
+        self.acked = acked
+
+
+def transactional(
+    transactions: Transactions, log: list[str], future: asyncio.Future[None]
+) -> TransactionalBarrier:
+    outputs = [("tiers", 0, b"a", b"out-a"), ("tiers", 1, b"b", b"out-b"), ("tiers", 5, b"c", b"x")]
+    state = Snapshot(7, [(b"a", 0, b"state-a"), (b"b", 1, b"state-b"), (b"c", 5, b"state-c")])
+    return TransactionalBarrier(
+        take_records=lambda: (outputs, future),
+        snapshot_state=lambda: state,
+        changelog_topic="state-changelog",
+        transactions=transactions,
+        confirm_state=lambda snapshot, acks: log.append(f"confirm {snapshot.changes} {acks}"),
+        observe_seconds=lambda s: None,
+    )
+
+
+async def test_a_transaction_per_partition_holds_its_outputs_state_and_offsets() -> None:
+    log: list[str] = []
+    book = OffsetBook(log, {TP("calls", 0): 10, TP("orders", 0): 4, TP("calls", 5): 3})
+    transactions = Transactions(owned={0, 1})
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    assert await transactional(transactions, log, future).commit(book) is True
+    [parts] = transactions.committed
+    assert parts == {
+        0: PartitionCommit(
+            [("tiers", 0, b"a", b"out-a"), ("state-changelog", 0, b"a", b"state-a")],
+            {("calls", 0): 10, ("orders", 0): 4},
+        ),
+        1: PartitionCommit(
+            [("tiers", 1, b"b", b"out-b"), ("state-changelog", 1, b"b", b"state-b")], {}
+        ),
+    }  # partition 5 is no longer this worker's: its new owner replays its events
+    assert log == [
+        "snapshot-offsets",
+        "producer-flush",
+        # the local store gets the committed states, with the changelog's offsets only
+        "confirm [(b'a', 0, b'state-a'), (b'b', 1, b'state-b')] "
+        "[Ack(topic='state-changelog', partition=0, offset=101), "
+        "Ack(topic='state-changelog', partition=1, offset=101)]",
+        "note-committed",
+    ]
+    assert book.recorded == {TP("calls", 0): 10, TP("orders", 0): 4}
+    assert future.done()  # the day's outputs are out
+    assert future.exception() is None
+
+
+async def test_a_fenced_partition_confirms_and_records_nothing() -> None:
+    log: list[str] = []
+    book = OffsetBook(log, {TP("calls", 0): 10})
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    barrier = transactional(Transactions(owned={0, 1}, fenced={1}), log, future)
+    with pytest.raises(Fenced, match=r"\[1\]"):
+        await barrier.commit(book)
+    assert log == ["snapshot-offsets", "producer-flush"]
+    assert book.recorded == {}
+    assert isinstance(future.exception(), Fenced)

@@ -127,3 +127,21 @@ def test_a_worker_started_before_the_broker_waits_for_it(tmp_path: Path) -> None
         assert worker.process.poll() is None, "the worker gave up instead of waiting"
     finally:
         worker.stop()
+
+
+def test_exactly_once_on_the_embedded_broker_stops_with_the_setting_named(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The embedded broker has no transactions: the worker says so at start-up, naming
+    the setting and how to change it, and exits, rather than failing on its first commit."""
+    worker = Worker(
+        {**env, "VIPSTREAM_PROCESSING_GUARANTEE": "exactly_once"},
+        tmp_path / "data",
+        tmp_path / "worker.log",
+    ).start()
+    assert worker.process is not None
+    assert worker.process.wait(60) == 1
+    log = worker.log()
+    assert "processing_guarantee=exactly_once needs a broker with transactions" in log
+    assert "VIPSTREAM_PROCESSING_GUARANTEE=at_least_once" in log
+    assert "Traceback" not in log

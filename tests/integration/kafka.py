@@ -88,8 +88,13 @@ def read_topic(env: dict[str, str], topic_key: str, idle: float = 2.0) -> list[d
     return asyncio.run(run())
 
 
-def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
-    """Every output event, read with a bare aiokafka consumer until idle for 3 s."""
+def read_outputs(
+    env: dict[str, str], topics: tuple[str, ...], *, committed: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """Every output event, read with a bare aiokafka consumer until idle for 3 s:
+    `read_committed` (what a consumer of the outputs must do with exactly_once; the
+    same as read_uncommitted for a worker without transactions), or everything in the
+    log with `committed=False`."""
     prefix = env["VIPSTREAM_TOPICS__PREFIX"]
     bootstrap = settings_for(env).bootstrap_servers
 
@@ -100,6 +105,7 @@ def read_outputs(env: dict[str, str], topics: tuple[str, ...]) -> dict[str, list
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,
+            isolation_level="read_committed" if committed else "read_uncommitted",
         )
         await consumer.start()
         found: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}

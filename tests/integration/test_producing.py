@@ -12,7 +12,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.engine.store import Snapshot, highest_offsets
-from agents.kafka.producing import BatchProducer, ChangelogWriter, MessageTooLargeError, OutputQueue
+from agents.kafka.producing import (
+    BatchProducer,
+    ChangelogWriter,
+    MessageTooLargeError,
+    OutputQueue,
+    Written,
+)
 from tests.integration.conftest import RunningBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_brokers]
@@ -112,6 +118,43 @@ def test_an_abandoned_commit_does_not_hold_later_outputs_back(broker: RunningBro
 
     received = asyncio.run(run())
     assert [value for _, value in received[0]] == [b"first", b"second", b"third"]
+
+
+def test_batches_fit_the_brokers_default_message_limit(broker: RunningBroker) -> None:
+    """A single message may be as large as kafka.max_message_bytes (4 MiB: a customer's
+    state, on a changelog topic created to take it), but a batch of many stays within
+    1 MB, Apache Kafka's default max.message.bytes, which the output topics have: a
+    flush of megabytes of outputs is accepted (a batch of 4 MiB was refused with
+    MessageSizeTooLargeError, found seeding a 100,000-customer changelog)."""
+    outputs, states = f"outputs-{id(broker)}-default", f"states-{id(broker)}-4mib"
+
+    async def run() -> tuple[list[Written], list[Written]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        await admin.create_topics(
+            [
+                NewTopic(outputs, 1, 1),
+                NewTopic(states, 1, 1, topic_configs={"max.message.bytes": str(4 * MIB)}),
+            ]
+        )
+        await admin.close()
+        producer = BatchProducer(
+            [broker.bootstrap], max_message_bytes=4 * MIB, delivery_timeout_seconds=30
+        )
+        try:
+            many = [(b"k%d" % i, b"x" * 1024) for i in range(3000)]
+            small = await asyncio.gather(*await producer.send(outputs, 0, many))
+            large = await asyncio.gather(
+                *await producer.send(states, 0, [(b"big", b"x" * (3 * MIB))])
+            )
+        finally:
+            await producer.stop()
+        return small, large
+
+    small, large = asyncio.run(run())
+    assert max(ack.offset for ack in small) == 2999
+    assert len(small) >= 3  # three megabytes: at least three batches
+    assert [ack.offset for ack in large] == [0]
 
 
 def _producer(broker: RunningBroker) -> BatchProducer:
