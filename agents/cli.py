@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of commands
     parser = argparse.ArgumentParser(
         prog="vipstream",
         description="Streaming customer-value engine for contact centres. "
@@ -127,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=_backfill)
+
+    p = sub.add_parser(
+        "acls", help="print the Kafka ACLs a worker's principal needs, as kafka-acls.sh commands"
+    )
+    p.add_argument("--principal", help="default: User:<kafka.sasl_username>")
+    p.set_defaults(run=_acls)
 
     p = sub.add_parser("tail", help="print the events on a topic")
     p.add_argument("topic", help="a topic name, e.g. tier-changes or dead-letters")
@@ -297,6 +303,17 @@ def _backfill(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if report.invalid_lines else 0
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from agents.kafka.acls import worker_acls
+
+    settings = load_settings()
+    principal = args.principal or f"User:{settings.kafka.sasl_username or 'vipstream'}"
+    bootstrap = ",".join(settings.bootstrap_servers)
+    for acl in worker_acls(settings):
+        print(f"{acl.command(principal, bootstrap)}  # {acl.why}")
+    return 0
 
 
 def _tail(args: argparse.Namespace) -> int:

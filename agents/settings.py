@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -95,6 +95,51 @@ class KafkaSettings(Section):
     #: the rest of the last batch until a later one arrives. Costs one produce round
     #: trip per flush; Apache Kafka lists the end right, so set false there.
     exact_log_end: bool = True
+    #: How every client of the worker and the CLI talks to the brokers.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: With SASL_*: the mechanism, the user, and the password: a file holding it (a
+    #: mounted secret; surrounding whitespace ignored) or VIPSTREAM_KAFKA__SASL_PASSWORD.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password_file: Path | None = None
+    sasl_password: SecretStr | None = None
+    #: With SSL/SASL_SSL: the certificate authority to trust (default: the system's),
+    #: a client certificate and key for mutual TLS, and whether the broker's host name
+    #: must match its certificate (keep it on outside tests).
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_username:
+            raise ValueError(
+                f"sasl_username is required with security_protocol={self.security_protocol}"
+            )
+        if sasl and self.sasl_password is None and self.sasl_password_file is None:
+            raise ValueError(
+                "sasl_password_file (or VIPSTREAM_KAFKA__SASL_PASSWORD) is required with "
+                f"security_protocol={self.security_protocol}"
+            )
+        if self.sasl_password is not None and self.sasl_password_file is not None:
+            raise ValueError("set sasl_password_file or sasl_password, not both")
+        for name in ("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no readable file at {path}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        return self
+
+    def password(self) -> str | None:
+        """The SASL password (read from its file each time: a rotated secret is picked up)."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return None
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> KafkaSettings:

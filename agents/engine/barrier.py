@@ -268,7 +268,7 @@ class TransactionalBarrier(CommitBarrier):
     def __init__(
         self,
         *,
-        take_records: Callable[[], tuple[list[Record], Any]],
+        take_records: Callable[[], tuple[list[tuple[int, Record]], Any]],
         snapshot_state: Callable[[], Snapshot],
         changelog_topic: str,
         transactions: Transactions,
@@ -287,10 +287,20 @@ class TransactionalBarrier(CommitBarrier):
         self._take_records = take_records
         self._changelog_topic = changelog_topic
         self._transactions = transactions
+        self._one_at_a_time: asyncio.Lock | None = None
 
     async def commit(
         self, committer: Committer, topics: Any = None, start_new_transaction: bool = True
     ) -> bool:
+        """One commit at a time: Faust may start one (its timer, a rebalance) while
+        another runs, and a later snapshot's offsets must never commit before an
+        earlier snapshot's records."""
+        if self._one_at_a_time is None:
+            self._one_at_a_time = asyncio.Lock()
+        async with self._one_at_a_time:
+            return await self._commit(committer, topics)
+
+    async def _commit(self, committer: Committer, topics: Any) -> bool:
         started = time.perf_counter()
         # -- the synchronous snapshot ---------------------------------------------------
         offsets = self._committable(committer, topics)
@@ -300,9 +310,9 @@ class TransactionalBarrier(CommitBarrier):
             await committer.drain()  # the value summaries (Faust's producer)
             owned = self._transactions.owned
             parts = {partition: PartitionCommit() for partition in owned}
-            for record in records:
-                if record[1] in parts:
-                    parts[record[1]].records.append(record)
+            for owner, record in records:
+                if owner in parts:
+                    parts[owner].records.append(record)
             kept = [change for change in state.changes if change[1] in parts]
             topic = self._changelog_topic
             for key, partition, value in kept:

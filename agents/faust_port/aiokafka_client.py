@@ -4,6 +4,10 @@
 - `AIOKafkaConsumer._client.force_metadata_update()`: a metadata refresh for a topic
   created a moment ago, which `partitions_for_topic` does not trigger (aiokafka has no
   public call that refreshes a consumer's metadata now).
+- `AIOKafkaAdminClient._send_request(CreateAclsRequest)`: aiokafka has the request but
+  no admin call for ACLs (the ACL tests grant with it).
+- `AIOKafkaAdminClient._send_request_to_node(HeartbeatRequest)`: whether the principal
+  may read the consumer group, asked without joining it (the start-up access check).
 
 tests/agents/test_faust_port.py fails when aiokafka moves it.
 """
@@ -12,7 +16,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka.protocol.admin import CreateAclsRequest
+from aiokafka.protocol.group import HeartbeatRequest
+
 
 async def force_metadata_update(consumer: Any) -> None:
     """Refresh an aiokafka consumer's metadata now (a topic created a moment ago)."""
     await consumer._client.force_metadata_update()
+
+
+async def create_acl(
+    admin: Any,
+    *,
+    resource_type: int,
+    resource_name: str,
+    pattern_type: int,
+    principal: str,
+    operation: int,
+    allow: bool = True,
+) -> None:
+    """One ACL binding, with CreateAcls (aiokafka's admin client has the request but no
+    public call for it: `AIOKafkaAdminClient._send_request`). RuntimeError if refused."""
+    request = CreateAclsRequest(
+        resource_type, resource_name, pattern_type, principal, "*", operation, 3 if allow else 2
+    )
+    response = await admin._send_request(request)
+    for code, message in response.creation_responses:
+        if code:
+            raise RuntimeError(f"CreateAcls refused ({code}): {message}")
+
+
+async def group_read_error(admin: Any, group_id: str) -> int:
+    """The error code of a Heartbeat to the group as a member that does not exist: 30
+    (GROUP_AUTHORIZATION_FAILED) without Read on the group, else 25 (UNKNOWN_MEMBER_ID)
+    or similar; no side effect on the group. `AIOKafkaAdminClient._send_request_to_node`:
+    aiokafka has the request but no call that sends it outside a consumer."""
+    coordinator = await admin.find_coordinator(group_id)
+    request = HeartbeatRequest(group_id, -1, "vipstream-access-check")
+    response = await admin._send_request_to_node(coordinator, request)
+    code: int = response.error_code
+    return code

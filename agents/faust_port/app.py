@@ -35,6 +35,7 @@ from agents.faust_port.consumer import (
     group_coordination_error,
 )
 from agents.kafka.highwater import committed_highwaters, exact_highwaters
+from agents.kafka.security import client_options, ssl_context
 from agents.metrics import Metrics
 from agents.settings import Settings
 
@@ -57,7 +58,7 @@ class VipApp(faust.App):
         exactly_once = self.vip.settings.processing_guarantee == "exactly_once"
         consumer.highwaters = (committed_highwaters if exactly_once else exact_highwaters)(
             consumer.highwaters,
-            self.bootstrap_servers,
+            client_options(self.vip.settings),
             wait_seconds=self.vip.settings.kafka.request_timeout_seconds / 2,
         )
         settings = self.vip.settings
@@ -182,6 +183,23 @@ def count_recovery(table: Any, metrics: Metrics) -> None:
     table.apply_changelog_batch = counted
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """The `[kafka]` security settings as Faust's credentials (its consumer, producer and
+    topic creation use them; vipstream's own clients use agents/kafka/security.py)."""
+    kafka = settings.kafka
+    context = ssl_context(kafka)
+    if kafka.security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.password(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def faust_options(settings: Settings) -> dict[str, Any]:
     """Faust settings derived from ours (also used by the benchmark's floor app, so the
     two consume with identical group, fetch and commit behaviour)."""
@@ -202,6 +220,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_linger": kafka.producer_linger_seconds,
         "producer_request_timeout": kafka.delivery_timeout_seconds,
         "consumer_auto_offset_reset": "earliest",
+        "broker_credentials": broker_credentials(settings),
         "producer_acks": -1,
         "stream_wait_empty": True,
     }

@@ -8,11 +8,13 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from agents.kafka.security import check_credentials, client_options
 from agents.settings import Settings
 from agents.topics import topic_plan
 
 log = logging.getLogger(__name__)
 
+_TOPIC_AUTHORIZATION_FAILED = 29
 _TOPIC_EXISTS = 36
 
 
@@ -46,6 +48,13 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                 ]
             )
             for name, code, message in response.topic_errors:
+                if code == _TOPIC_AUTHORIZATION_FAILED:
+                    raise TopicError(
+                        f"not authorized: topic {name!r} is missing or the worker's Kafka "
+                        f"principal lacks Describe on topic {name} (Read or Write imply it) "
+                        f"and may not create it; `vipstream acls` prints every ACL a worker "
+                        f'needs (README "Security")'
+                    )
                 if code not in (0, _TOPIC_EXISTS):
                     raise TopicError(f"cannot create topic {name!r}: error {code} {message}")
             log.info(
@@ -96,7 +105,7 @@ async def _connect_admin(settings: Settings, wait_seconds: float) -> AIOKafkaAdm
     attempt = 0
     while True:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             request_timeout_ms=int(settings.kafka.request_timeout_seconds * 1000),
         )
         try:
@@ -104,6 +113,8 @@ async def _connect_admin(settings: Settings, wait_seconds: float) -> AIOKafkaAdm
             return admin
         except (KafkaConnectionError, KafkaError, OSError) as exc:
             await admin.close()
+            if settings.kafka.security_protocol != "PLAINTEXT":
+                await check_credentials(settings)  # refused credentials: no retry helps
             attempt += 1
             if asyncio.get_running_loop().time() >= deadline:
                 raise TopicError(

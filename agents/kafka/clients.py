@@ -9,13 +9,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.faust_port.aiokafka_client import force_metadata_update
+from agents.kafka.security import client_options
 from agents.settings import Settings
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """A producer tuned for bulk: batches, small linger, every write acknowledged."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_options(settings),
         acks="all",
         linger_ms=10,
         max_batch_size=512 * 1024,
@@ -58,7 +59,7 @@ async def consume_topics(
     Ends after `idle_timeout` seconds without a message, else follows forever.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         # outputs of an exactly-once worker's aborted transactions are not outputs

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agents.kafka.security import Client, options_of
+
 Highwaters = Callable[..., Awaitable[Mapping[Any, int]]]
 
 
@@ -35,7 +37,7 @@ class HighwaterUnknown(RuntimeError):
 
 
 async def fetched_highwaters(
-    bootstrap: list[str], listed: Mapping[Any, int], *, wait_seconds: float = 10.0
+    client: Client, listed: Mapping[Any, int], *, wait_seconds: float = 10.0
 ) -> dict[Any, int]:
     """For each partition (a (topic, partition) tuple) with a listed end offset above
     zero, the high watermark a fetch of its last listed record reports. HighwaterUnknown
@@ -43,7 +45,7 @@ async def fetched_highwaters(
     wanted = {tp: TopicPartition(tp[0], tp[1]) for tp, end in listed.items() if end}
     if not wanted:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**options_of(client), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(wanted.values()))
@@ -71,21 +73,21 @@ async def fetched_highwaters(
 
 
 def exact_highwaters(
-    highwaters: Highwaters, bootstrap: list[str], *, wait_seconds: float = 10.0
+    highwaters: Highwaters, client: Client, *, wait_seconds: float = 10.0
 ) -> Highwaters:
     """Wrap a Faust consumer's `highwaters` (ListOffsets) so that no answer is below the
     fetched high watermark (HighwaterUnknown when a fetch does not answer in time)."""
 
     async def exact(*partitions: Any) -> Mapping[Any, int]:
         listed = dict(await highwaters(*partitions))
-        fetched = await fetched_highwaters(bootstrap, listed, wait_seconds=wait_seconds)
+        fetched = await fetched_highwaters(client, listed, wait_seconds=wait_seconds)
         return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
 
     return exact
 
 
 async def last_committed_ends(
-    bootstrap: list[str], listed: Mapping[Any, int], *, wait_seconds: float = 10.0
+    client: Client, listed: Mapping[Any, int], *, wait_seconds: float = 10.0
 ) -> dict[Any, int]:
     """Exactly once: for each partition ((topic, partition) tuple) whose last stable
     offset `listed` is above zero, the offset after its last *committed record*.
@@ -102,7 +104,7 @@ async def last_committed_ends(
     if not wanted:
         return ends
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        **options_of(client), enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:
@@ -139,13 +141,13 @@ async def _last_record_end(consumer: AIOKafkaConsumer, tp: TopicPartition, stabl
 
 
 def committed_highwaters(
-    highwaters: Highwaters, bootstrap: list[str], *, wait_seconds: float = 10.0
+    highwaters: Highwaters, client: Client, *, wait_seconds: float = 10.0
 ) -> Highwaters:
     """Wrap a `read_committed` Faust consumer's `highwaters` (its last stable offsets) to
     answer the offset after each partition's last committed record instead."""
 
     async def committed(*partitions: Any) -> Mapping[Any, int]:
         listed = dict(await highwaters(*partitions))
-        return await last_committed_ends(bootstrap, listed, wait_seconds=wait_seconds)
+        return await last_committed_ends(client, listed, wait_seconds=wait_seconds)
 
     return committed

@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from agents.engine.store import Snapshot
+from agents.kafka.security import Client, options_of
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,13 @@ class BatchProducer:
 
     def __init__(
         self,
-        bootstrap: list[str],
+        client: Client,
         *,
         max_message_bytes: int,
         delivery_timeout_seconds: float,
         transactional_id: str | None = None,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._client = options_of(client)
         #: with one, sends happen inside transactions (agents/kafka/transactions.py) and
         #: starting the producer fences every earlier producer of the same id
         self.transactional_id = transactional_id
@@ -161,7 +162,7 @@ class BatchProducer:
         attempt = 0
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **self._client,
                 acks="all",
                 max_batch_size=min(self._max_bytes, BATCH_BYTES),
                 max_request_size=self._max_bytes,
@@ -230,6 +231,9 @@ class OutputQueue:
         self._transactional = transactional
         self._committed: asyncio.Future[None] | None = None
         self._pending: list[Record] = []
+        #: exactly once: the input partition each pending record belongs to (whose
+        #: transaction commits it): its own partition, or the one a summary is of
+        self._owners: list[int] = []
         self._wake: asyncio.Event | None = None
         #: sends under way, each delivered or failed as a whole
         self._inflight: set[asyncio.Task[None]] = set()
@@ -237,8 +241,20 @@ class OutputQueue:
         self._taken = 0
         self._ordered: asyncio.Condition | None = None
 
-    def queue(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+    def queue(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        *,
+        owner: int | None = None,
+    ) -> None:
+        """`owner`: the input partition the record belongs to, where that is not the
+        partition it goes to (a value summary: one partition for all)."""
         self._pending.append((topic, partition, key, value))
+        if self._transactional:
+            self._owners.append(partition if owner is None else owner)
         if self._wake is not None and not self._wake.is_set():
             self._wake.set()
 
@@ -269,13 +285,14 @@ class OutputQueue:
         self._send_pending()
         return list(self._inflight)
 
-    def take_records(self) -> tuple[list[Record], asyncio.Future[None] | None]:
-        """Exactly once, for the commit barrier: every record queued so far, and the
-        future `take()` handed out for them, which the barrier settles once they are
-        committed (or not)."""
+    def take_records(self) -> tuple[list[tuple[int, Record]], asyncio.Future[None] | None]:
+        """Exactly once, for the commit barrier: every record queued so far with the
+        input partition it belongs to, and the future `take()` handed out for them,
+        which the barrier settles once they are committed (or not)."""
         records, self._pending = self._pending, []
+        owners, self._owners = self._owners, []
         committed, self._committed = self._committed, None
-        return records, committed
+        return list(zip(owners, records, strict=True)), committed
 
     async def flush_forever(self) -> None:
         """Send what is queued at most `linger` seconds after it was queued."""

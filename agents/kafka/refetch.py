@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.engine.frontier import FetchedSpan
+from agents.kafka.security import Client, options_of
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,14 @@ class PartitionReader:
 
     def __init__(
         self,
-        bootstrap_servers: list[str],
+        client: Client,
         *,
         group_id: str,
         max_message_bytes: int,
         request_timeout_seconds: float,
         retry_seconds: float = 1.0,
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._client = options_of(client)
         self._max_message_bytes = max_message_bytes
         self._request_timeout = request_timeout_seconds
         self._retry = retry_seconds
@@ -80,7 +81,7 @@ class PartitionReader:
         try:
             if self._group_reader is None:
                 reader = AIOKafkaConsumer(
-                    bootstrap_servers=self._bootstrap,
+                    **self._client,
                     group_id=self._group_id,
                     enable_auto_commit=False,
                     request_timeout_ms=int(self._request_timeout * 1000),
@@ -126,7 +127,7 @@ class PartitionReader:
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap,
+                **self._client,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",  # a range already deleted: what remains of it
                 max_partition_fetch_bytes=max(1024 * 1024, self._max_message_bytes),

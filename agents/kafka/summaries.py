@@ -9,6 +9,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.engine.summaries import SummaryBus
+from agents.kafka.security import client_options
 from agents.settings import Settings
 from agents.topics import summaries_topic
 
@@ -21,9 +22,11 @@ async def follow_summaries(settings: Settings, bus: SummaryBus) -> None:
     topic = summaries_topic(settings)
     while True:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # exactly once: a deposed owner's summaries are in aborted transactions
+            isolation_level="read_committed",
         )
         try:
             await consumer.start()

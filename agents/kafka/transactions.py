@@ -35,10 +35,11 @@ import time
 from collections.abc import Awaitable, Iterable, Mapping
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError, ProducerFenced, TransactionalIdAuthorizationFailed
 
 from agents.engine.barrier import Fenced, PartitionCommit
 from agents.kafka.producing import BatchProducer, Written
+from agents.kafka.security import Client, options_of
 from agents.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class PartitionTransactions:
 
     def __init__(
         self,
-        bootstrap: list[str],
+        client: Client,
         *,
         app_id: str,
         group_id: str,
@@ -65,7 +66,7 @@ class PartitionTransactions:
         delivery_timeout_seconds: float,
         metrics: Metrics,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._client = client
         self._app_id = app_id
         self._group_id = group_id
         self._max_bytes = max_message_bytes
@@ -74,6 +75,7 @@ class PartitionTransactions:
         self._producers: dict[int, BatchProducer] = {}
         #: partitions whose producer was fenced: nothing of them commits until reassigned
         self._fenced: set[int] = set()
+        self._committing: asyncio.Lock | None = None
 
     @property
     def owned(self) -> set[int]:
@@ -81,7 +83,7 @@ class PartitionTransactions:
 
     def _producer(self, partition: int) -> BatchProducer:
         return BatchProducer(
-            self._bootstrap,
+            self._client,
             max_message_bytes=self._max_bytes,
             delivery_timeout_seconds=self._timeout,
             transactional_id=transactional_id(self._app_id, partition),
@@ -94,7 +96,12 @@ class PartitionTransactions:
         worker may have owned a partition (a worker cut off from the group keeps its
         producers, which that owner fenced), and the group's eager protocol revokes and
         commits every partition before it assigns them again, so no transaction is open."""
-        wanted = sorted(set(partitions))
+        if self._committing is None:
+            self._committing = asyncio.Lock()
+        async with self._committing:  # not while a commit uses the producers
+            await self._assign(sorted(set(partitions)))
+
+    async def _assign(self, wanted: list[int]) -> None:
         for partition in list(self._producers):
             await self._drop(partition)
         started = time.perf_counter()
@@ -122,9 +129,15 @@ class PartitionTransactions:
         failure propagates after every partition has finished (the worker stops and
         replays from its last commit)."""
         chosen = [(p, part) for p, part in parts.items() if part]
-        results = await asyncio.gather(
-            *(self._commit_one(p, part) for p, part in chosen), return_exceptions=True
-        )
+        if self._committing is None:
+            self._committing = asyncio.Lock()
+        # one transaction at a time per producer: Faust can start a commit (its timer, a
+        # rebalance) while another is under way, and a second begin_transaction would
+        # find the first's transaction, or send after its commit
+        async with self._committing:
+            results = await asyncio.gather(
+                *(self._commit_one(p, part) for p, part in chosen), return_exceptions=True
+            )
         acks: list[Written] = []
         fenced: set[int] = set()
         failure: BaseException | None = None
@@ -182,12 +195,12 @@ class PartitionTransactions:
             await self._drop(partition)
 
 
-async def check_transactions(bootstrap: list[str], app_id: str, wait_seconds: float = 20.0) -> None:
+async def check_transactions(client: Client, app_id: str, wait_seconds: float = 20.0) -> None:
     """Start (and stop) a transactional producer: TransactionsUnsupported, naming the
     setting, when the broker cannot (the embedded broker answers InitProducerId with an
     error)."""
     probe = BatchProducer(
-        bootstrap,
+        client,
         max_message_bytes=1024 * 1024,
         delivery_timeout_seconds=max(10.0, wait_seconds),
         transactional_id=f"{app_id}-startup-check",
@@ -195,10 +208,17 @@ async def check_transactions(bootstrap: list[str], app_id: str, wait_seconds: fl
     try:
         async with asyncio.timeout(wait_seconds):
             await probe.started()
+    except TransactionalIdAuthorizationFailed:
+        raise TransactionsUnsupported(
+            f"not authorized: processing_guarantee=exactly_once needs Write and Describe on "
+            f"the transactional ids prefixed {app_id}- for the worker's Kafka principal; "
+            f'`vipstream acls` prints every ACL a worker needs (README "Security")'
+        ) from None
     except (KafkaError, TimeoutError, OSError) as exc:
         raise TransactionsUnsupported(
             f"processing_guarantee=exactly_once needs a broker with transactions "
-            f"(Apache Kafka); {','.join(bootstrap)} refused one: {exc!r}. "
+            f"(Apache Kafka); {','.join(options_of(client)['bootstrap_servers'])} refused "
+            f"one: {exc!r}. "
             f"Set VIPSTREAM_PROCESSING_GUARANTEE=at_least_once, or point the worker at "
             f"Apache Kafka."
         ) from exc

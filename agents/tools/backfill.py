@@ -42,6 +42,7 @@ from agents.fastmetrics import FastCounter
 from agents.kafka.admin import ensure_topics
 from agents.kafka.highwater import exact_highwaters
 from agents.kafka.producing import BatchProducer, ChangelogWriter, Written
+from agents.kafka.security import client_options
 from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.tools.backfill_exchange import PROGRESS, ExchangeError, Hub, Link
@@ -331,7 +332,7 @@ def default_processes(settings: Settings) -> int:
 def _batch_producer(settings: Settings) -> BatchProducer:
     kafka = settings.kafka
     return BatchProducer(
-        settings.bootstrap_servers,
+        client_options(settings),
         max_message_bytes=kafka.max_message_bytes,
         delivery_timeout_seconds=kafka.delivery_timeout_seconds,
     )
@@ -367,7 +368,7 @@ async def _check_new_deployment(settings: Settings) -> None:
     """Refuse to write into a state table that already holds data."""
     await ensure_topics(settings, wait_seconds=30.0)
     name = changelog_topic(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         if name not in set(await admin.list_topics()):
@@ -384,7 +385,7 @@ async def _check_new_deployment(settings: Settings) -> None:
             return
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
         tps = [TopicPartition(name, p) for p in range(settings.kafka.partitions)]
@@ -392,7 +393,7 @@ async def _check_new_deployment(settings: Settings) -> None:
         async def listed(*parts: TopicPartition) -> dict[TopicPartition, int]:
             return dict(await consumer.end_offsets(list(parts)))
 
-        ends = await exact_highwaters(listed, settings.bootstrap_servers)(*tps)
+        ends = await exact_highwaters(listed, client_options(settings))(*tps)
     finally:
         await consumer.stop()
     if any(ends.values()):

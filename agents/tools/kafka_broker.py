@@ -143,6 +143,7 @@ class KafkaNode:
         data_dir: Path | None = None,
         config: Mapping[str, str] | None = None,
         heap_mb: int = 512,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -154,6 +155,8 @@ class KafkaNode:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="vipstream-kafka-"))
         self.config = {**DEV_CONFIG, **(config or {})}
         self.heap_mb = heap_mb
+        #: SCRAM-SHA-256 and -512 credentials (user -> password) stored when formatting
+        self.scram_users = dict(scram_users or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._output: deque[str] = deque(maxlen=400)
 
@@ -225,6 +228,15 @@ class KafkaNode:
                     self.cluster_id,
                     "-c",
                     str(server),
+                    *(
+                        argument
+                        for user, password in self.scram_users.items()
+                        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                        for argument in (
+                            "--add-scram",
+                            f"{mechanism}=[name={user},password={password}]",
+                        )
+                    ),
                 ],
                 capture_output=True,
                 text=True,
@@ -345,6 +357,7 @@ class KafkaCluster:
         data_dir: Path | None = None,
         config: Mapping[str, str] | None = None,
         heap_mb: int = 512,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="vipstream-kafka-cluster-"))

@@ -26,6 +26,7 @@ from agents.faust_port.consumer import FaustPositions, committed_offsets, input_
 from agents.faust_port.stores import local_store_of
 from agents.kafka.producing import BatchProducer, ChangelogWriter, OutputQueue
 from agents.kafka.refetch import PartitionReader
+from agents.kafka.security import client_options
 from agents.kafka.summaries import follow_summaries
 from agents.kafka.transactions import PartitionTransactions
 from agents.metrics import Metrics
@@ -70,8 +71,9 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     store = CustomerStore(lambda: local_store_of(table), capacity=settings.state_cache_customers)
     # outputs and state snapshots: record batches on a producer of their own
     # (agents/kafka/producing.py); Faust's producer carries the partitions' value summaries
+    client = client_options(settings)
     producer = BatchProducer(
-        settings.bootstrap_servers,
+        client,
         max_message_bytes=kafka.max_message_bytes,
         delivery_timeout_seconds=kafka.delivery_timeout_seconds,
     )
@@ -85,7 +87,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     )
     transactions = (
         PartitionTransactions(
-            settings.bootstrap_servers,
+            client,
             app_id=settings.app_id,
             group_id=settings.app_id,  # Faust's consumer group is the app id
             max_message_bytes=kafka.max_message_bytes,
@@ -133,12 +135,23 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         delivering.add(task)
         task.add_done_callback(delivering.discard)
 
+    summaries_name = summaries_topic(settings)
+
+    def publish_summary(key: bytes, value: bytes) -> None:
+        """A partition's value summary (the key is the partition). Exactly once: in that
+        partition's transaction, so a deposed owner's late summaries never reach the
+        other workers (they read read_committed); else through Faust's producer."""
+        if exactly_once:
+            queue.queue(summaries_name, 0, key, value, owner=int(key))
+        else:
+            summaries.send_soon(key=key, value=value)
+
     engine = ValueEngine(
         settings,
         store,
         metrics,
         outputs=outputs,
-        publish=lambda key, value: summaries.send_soon(key=key, value=value),
+        publish=publish_summary,
         positions=lambda: FaustPositions(app.consumer),
         assignment=owned_partitions,
         day_done=day_done,
@@ -171,7 +184,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
             observe_seconds=metrics.commit_flush.observe,
             frontier=frontier,
         )
-    health = Health(app, settings.bootstrap_servers)
+    health = Health(app, client)
     inputs = app.topic(
         *[settings.topics.name(key) for key in INPUT_EVENT_TYPES],
         key_type=bytes,
@@ -181,7 +194,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         partitions=kafka.partitions,
     )
     reader = PartitionReader(
-        settings.bootstrap_servers,
+        client,
         group_id=settings.app_id,
         max_message_bytes=kafka.max_message_bytes,
         request_timeout_seconds=kafka.request_timeout_seconds,

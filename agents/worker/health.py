@@ -11,6 +11,8 @@ from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 
+from agents.kafka.security import Client, options_of
+
 log = logging.getLogger(__name__)
 
 
@@ -30,13 +32,13 @@ class Health:
     def __init__(
         self,
         app: Any,
-        bootstrap: list[str],
+        client: Client,
         *,
         probe_interval: float = 2.0,
         unreachable_after: float = 8.0,
     ) -> None:
         self._app = app
-        self._bootstrap = bootstrap
+        self._client = options_of(client)
         self._probe_interval = probe_interval
         self._unreachable_after = unreachable_after
         self.started = False
@@ -62,7 +64,7 @@ class Health:
 
     async def probe_broker_forever(self) -> None:
         """Ask the broker for metadata every few seconds; remember when it last answered."""
-        client = AIOKafkaClient(bootstrap_servers=self._bootstrap, request_timeout_ms=5000)
+        client = AIOKafkaClient(**self._client, request_timeout_ms=5000)
         try:
             while True:
                 try:

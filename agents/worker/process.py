@@ -10,7 +10,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from agents.kafka.acls import AccessDenied, check_access
 from agents.kafka.admin import TopicError, ensure_topics
+from agents.kafka.security import CredentialsRefused, client_options
 from agents.kafka.transactions import TransactionsUnsupported, check_transactions
 from agents.logs import logging_config
 from agents.settings import Settings
@@ -30,7 +32,7 @@ def run_worker(settings: Settings) -> int:
     try:
         # A worker started before the broker waits for it (logging each retry).
         loop.run_until_complete(_wait_for_broker(settings))
-    except (TopicError, TransactionsUnsupported) as exc:
+    except (TopicError, TransactionsUnsupported, CredentialsRefused, AccessDenied) as exc:
         print(f"vipstream: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -82,8 +84,9 @@ async def _wait_for_broker(settings: Settings) -> None:
         log.warning("cannot serve /healthz while waiting for the broker: %s", exc)
     try:
         await ensure_topics(settings, wait_seconds=float("inf"))
+        await check_access(settings)
         if settings.processing_guarantee == "exactly_once":
-            await check_transactions(settings.bootstrap_servers, settings.app_id)
+            await check_transactions(client_options(settings), settings.app_id)
     finally:
         await runner.cleanup()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import orjson
 
 from agents.engine.population import GlobalDay
@@ -20,6 +23,8 @@ from streams.report import customer_figures, population_report
 from streams.tiers import SCORE_LABEL
 from streams.units import MICROS_PER_DAY, from_micros
 from streams.value import expected_lifetime_years
+
+log = logging.getLogger(__name__)
 
 _NO_DAY_YET = "tiers appear once every partition has closed its first day"
 
@@ -53,6 +58,7 @@ def register_views(
         return web.bytes(metrics.render(), content_type=CONTENT_TYPE.split(";")[0])
 
     @app.page("/customers/{customer_id}")  # type: ignore[untyped-decorator]
+    @_owner_unreachable_is_503
     @app.table_route(table=table, match_info="customer_id")  # type: ignore[untyped-decorator]
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
         # table_route has forwarded the request to the worker owning this customer.
@@ -110,6 +116,27 @@ def register_views(
             return _html(web, render_waiting(now, _NO_DAY_YET), 503)
         figures = dashboard_figures(latest, engine, settings.value.score, now)
         return _html(web, render_dashboard(figures))
+
+
+def _owner_unreachable_is_503(route: Any) -> Any:
+    """Faust forwards a request for a customer to the worker that owns it, and answers
+    500 with a stack-trace page when that worker cannot be reached (it died, or a
+    rebalance is moving its partitions): a 503 the client may retry, instead."""
+
+    @functools.wraps(route)
+    async def routed(view: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await route(view, request, *args, **kwargs)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.warning("the owner of a customer could not be reached: %r", exc)
+            body = {
+                "error": "owner_unreachable",
+                "detail": "the worker owning this customer "
+                "did not answer (a rebalance, or it stopped); retry shortly",
+            }
+            return _json(view, body, 503)
+
+    return routed
 
 
 def _html(web: Any, page: str, status: int = 200) -> Any:

@@ -218,7 +218,7 @@ def transactional(
     outputs = [("tiers", 0, b"a", b"out-a"), ("tiers", 1, b"b", b"out-b"), ("tiers", 5, b"c", b"x")]
     state = Snapshot(7, [(b"a", 0, b"state-a"), (b"b", 1, b"state-b"), (b"c", 5, b"state-c")])
     return TransactionalBarrier(
-        take_records=lambda: (outputs, future),
+        take_records=lambda: ([(record[1], record) for record in outputs], future),
         snapshot_state=lambda: state,
         changelog_topic="state-changelog",
         transactions=transactions,

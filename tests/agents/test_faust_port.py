@@ -271,3 +271,17 @@ def test_faust_table_stores_still_have(
     data = app.tables[STATE_TABLE].data
     for name in names:
         assert hasattr(data, name), name
+
+
+def test_aiokafka_admin_sends_raw_requests_the_port_uses() -> None:
+    """agents/faust_port/aiokafka_client.py sends CreateAcls and Heartbeat requests
+    through the admin client's private senders (aiokafka has the requests, no calls)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import CreateAclsRequest
+    from aiokafka.protocol.group import HeartbeatRequest
+
+    assert callable(AIOKafkaAdminClient._send_request)
+    assert callable(AIOKafkaAdminClient._send_request_to_node)
+    assert callable(AIOKafkaAdminClient.find_coordinator)
+    CreateAclsRequest(2, "t", 3, "User:u", "*", 3, 3)
+    HeartbeatRequest("group", -1, "member")

@@ -58,14 +58,38 @@ def test_a_paused_owner_is_fenced_and_none_of_its_work_lands(
     applied but not committed, longer than its session; a new worker takes every
     partition over and finishes the input. When the old one wakes up, its next commit is
     fenced: its outputs, state writes and offsets never become visible, so every output
-    is there exactly once, every figure is exact, and no committed offset moves back."""
+    is there exactly once, every figure is exact, and no committed offset moves back.
+
+    The history arrives in two halves: the old owner processes and commits the first
+    (days closed and tiered), then is paused while it applies the second, with a commit
+    interval long enough that its work since the last commit is certainly pending."""
     env = exactly_once_env(broker)
-    expected, distinct = history(env, tmp_path / "history.jsonl", customers=600, seed=21)
-    old = Worker(env, tmp_path / "old", tmp_path / "old.log").start()
+    path = tmp_path / "history.jsonl"
+    simulate_history(env, path, customers=600, days=120, seed=21, start="2026-01-05T00:00:00Z")
+    expected, _ = figures_of_file(path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"".join(lines[: len(lines) // 2]))
+    second.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    cli(["replay", "--quiet", str(first)], env)
+    slow = {**env, "VIPSTREAM_KAFKA__COMMIT_INTERVAL_SECONDS": "10"}
+    old = Worker(slow, tmp_path / "old", tmp_path / "old.log").start()
     new = Worker(env, tmp_path / "new", tmp_path / "new.log")
     try:
         old.wait_healthy()
-        wait_for(lambda: consumed(old) >= 0.3 * distinct, timeout=120, what="30% consumed")
+        wait_for(
+            lambda: not group_lag(env) and old.get("/tiers")[0] == 200,
+            timeout=120,
+            what="the first half committed and tiered",
+        )
+        before_second = consumed(old)
+        cli(["replay", "--quiet", str(second)], env)
+        wait_for(
+            lambda: consumed(old) > before_second + 100,
+            timeout=60,
+            what="the second half being applied",
+            interval=0.05,
+        )
         assert old.process is not None
         os.killpg(old.process.pid, signal.SIGSTOP)
         time.sleep(float(env["VIPSTREAM_KAFKA__SESSION_TIMEOUT_SECONDS"]) + 5)
@@ -78,8 +102,17 @@ def test_a_paused_owner_is_fenced_and_none_of_its_work_lands(
             timeout=60,
             what="the old owner to learn it was fenced",
         )
-        time.sleep(3)  # time for a stray commit of the old owner, were one possible
+        stopped = old.process
+        assert stopped is not None
+        wait_for(lambda: stopped.poll() is not None, timeout=60, what="the old one to stop")
         assert not group_lag(env), "a committed offset moved back"
+        # its rejoin and leaving made the group rebalance: the new one owns all again
+        customer = sorted(expected)[0]
+        wait_for(
+            lambda: new.get(f"/customers/{customer}")[0] == 200 and not group_lag(env),
+            timeout=90,
+            what="the new owner serving again",
+        )
         after = outcome(env, new, sorted(expected))
     finally:
         new.stop()
