@@ -165,6 +165,30 @@ class WebSettings(Section):
     #: The host other workers use to reach this one (requests are routed to the owner
     #: of a customer). Defaults to this machine's host name.
     advertised_host: str | None = None
+    #: One bearer token per line (a mounted secret). When set, /customers/{id}, /tiers
+    #: and /dashboard answer 401 without `Authorization: Bearer <one of them>`;
+    #: /healthz stays open for probes.
+    auth_token_file: Path | None = None
+    #: With auth_token_file: /metrics needs a token too (give Prometheus one).
+    metrics_auth: bool = False
+
+    @model_validator(mode="after")
+    def _tokens_readable(self) -> WebSettings:
+        if self.auth_token_file is not None:
+            if not self.auth_token_file.is_file():
+                raise ValueError(f"auth_token_file: no readable file at {self.auth_token_file}")
+            if not self.tokens():
+                raise ValueError(f"auth_token_file: {self.auth_token_file} holds no token")
+        if self.metrics_auth and self.auth_token_file is None:
+            raise ValueError("metrics_auth needs auth_token_file")
+        return self
+
+    def tokens(self) -> list[bytes]:
+        """The accepted bearer tokens (none: the data endpoints are open)."""
+        if self.auth_token_file is None:
+            return []
+        lines = self.auth_token_file.read_text().splitlines()
+        return [line.strip().encode() for line in lines if line.strip()]
 
 
 class RocksDBSettings(Section):

@@ -160,9 +160,10 @@ class Worker:
         wait_for(healthy, timeout=timeout, what=f"worker on {self.url} to be healthy")
         return self
 
-    def get(self, path: str) -> tuple[int, Any]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 body = response.read()
                 status = response.status
         except urllib.error.HTTPError as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,11 +55,24 @@ def register_views(
             web, {"status": report.status, "detail": report.detail}, 200 if report.ok else 503
         )
 
+    guard = _bearer_guard(settings.web.tokens())
+    if not settings.web.tokens() and settings.web.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "customer data (/customers, /tiers, /dashboard) is served without "
+            "authentication on %s:%d: set web.auth_token_file",
+            settings.web.host,
+            settings.web.port,
+            extra={"event": "web_unauthenticated"},
+        )
+    metrics_guard = guard if settings.web.metrics_auth else _open
+
     @app.page("/metrics")  # type: ignore[untyped-decorator]
+    @metrics_guard
     async def prometheus_metrics(web: Any, request: Any) -> Any:
         return web.bytes(metrics.render(), content_type=CONTENT_TYPE.split(";")[0])
 
     @app.page("/customers/{customer_id}")  # type: ignore[untyped-decorator]
+    @guard
     @_owner_unreachable_is_503
     @app.table_route(table=table, match_info="customer_id")  # type: ignore[untyped-decorator]
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
@@ -86,6 +101,7 @@ def register_views(
         )
 
     @app.page("/tiers")  # type: ignore[untyped-decorator]
+    @guard
     async def tiers(web: Any, request: Any) -> Any:
         latest = engine.latest_day()
         if latest is None:
@@ -109,6 +125,7 @@ def register_views(
         )
 
     @app.page("/dashboard")  # type: ignore[untyped-decorator]
+    @guard
     async def dashboard(web: Any, request: Any) -> Any:
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         latest = engine.latest_day()
@@ -116,6 +133,47 @@ def register_views(
             return _html(web, render_waiting(now, _NO_DAY_YET), 503)
         figures = dashboard_figures(latest, engine, settings.value.score, now)
         return _html(web, render_dashboard(figures))
+
+
+View = Callable[..., Awaitable[Any]]
+
+
+def _open(view: View) -> View:
+    return view
+
+
+def _bearer_guard(tokens: list[bytes]) -> Callable[[View], View]:
+    """A view decorator: 401 unless the request carries one of `tokens` as its bearer
+    token (every token compared in constant time); no guard when there are none. A
+    request forwarded to the customer's owner keeps its headers, so the owner checks
+    the same token."""
+    if not tokens:
+        return _open
+
+    def accepts(header: str) -> bool:
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        candidate = given.strip().encode()
+        found = False
+        for token in tokens:
+            found |= hmac.compare_digest(candidate, token)
+        return found
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def guarded(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if not accepts(request.headers.get("Authorization", "")):
+                response = _json(
+                    web, {"error": "unauthorized", "detail": "a bearer token is required"}, 401
+                )
+                response.headers["WWW-Authenticate"] = 'Bearer realm="vipstream"'
+                return response
+            return await view(web, request, *args, **kwargs)
+
+        return guarded
+
+    return decorate
 
 
 def _owner_unreachable_is_503(route: Any) -> Any:

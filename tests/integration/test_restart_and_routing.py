@@ -90,3 +90,52 @@ def test_any_worker_answers_for_any_customer(
             status, body = answers
             assert status == 200
             assert round(body["lifetime_revenue"] * 1e6) == figures.revenue
+
+
+def test_data_endpoints_need_a_bearer_token_and_routing_carries_it(
+    make_worker: WorkerFactory, env: dict[str, str], tmp_path: Path
+) -> None:
+    """With web.auth_token_file: /customers, /tiers and /dashboard answer 401 without a
+    token or with a wrong one, 200 with any listed token, on either worker (a request
+    forwarded to the customer's owner keeps its token); /healthz and /metrics stay open."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("first-token-7c1d0e\nsecond-token-92ab4f\n")
+    secured = {"VIPSTREAM_WEB__AUTH_TOKEN_FILE": str(tokens)}
+    history = simulate_history(
+        env, tmp_path / "history.jsonl", customers=30, days=45, seed=6, start="2026-02-01T00:00:00Z"
+    )
+    expected, distinct = figures_of_file(history)
+    good = {"Authorization": "Bearer second-token-92ab4f"}
+    with (
+        running(make_worker("w1", **secured)) as one,
+        running(make_worker("w2", **secured)) as two,
+    ):
+        wait_for(
+            lambda: one.get("/healthz")[0] == 200 and two.get("/healthz")[0] == 200,
+            timeout=60,
+            what="both workers healthy (no token needed)",
+        )
+        cli(["replay", "--quiet", str(history)], env)
+        wait_for(
+            lambda: (
+                one.metric("vipstream_events_applied_total")
+                + two.metric("vipstream_events_applied_total")
+                == distinct
+            ),
+            timeout=60,
+            what="the history applied across both workers (/metrics open)",
+        )
+        customer = sorted(expected)[0]
+        for path in ("/tiers", f"/customers/{customer}", "/dashboard"):
+            assert one.get(path)[0] == 401, path
+            assert one.get(path, {"Authorization": "Bearer first-token-7c1d0"})[0] == 401
+            assert one.get(path, {"Authorization": "Basic Zmlyc3QtdG9rZW4="})[0] == 401
+        for name in expected:
+            for worker in (one, two):
+                wait_for(
+                    lambda w=worker, c=name: w.get(f"/customers/{c}", good)[0] == 200,
+                    timeout=30,
+                    what=f"{name} answered with the token",
+                    interval=0.5,
+                )
+    assert "first-token-7c1d0e" not in one.log_path.read_text()

@@ -83,6 +83,14 @@ def test_toml_then_environment_then_overrides(
         ("VIPSTREAM_INGEST__DEDUPE_MAX_IDS_PER_CUSTOMER", "100000", "kafka.max_message_bytes"),
         ("VIPSTREAM_INGEST__DEDUPE_MAX_IDS_PER_CUSTOMER", "300000", "dedupe_max_ids"),
         ("VIPSTREAM_KAFKA__MAX_MESSAGE_BYTES", "1000", "kafka.max_message_bytes"),
+        # security settings that cannot work, named without their secrets
+        ("VIPSTREAM_KAFKA__SECURITY_PROTOCOL", "SASL_SSL", "sasl_username"),
+        ("VIPSTREAM_KAFKA__SECURITY_PROTOCOL", "TLS", "kafka.security_protocol"),
+        ("VIPSTREAM_KAFKA__SSL_CAFILE", "/nonexistent/ca.pem", "ssl_cafile"),
+        ("VIPSTREAM_KAFKA__SSL_CERTFILE", "/etc/hostname", "ssl_keyfile"),
+        ("VIPSTREAM_WEB__AUTH_TOKEN_FILE", "/nonexistent/tokens", "auth_token_file"),
+        ("VIPSTREAM_WEB__AUTH_TOKEN_FILE", "/dev/null", "auth_token_file"),
+        ("VIPSTREAM_WEB__METRICS_AUTH", "true", "auth_token_file"),
     ],
 )
 def test_invalid_values_fail_naming_the_key(
@@ -194,3 +202,13 @@ def _value_at(tree: dict[str, object], dotted: str) -> object:
         assert isinstance(value, dict)
         value = value[part]
     return value
+
+
+def test_a_sasl_password_is_never_in_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPSTREAM_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("VIPSTREAM_KAFKA__SASL_PASSWORD", "hunter2-secret-value")
+    monkeypatch.setenv("VIPSTREAM_KAFKA__SSL_CAFILE", "/nonexistent/ca.pem")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "hunter2-secret-value" not in str(caught.value)
+    assert "sasl_username" in str(caught.value)
