@@ -143,7 +143,10 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         other workers (they read read_committed); else through Faust's producer."""
         if exactly_once:
             queue.queue(summaries_name, 0, key, value, owner=int(key))
-        else:
+        elif not app.should_stop:
+            # while the worker stops, Faust's producer may already be gone: the send
+            # would crash the shutdown (exit 1). The partitions' next owner publishes
+            # their summaries again from the committed state.
             summaries.send_soon(key=key, value=value)
 
     engine = ValueEngine(
