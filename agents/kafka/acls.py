@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupAuthorizationFailedError
 
 from agents.faust_port.aiokafka_client import group_read_error
+from agents.kafka.admin import TOPIC_AUTHORIZATION_FAILED
 from agents.kafka.security import client_options
 from agents.settings import Settings
 from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, topic_plan
@@ -93,7 +94,6 @@ class AccessDenied(RuntimeError):
 
 
 _GROUP_AUTHORIZATION_FAILED = 30
-_TOPIC_AUTHORIZATION_FAILED = 29
 
 
 async def check_access(settings: Settings, wait_seconds: float = 15.0) -> None:
@@ -122,7 +122,7 @@ async def _check_access(settings: Settings) -> None:
         denied = sorted(
             t["topic"]
             for t in await admin.describe_topics(sorted(plan))
-            if t["error_code"] == _TOPIC_AUTHORIZATION_FAILED
+            if t["error_code"] == TOPIC_AUTHORIZATION_FAILED
         )
         if denied:
             raise AccessDenied(_missing(settings, "Describe on topic", denied))

@@ -14,7 +14,7 @@ from agents.topics import topic_plan
 
 log = logging.getLogger(__name__)
 
-_TOPIC_AUTHORIZATION_FAILED = 29
+TOPIC_AUTHORIZATION_FAILED = 29  # Kafka's error code
 _TOPIC_EXISTS = 36
 
 
@@ -48,7 +48,7 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                 ]
             )
             for name, code, message in response.topic_errors:
-                if code == _TOPIC_AUTHORIZATION_FAILED:
+                if code == TOPIC_AUTHORIZATION_FAILED:
                     raise TopicError(
                         f"not authorized: topic {name!r} is missing or the worker's Kafka "
                         f"principal lacks Describe on topic {name} (Read or Write imply it) "

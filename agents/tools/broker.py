@@ -49,18 +49,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class EmbeddedBroker:
-    """A Tansu broker process on host:port, started and stopped by this object.
+class LocalBroker:
+    """What every broker process this project starts shares: where it listens (as a
+    `kafka://` URL and as a bootstrap address) and its process."""
 
-    Use as a context manager, or call start()/stop(). The process gets its own process
-    group so that stopping it never leaves a stray child behind.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._output: deque[str] = deque(maxlen=200)
+    host: str
+    port: int
+    _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -78,6 +73,20 @@ class EmbeddedBroker:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+
+class EmbeddedBroker(LocalBroker):
+    """A Tansu broker process on host:port, started and stopped by this object.
+
+    Use as a context manager, or call start()/stop(). The process gets its own process
+    group so that stopping it never leaves a stray child behind.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._output: deque[str] = deque(maxlen=200)
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         binary = broker_binary()

@@ -29,7 +29,7 @@ from threading import Thread
 from types import TracebackType
 from typing import IO
 
-from agents.tools.broker import BrokerError, free_port
+from agents.tools.broker import BrokerError, LocalBroker, free_port
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def random_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class KafkaNode:
+class KafkaNode(LocalBroker):
     """One KRaft node (broker + controller) on host:port, with its data in `data_dir`
     (a temporary directory, removed on stop, when none is given). Restartable on the
     same data: `stop()` then `start()`. Use as a context manager, or start()/stop()."""
@@ -159,22 +159,6 @@ class KafkaNode:
         self.scram_users = dict(scram_users or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._output: deque[str] = deque(maxlen=400)
-
-    @property
-    def url(self) -> str:
-        return f"kafka://{self.host}:{self.port}"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None:
-        return self._process
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     @property
     def running(self) -> bool:
