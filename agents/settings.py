@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -171,6 +172,12 @@ class WebSettings(Section):
     auth_token_file: Path | None = None
     #: With auth_token_file: /metrics needs a token too (give Prometheus one).
     metrics_auth: bool = False
+    #: HTTPS on the web port: the server's certificate (chain) and private key, in PEM.
+    #: Requests routed to a customer's owner then go over HTTPS too, verified against
+    #: tls_cafile (default: the system's trust store) and advertised_host.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_cafile: Path | None = None
 
     @model_validator(mode="after")
     def _tokens_readable(self) -> WebSettings:
@@ -181,7 +188,44 @@ class WebSettings(Section):
                 raise ValueError(f"auth_token_file: {self.auth_token_file} holds no token")
         if self.metrics_auth and self.auth_token_file is None:
             raise ValueError("metrics_auth needs auth_token_file")
+        for name in ("tls_certfile", "tls_keyfile", "tls_cafile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no readable file at {path}")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        if self.tls_cafile is not None and self.tls_certfile is None:
+            raise ValueError("tls_cafile is used only with tls_certfile and tls_keyfile")
+        try:
+            self.server_ssl_context()
+        except ssl.SSLError as exc:
+            raise ValueError(f"tls_certfile/tls_keyfile: not a usable PEM pair ({exc})") from None
+        try:
+            self.client_ssl_context()
+        except ssl.SSLError as exc:
+            raise ValueError(f"tls_cafile: not a usable PEM CA bundle ({exc})") from None
         return self
+
+    def server_ssl_context(self) -> ssl.SSLContext | None:
+        """The web server's TLS context (None: plain HTTP)."""
+        if self.tls_certfile is None or self.tls_keyfile is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls_certfile, self.tls_keyfile)
+        return context
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """How a worker verifies another's certificate when it forwards a request to a
+        customer's owner (None: plain HTTP)."""
+        if self.tls_certfile is None:
+            return None
+        return ssl.create_default_context(
+            cafile=None if self.tls_cafile is None else str(self.tls_cafile)
+        )
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certfile is not None else "http"
 
     def tokens(self) -> list[bytes]:
         """The accepted bearer tokens (none: the data endpoints are open)."""

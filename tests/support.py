@@ -8,6 +8,7 @@ import itertools
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -132,10 +133,12 @@ class Worker:
     _dumped_at: int = -1  # the log's size when the stacks were asked for (-1: never)
     host: str = "127.0.0.1"  # where its web port is reached
     prefix: tuple[str, ...] = ()  # a command that execs it (a network namespace)
+    ca_file: Path | None = None  # HTTPS, verified against this CA (web.tls_* set)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.web_port}"
+        scheme = "http" if self.ca_file is None else "https"
+        return f"{scheme}://{self.host}:{self.web_port}"
 
     def start(self) -> Worker:
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +166,12 @@ class Worker:
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         request = urllib.request.Request(self.url + path, headers=headers or {})
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            context = (
+                None
+                if self.ca_file is None
+                else ssl.create_default_context(cafile=str(self.ca_file))
+            )
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
                 body = response.read()
                 status = response.status
         except urllib.error.HTTPError as error:

@@ -33,7 +33,7 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, summaries_topic
 from agents.worker.health import Health
-from agents.worker.web import register_views
+from agents.worker.web import register_views, routing_client
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         web_enabled=True,
         web_bind=settings.web.host,
         web_port=settings.web.port,
-        canonical_url=f"http://{settings.advertised_host}:{settings.web.port}",
+        canonical_url=f"{settings.web.scheme}://{settings.advertised_host}:{settings.web.port}",
+        web_ssl_context=settings.web.server_ssl_context(),
+        HttpClient=routing_client(settings.web),
         **faust_options(settings),
     )
     app.bootstrap_servers = settings.bootstrap_servers

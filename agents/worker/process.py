@@ -79,7 +79,12 @@ async def _wait_for_broker(settings: Settings) -> None:
     runner = web.AppRunner(server, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.web.host, settings.web.port).start()
+        await web.TCPSite(
+            runner,
+            settings.web.host,
+            settings.web.port,
+            ssl_context=settings.web.server_ssl_context(),
+        ).start()
     except OSError as exc:  # the port is taken: Faust's own server will say so later
         log.warning("cannot serve /healthz while waiting for the broker: %s", exc)
     try:

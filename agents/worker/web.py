@@ -16,7 +16,7 @@ from agents.engine.population import GlobalDay
 from agents.engine.store import CustomerStore
 from agents.engine.value import ValueEngine
 from agents.metrics import CONTENT_TYPE, Metrics
-from agents.settings import Settings
+from agents.settings import Settings, WebSettings
 from agents.worker.dashboard import DashboardFigures, render_dashboard, render_waiting
 from agents.worker.health import Health
 from schemas.care_config import CARE_KINDS
@@ -136,6 +136,21 @@ def register_views(
 
 
 View = Callable[..., Awaitable[Any]]
+
+
+def routing_client(web_settings: WebSettings) -> type[aiohttp.ClientSession]:
+    """The HTTP client class Faust forwards a customer request to its owner with: with
+    TLS on, it verifies the owner's certificate against web.tls_cafile (the request keeps
+    its https scheme and its Authorization header)."""
+    context = web_settings.client_ssl_context()
+
+    class RoutingClient(aiohttp.ClientSession):
+        def __init__(self, **kwargs: Any) -> None:
+            if context is not None:
+                kwargs.setdefault("connector", aiohttp.TCPConnector(ssl=context))
+            super().__init__(**kwargs)
+
+    return RoutingClient
 
 
 def _open(view: View) -> View:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests import factories as f
 from tests.integration.conftest import WorkerFactory
@@ -92,29 +96,45 @@ def test_any_worker_answers_for_any_customer(
             assert round(body["lifetime_revenue"] * 1e6) == figures.revenue
 
 
-def test_data_endpoints_need_a_bearer_token_and_routing_carries_it(
+def test_data_endpoints_need_a_bearer_token_and_routing_carries_it_over_https(
     make_worker: WorkerFactory, env: dict[str, str], tmp_path: Path
 ) -> None:
-    """With web.auth_token_file: /customers, /tiers and /dashboard answer 401 without a
-    token or with a wrong one, 200 with any listed token, on either worker (a request
-    forwarded to the customer's owner keeps its token); /healthz and /metrics stay open."""
+    """With web.auth_token_file and web.tls_*: every endpoint is served over HTTPS;
+    /customers, /tiers and /dashboard answer 401 without a token or with a wrong one, 200
+    with any listed token, on either worker (a request forwarded to the customer's owner
+    goes over HTTPS, verified against web.tls_cafile, and keeps its token); /healthz and
+    /metrics stay open."""
     tokens = tmp_path / "tokens"
     tokens.write_text("first-token-7c1d0e\nsecond-token-92ab4f\n")
-    secured = {"VIPSTREAM_WEB__AUTH_TOKEN_FILE": str(tokens)}
+    ca = trustme.CA()
+    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "web.pem", tmp_path / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    issued.private_key_pem.write_to_path(str(key_file))
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    secured = {
+        "VIPSTREAM_WEB__AUTH_TOKEN_FILE": str(tokens),
+        "VIPSTREAM_WEB__TLS_CERTFILE": str(cert_file),
+        "VIPSTREAM_WEB__TLS_KEYFILE": str(key_file),
+        "VIPSTREAM_WEB__TLS_CAFILE": str(ca_file),
+    }
     history = simulate_history(
         env, tmp_path / "history.jsonl", customers=30, days=45, seed=6, start="2026-02-01T00:00:00Z"
     )
     expected, distinct = figures_of_file(history)
     good = {"Authorization": "Bearer second-token-92ab4f"}
-    with (
-        running(make_worker("w1", **secured)) as one,
-        running(make_worker("w2", **secured)) as two,
-    ):
+    workers = [make_worker(name, **secured) for name in ("w1", "w2")]
+    for worker in workers:
+        worker.ca_file = ca_file
+    with running(workers[0]) as one, running(workers[1]) as two:
         wait_for(
             lambda: one.get("/healthz")[0] == 200 and two.get("/healthz")[0] == 200,
             timeout=60,
             what="both workers healthy (no token needed)",
         )
+        # HTTPS only: plain HTTP gets no answer
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+            urllib.request.urlopen(f"http://127.0.0.1:{one.web_port}/healthz", timeout=5)
         cli(["replay", "--quiet", str(history)], env)
         wait_for(
             lambda: (

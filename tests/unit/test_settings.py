@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 
 from agents.settings import ConfigError, broker_servers, load_settings
 
@@ -91,6 +92,9 @@ def test_toml_then_environment_then_overrides(
         ("VIPSTREAM_WEB__AUTH_TOKEN_FILE", "/nonexistent/tokens", "auth_token_file"),
         ("VIPSTREAM_WEB__AUTH_TOKEN_FILE", "/dev/null", "auth_token_file"),
         ("VIPSTREAM_WEB__METRICS_AUTH", "true", "auth_token_file"),
+        ("VIPSTREAM_WEB__TLS_CERTFILE", "/nonexistent/web.pem", "tls_certfile"),
+        ("VIPSTREAM_WEB__TLS_CERTFILE", "/etc/hostname", "tls_keyfile"),
+        ("VIPSTREAM_WEB__TLS_CAFILE", "/etc/hostname", "tls_cafile"),
     ],
 )
 def test_invalid_values_fail_naming_the_key(
@@ -212,3 +216,27 @@ def test_a_sasl_password_is_never_in_an_error(monkeypatch: pytest.MonkeyPatch) -
         load_settings()
     assert "hunter2-secret-value" not in str(caught.value)
     assert "sasl_username" in str(caught.value)
+
+
+def test_a_web_certificate_and_key_that_do_not_match_fail_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    issued, other = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "web.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    other.private_key_pem.write_to_path(str(key))
+    monkeypatch.setenv("VIPSTREAM_WEB__TLS_CERTFILE", str(cert))
+    monkeypatch.setenv("VIPSTREAM_WEB__TLS_KEYFILE", str(key))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "tls_certfile/tls_keyfile" in str(caught.value)
+    other.private_key_pem.write_to_path(str(key))
+    issued.private_key_pem.write_to_path(str(key))
+    monkeypatch.setenv("VIPSTREAM_WEB__TLS_CAFILE", str(key))  # a key is no CA bundle
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "tls_cafile" in str(caught.value)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("VIPSTREAM_WEB__TLS_CAFILE", str(tmp_path / "ca.pem"))
+    assert load_settings().web.scheme == "https"
