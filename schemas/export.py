@@ -1,4 +1,5 @@
-"""JSON Schema export: one file per event type, plus the stored customer state."""
+"""JSON Schema export: one file per event type, the stored customer state, and the HTTP
+API's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.http import openapi
 from schemas.inputs import INPUT_MODELS
 from schemas.outputs import OUTPUT_MODELS
 from schemas.state import CustomerStateRecord
@@ -29,6 +31,7 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     state["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     state["$id"] = "urn:vipstream:schema:customer_state"
     schemas["customer_state.schema.json"] = state
+    schemas["openapi.json"] = openapi()
     return schemas
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from agents.engine.population import GlobalDay
 from agents.engine.store import CustomerStore
@@ -19,7 +20,9 @@ from agents.metrics import CONTENT_TYPE, Metrics
 from agents.settings import Settings, WebSettings
 from agents.worker.dashboard import DashboardFigures, render_dashboard, render_waiting
 from agents.worker.health import Health
+from schemas.base import Identifier
 from schemas.care_config import CARE_KINDS
+from schemas.http import openapi
 from streams.ledger import SPIKE, TIER_CHANGE, care_task_counts
 from streams.report import customer_figures, population_report
 from streams.tiers import SCORE_LABEL
@@ -45,8 +48,8 @@ def register_views(
     settings: Settings,
     engine: ValueEngine,
 ) -> None:
-    """Attach /healthz, /metrics, /tiers, /dashboard and /customers/{customer_id} to the
-    web server."""
+    """Attach /healthz, /metrics, /tiers, /dashboard, /customers/{customer_id} and
+    /openapi.json (schemas/http.py) to the web server."""
 
     @app.page("/healthz")  # type: ignore[untyped-decorator]
     async def healthz(web: Any, request: Any) -> Any:
@@ -71,8 +74,15 @@ def register_views(
     async def prometheus_metrics(web: Any, request: Any) -> Any:
         return web.bytes(metrics.render(), content_type=CONTENT_TYPE.split(";")[0])
 
+    document = orjson.dumps(openapi())
+
+    @app.page("/openapi.json")  # type: ignore[untyped-decorator]
+    async def openapi_document(web: Any, request: Any) -> Any:
+        return web.bytes(document, content_type="application/json")
+
     @app.page("/customers/{customer_id}")  # type: ignore[untyped-decorator]
     @guard
+    @_customer_id_checked
     @_owner_unreachable_is_503
     @app.table_route(table=table, match_info="customer_id")  # type: ignore[untyped-decorator]
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
@@ -189,6 +199,29 @@ def _bearer_guard(tokens: list[bytes]) -> Callable[[View], View]:
         return guarded
 
     return decorate
+
+
+_CUSTOMER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def _customer_id_checked(route: View) -> View:
+    """400 for a path that cannot name a customer (the rule the input events' ids follow:
+    1 to 256 characters, no control characters), before it is routed anywhere."""
+
+    @functools.wraps(route)
+    async def checked(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        customer_id = request.match_info.get("customer_id", "")
+        try:
+            _CUSTOMER_ID.validate_python(customer_id)
+        except ValidationError:
+            body = {
+                "error": "invalid_customer_id",
+                "detail": "a customer id has 1 to 256 characters and no control characters",
+            }
+            return _json(web, body, 400)
+        return await route(web, request, *args, **kwargs)
+
+    return checked
 
 
 def _owner_unreachable_is_503(route: Any) -> Any:
