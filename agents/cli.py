@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agents.settings import ConfigError, Settings, load_settings
 
 
@@ -133,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of co
     )
     p.add_argument("--principal", help="default: User:<kafka.sasl_username>")
     p.set_defaults(run=_acls)
+
+    p = sub.add_parser(
+        "config", help="print the effective settings as JSON (secrets shown as **********)"
+    )
+    p.set_defaults(run=_config)
 
     p = sub.add_parser("tail", help="print the events on a topic")
     p.add_argument("topic", help="a topic name, e.g. tier-changes or dead-letters")
@@ -313,6 +320,11 @@ def _acls(args: argparse.Namespace) -> int:
     bootstrap = ",".join(settings.bootstrap_servers)
     for acl in worker_acls(settings):
         print(f"{acl.command(principal, bootstrap)}  # {acl.why}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(orjson.dumps(load_settings().dump(), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 

@@ -317,6 +317,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    def dump(self) -> dict[str, Any]:
+        """Every effective setting as JSON values, for `vipstream config` and the worker's
+        start-up log: secrets (SecretStr) as `**********`, secret files by their path."""
+        return self.model_dump(mode="json")
+
     @property
     def bootstrap_servers(self) -> list[str]:
         """host:port of every broker, for aiokafka clients."""

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import orjson
+
 from agents.kafka.acls import AccessDenied, check_access
 from agents.kafka.admin import TopicError, ensure_topics
 from agents.kafka.security import CredentialsRefused, client_options
@@ -53,6 +55,11 @@ def run_worker(settings: Settings) -> int:
             "store": settings.store,
             "web_port": settings.web.port,
         },
+    )
+    log.info(
+        "settings %s",
+        orjson.dumps(settings.dump()).decode(),
+        extra={"event": "worker_settings"},
     )
     # Faust sets up logging again when the worker starts: hand it the same configuration
     worker = faust.Worker(

@@ -18,7 +18,7 @@ from agents.tools.broker import free_port
 from agents.tools.kafka_broker import KafkaNode
 from tests.integration.outcome import outcome
 from tests.oracle import check_figures, figures_of_file
-from tests.support import Worker, cli, isolated_env, simulate_history
+from tests.support import Worker, cli, isolated_env, simulate_history, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +161,75 @@ def test_wrong_credentials_stop_the_worker_at_start_up(
     assert "Traceback" not in log
     assert PASSWORD not in log
     assert "not-the-password" not in log
+
+
+def test_no_secret_in_anything_a_worker_writes(secure_kafka: SecureKafka, tmp_path: Path) -> None:
+    """The SASL password (given as an environment variable, the form most likely to leak
+    into a settings dump), the bearer tokens and the web TLS key appear nowhere in what a
+    worker and the CLI write: the worker's debug log (JSON lines, every library's
+    loggers), every HTTP answer, `vipstream config`, `vipstream acls`, the CLI's output,
+    the output topics, the worker's data directory."""
+    token = "tok-b71c02e99d4f-not-for-logs"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token}\n")
+    ca = trustme.CA()
+    issued = ca.issue_cert(HOST)
+    cert_file, key_file, web_ca = tmp_path / "web.pem", tmp_path / "web-key.pem", tmp_path / "c"
+    issued.private_key_pem.write_to_path(str(key_file))
+    issued.cert_chain_pems[0].write_to_path(str(cert_file))
+    ca.cert_pem.write_to_path(str(web_ca))
+    key_lines = [line for line in key_file.read_text().splitlines() if "-----" not in line]
+    env = secure_env(secure_kafka, tmp_path)
+    del env["VIPSTREAM_KAFKA__SASL_PASSWORD_FILE"]
+    env |= {
+        "VIPSTREAM_KAFKA__SASL_PASSWORD": PASSWORD,
+        "VIPSTREAM_WEB__AUTH_TOKEN_FILE": str(tokens),
+        "VIPSTREAM_WEB__METRICS_AUTH": "true",
+        "VIPSTREAM_WEB__TLS_CERTFILE": str(cert_file),
+        "VIPSTREAM_WEB__TLS_KEYFILE": str(key_file),
+        "VIPSTREAM_WEB__TLS_CAFILE": str(web_ca),
+        "VIPSTREAM_LOG_LEVEL": "debug",
+        "VIPSTREAM_LOG_FORMAT": "json",
+        "VIPSTREAM_STORE": "rocksdb://",  # files in the data directory
+    }
+    path = simulate_history(
+        env, tmp_path / "h.jsonl", customers=40, days=75, seed=12, start="2026-01-05T00:00:00Z"
+    )
+    expected, _ = figures_of_file(path)
+    written = [cli(["replay", "--quiet", str(path)], env)]
+    worker = Worker(env, tmp_path / "w", tmp_path / "w.log", ca_file=web_ca).start()
+    auth = {"Authorization": f"Bearer {token}"}
+    answers: list[str] = []
+    try:
+        worker.wait_healthy(timeout=90)
+        wait_for(lambda: worker.get("/tiers", auth)[0] == 200, timeout=90, what="a closed day")
+        for page in ("/healthz", "/metrics", "/tiers", "/dashboard", "/openapi.json"):
+            answers.append(str(worker.get(page, auth)))
+        answers += [str(worker.get(f"/customers/{c}", auth)) for c in sorted(expected)]
+        answers.append(str(worker.get("/customers/" + "x" * 300, auth)))
+        for args in (
+            ["config"],
+            ["acls"],
+            ["tail", "tier-changes", "--idle-timeout", "3"],
+            ["tail", "care-tasks", "--idle-timeout", "3"],
+        ):
+            written.append(cli(args, env))
+    finally:
+        worker.stop()
+    texts = {
+        "worker log": worker.log_path.read_text(),
+        "HTTP answers": "\n".join(answers),
+        **{" ".join(r.args[3:5]): r.stdout + r.stderr for r in written},
+    }
+    assert '"sasl_password": "**********"' in texts["config"]
+    assert '"event":"worker_settings"' in texts["worker log"]
+    assert len(texts["worker log"].splitlines()) > 200  # the debug log was written
+    stored = [p for p in (tmp_path / "w").rglob("*") if p.is_file()]
+    assert stored  # the state store
+    for name, text in texts.items():
+        for secret in (PASSWORD, token, *key_lines):
+            assert secret not in text, f"a secret in {name}"
+    for file in stored:
+        data = file.read_bytes()
+        for secret in (PASSWORD, token, *key_lines):
+            assert secret.encode() not in data, f"a secret in {file}"
