@@ -132,6 +132,8 @@ class KafkaSettings(Section):
                 raise ValueError(f"{name}: no readable file at {path}")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        if self.sasl_password_file is not None and not self.password():
+            raise ValueError(f"sasl_password_file: {self.sasl_password_file} is empty")
         return self
 
     def password(self) -> str | None:

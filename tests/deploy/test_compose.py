@@ -100,15 +100,32 @@ def test_workers_are_distinct_with_their_own_data_and_port() -> None:
 def test_worker_environment_is_a_valid_configuration(
     name: str, settings_from_env: Callable[[Mapping[str, str]], Settings]
 ) -> None:
-    env = SERVICES[name]["environment"]
+    service = SERVICES[name]
+    env = {k: str(v) for k, v in service["environment"].items()}
+    # the compose secrets the service mounts at /run/secrets/NAME, read from deploy/
+    for secret in service.get("secrets", []):
+        source = str(DEPLOY / COMPOSE["secrets"][secret]["file"])
+        env = {k: v.replace(f"/run/secrets/{secret}", source) for k, v in env.items()}
     # the image's own environment first, as in the container
-    settings = settings_from_env({**image_env(), **{k: str(v) for k, v in env.items()}})
+    settings = settings_from_env({**image_env(), **env})
     assert str(settings.datadir) == "/var/lib/vipstream/data"
-    kafka = SERVICES["kafka"]
+    kafka = SERVICES["kafka"]["environment"]
     host, port = settings.bootstrap_servers[0].split(":")
-    assert host == kafka["hostname"]
-    advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    assert f"PLAINTEXT://{host}:{port}" in advertised
+    assert host == SERVICES["kafka"]["hostname"]
+    advertised = dict(
+        reversed(item.split("://")) for item in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    )
+    listener = advertised[f"{host}:{port}"]
+    protocols = dict(
+        pair.split(":") for pair in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert protocols[listener] == settings.kafka.security_protocol == "SASL_PLAINTEXT"
+    assert settings.kafka.sasl_mechanism in kafka["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+    # the broker knows the worker's user with the password in its secret file
+    jaas = kafka[f"KAFKA_LISTENER_NAME_{listener}_{settings.kafka.sasl_mechanism}_SASL_JAAS_CONFIG"]
+    user = f'user_{settings.kafka.sasl_username}="{settings.kafka.password()}"'
+    assert user in jaas
+    assert settings.web.tokens()  # the data endpoints need a token
     # one broker: no topic can have more replicas
     assert settings.kafka.replication_factor == 1
     assert settings.web.port == WEB_PORT

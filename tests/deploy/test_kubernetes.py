@@ -12,21 +12,24 @@ from typing import Any
 
 import pytest
 
-from agents.settings import Settings
+from agents.settings import ConfigError, Settings
 from tests.deploy.tools import DEPLOY, image_env, load_yaml, load_yaml_documents
 
 K8S = DEPLOY / "k8s"
 
 
 def manifests() -> dict[str, dict[str, Any]]:
-    """kind -> the one manifest of that kind."""
+    """kind -> the one manifest of that kind (Secrets: "Secret/<name>", one per name)."""
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(K8S.glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
         for doc in load_yaml_documents(path):
-            assert doc["kind"] not in found, f"two {doc['kind']}s"
-            found[doc["kind"]] = doc
+            kind = doc["kind"]
+            if kind == "Secret":
+                kind = f"Secret/{doc['metadata']['name']}"
+            assert kind not in found, f"two {kind}s"
+            found[kind] = doc
     return found
 
 
@@ -60,7 +63,56 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_the_kinds_a_worker_deployment_needs() -> None:
-    assert set(M) == {"Namespace", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget"}
+    assert set(M) == {
+        "Namespace",
+        "ConfigMap",
+        "Secret/vipstream-kafka",
+        "Secret/vipstream-web",
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+    }
+
+
+def secret_mounts() -> dict[str, tuple[str, dict[str, str]]]:
+    """mount path -> (Secret name, its keys and values) of every Secret volume."""
+    mounts = {m["name"]: m for m in CONTAINER["volumeMounts"]}
+    found = {}
+    for volume in POD["spec"]["volumes"]:
+        if "secret" in volume:
+            name = volume["secret"]["secretName"]
+            mount = mounts[volume["name"]]
+            assert mount["readOnly"] is True
+            found[mount["mountPath"]] = (name, M[f"Secret/{name}"]["stringData"])
+    return found
+
+
+def test_the_configuration_reads_each_secret_from_its_mounted_file() -> None:
+    """The password and the tokens come from files in the Secrets' mounts (not from
+    variables), each a key its Secret has; the pod's environment holds no secret."""
+    _, _, text = config_toml()
+    config = tomllib.loads(text)
+    named = [config["kafka"]["sasl_password_file"], config["web"]["auth_token_file"]]
+    mounts = secret_mounts()
+    for path in named:
+        directory, _, key = path.rpartition("/")
+        assert key in mounts[directory][1], path
+    assert {name for name, _ in mounts.values()} == {"vipstream-kafka", "vipstream-web"}
+    assert not any("PASSWORD" in name or "TOKEN" in name for name in ENV)
+    assert config["kafka"]["security_protocol"] == "SASL_SSL"
+
+
+def test_the_secrets_ship_empty_and_a_worker_refuses_them(
+    settings_from_env: Callable[[Mapping[str, str]], Settings], tmp_path: Path
+) -> None:
+    """No credential in the repository; applied unfilled, the workers stop at start-up
+    naming both keys, instead of connecting without a password or serving data openly."""
+    for _, values in secret_mounts().values():
+        assert set(values.values()) == {""}
+    with pytest.raises(ConfigError) as refused:
+        settings_from_env(configured_env(tmp_path, filled=False))
+    assert "sasl_password_file" in str(refused.value)
+    assert "auth_token_file" in str(refused.value)
 
 
 def test_headless_service_selects_the_pods() -> None:
@@ -96,9 +148,17 @@ def test_pods_advertise_their_dns_name_under_the_headless_service() -> None:
     assert names.index("POD_NAME") < names.index("VIPSTREAM_WEB__ADVERTISED_HOST")
 
 
-def configured_env(tmp_path: Path) -> dict[str, str]:
-    """The VIPSTREAM_* environment of a pod, the ConfigMap's TOML written to a file."""
+def configured_env(tmp_path: Path, *, filled: bool = True) -> dict[str, str]:
+    """The VIPSTREAM_* environment of a pod, the ConfigMap's TOML written to a file and
+    the Secrets' files under tmp_path, where the TOML then looks for them (filled with
+    test values, or as shipped)."""
     _, key, text = config_toml()
+    for mount, (name, values) in secret_mounts().items():
+        directory = tmp_path / name
+        directory.mkdir(exist_ok=True)
+        for item, value in values.items():
+            (directory / item).write_text(f"test-{item}\n" if filled else value)
+        text = text.replace(f'"{mount}/', f'"{directory}/')
     config = tmp_path / key
     config.write_text(text)
     env = image_env()  # the image's own environment, then the pod's

@@ -91,6 +91,7 @@ def test_toml_then_environment_then_overrides(
         ("VIPSTREAM_KAFKA__SSL_CERTFILE", "/etc/hostname", "ssl_keyfile"),
         ("VIPSTREAM_WEB__AUTH_TOKEN_FILE", "/nonexistent/tokens", "auth_token_file"),
         ("VIPSTREAM_WEB__AUTH_TOKEN_FILE", "/dev/null", "auth_token_file"),
+        ("VIPSTREAM_KAFKA__SASL_PASSWORD_FILE", "/dev/null", "sasl_password_file"),
         ("VIPSTREAM_WEB__METRICS_AUTH", "true", "auth_token_file"),
         ("VIPSTREAM_WEB__TLS_CERTFILE", "/nonexistent/web.pem", "tls_certfile"),
         ("VIPSTREAM_WEB__TLS_CERTFILE", "/etc/hostname", "tls_keyfile"),
