@@ -1,22 +1,30 @@
 """The persisted per-customer state: what a changelog record of `customer_state` holds.
 
-Version 2 (written by streams/codec.py): one byte, the version, the length of the body
+Version 3 (written by streams/codec.py): one byte, the version, the length of the body
 (uint32), then the body compressed as one LZ4 block. The body is
 
 1. `STATE_HEADER`: flags (`STATE_FLAG`: booleans, and which optional values are
    present), the tier (index in `STATE_TIERS`), the times, the optional values (0 when
-   absent), the lifetime figures, score and percentile, and the lengths of what follows;
+   absent), the lifetime figures, score and percentile, the lengths of what follows,
+   and the purchase history (streams/history.py: first purchase day, distinct purchase
+   days, the first day's spend, the latest settled purchase day, the number of pending
+   purchase days);
 2. the customer id, UTF-8;
 3. per input stream, `STATE_STREAM` (index in `STATE_STREAMS`, last_at, floor, number of
    remembered ids) and the ids: int64 pairs (event-id hash, occurred_at), arrival order;
-4. the bucket days (int64, strictly increasing), then the buckets column by column:
+4. the pending purchase days (int64, ascending);
+5. the bucket days (int64, strictly increasing), then the buckets column by column:
    for each field of `CustomerStateRecord.days` in order, one int64 per day;
-5. the care memory, `CareRecord` as compact JSON (nothing when it is empty).
+6. the care memory, `CareRecord` as compact JSON (nothing when it is empty).
 
-All integers are little-endian. Version 1 is the JSON document `CustomerStateRecord`
-below; it is still read, so stores and changelogs written by older workers upgrade in
-place. Times are epoch microseconds (UTC), money is integer millionths of the currency
-unit; the record models document every value's meaning for both versions.
+All integers are little-endian. Version 2 is version 3 without the purchase history
+(`STATE_HEADER_V2`, no item 4); version 1 is the JSON document `CustomerStateRecord`
+below. Both are still read, so stores and changelogs written by older workers upgrade in
+place; their purchase history is estimated from the lifetime figures (first seen as the
+first purchase day, orders as purchase days, the mean order as the first day's spend),
+exact from the next purchase on only in its new days. Times are epoch microseconds
+(UTC), money is integer millionths of the currency unit; the record models document
+every value's meaning for both versions.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pydantic import Field
 
 from schemas.base import Contract, Identifier
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 STATE_TIERS = ("vip", "gold", "silver", "bronze", "new")
 STATE_STREAMS = ("call", "order", "ticket", "contact_preference")
 STATE_FLAG = {
@@ -42,12 +50,17 @@ STATE_FLAG = {
     "closed_day": 128,
     "tier_since": 256,
     "tiered_day": 512,
+    "first_purchase_day": 1024,
+    "settled_last_day": 2048,
 }
 #: flags, tier, first_seen_at, last_event_at, last_order_at, preference_at, closed_day,
 #: tier_since, tiered_day, revenue, service_cost, purchases, purchase_amount,
 #: refund_amount, contacts, basic_questions, score, percentile, customer id bytes,
-#: streams, bucket days, care JSON bytes
-STATE_HEADER = struct.Struct("<HB14q2dHBII")
+#: streams, bucket days, care JSON bytes, first purchase day, purchase days, first day's
+#: spend, settled last purchase day, pending purchase days
+STATE_HEADER = struct.Struct("<HB14q2dHBII4qH")
+#: version 2: the same without the purchase history
+STATE_HEADER_V2 = struct.Struct("<HB14q2dHBII")
 #: stream index, last_at, floor, remembered ids
 STATE_STREAM = struct.Struct("<BqqI")
 

@@ -1,6 +1,7 @@
 """Customer state <-> bytes for the table and its changelog (format: schemas/state.py).
 
-Version 2, written: a fixed binary header, the id memory, the day buckets as int64
+Version 3, written: a fixed binary header, the id memory, the pending purchase days,
+the day buckets as int64
 arrays, and the care memory as compact JSON, compressed as one LZ4 block. The buckets
 are stored column by column, so a field that is zero on most days is a run LZ4 folds
 away. Measured on the states of a simulated year (CPU time per state on the 2-core
@@ -9,12 +10,14 @@ bench machine): zlib level 1 took 113 us to compress a body, LZ4 10 us, for a me
 as much time again as the whole encoding. Both directions are a handful of C calls.
 
 Version 1 (JSON) is still read, so a store or changelog written by an older worker
-upgrades in place: each state is rewritten as version 2 at its next change.
+upgrades in place: each state is rewritten as version 3 at its next change. So is
+version 2, which lacks the purchase history (estimated, see schemas/state.py).
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import struct
 import sys
 from array import array
@@ -29,6 +32,7 @@ from schemas.config import IngestSettings
 from schemas.state import (
     STATE_FLAG,
     STATE_HEADER,
+    STATE_HEADER_V2,
     STATE_STREAM,
     STATE_STREAMS,
     STATE_TIERS,
@@ -37,10 +41,13 @@ from schemas.state import (
 from streams import care
 from streams.care import CareMemory
 from streams.customer import CustomerState, StreamMemory
+from streams.history import PurchaseHistory
+from streams.units import day_of
 from streams.window import FIELDS, DayBuckets
 
 _LITTLE = sys.byteorder == "little"
 _VERSION_BYTE = bytes([STATE_VERSION])
+_V2_BYTE = bytes([2])
 _STREAM_CODE = {name: code for code, name in enumerate(STATE_STREAMS)}
 _TIER_CODE = {name: code for code, name in enumerate(STATE_TIERS)}
 _KNOWN_FLAGS = sum(STATE_FLAG.values())
@@ -74,10 +81,11 @@ class StateDecodeError(ValueError):
 
 
 def encode_state(state: CustomerState) -> bytes:
-    """Serialise a customer's state (version 2: binary, compressed)."""
+    """Serialise a customer's state (version 3: binary, compressed)."""
     care = b"" if state.care.is_empty() else orjson.dumps(_encode_care(state.care))
     name = state.customer_id.encode("utf-8")
     days, rows = state.days.days_array, state.days.rows_array
+    history = state.history
     optional = (
         ("last_order_at", state.last_order_at),
         ("preference_at", state.preference_at),
@@ -85,12 +93,16 @@ def encode_state(state: CustomerState) -> bytes:
         ("tier_since", state.tier_since),
         ("tiered_day", state.tiered_day),
     )
+    flags_history = STATE_FLAG["first_purchase_day"] if history.first_day is not None else 0
+    if history.settled_last is not None:
+        flags_history |= STATE_FLAG["settled_last_day"]
     flags = (
         STATE_FLAG["do_not_call"] * state.do_not_call
         | STATE_FLAG["stale"] * state.stale
         | STATE_FLAG["judged"] * state.judged
         | STATE_FLAG["score"] * (state.score is not None)
         | STATE_FLAG["percentile"] * (state.percentile is not None)
+        | flags_history
     )
     for field, value in optional:
         if value is not None:
@@ -115,6 +127,11 @@ def encode_state(state: CustomerState) -> bytes:
             len(state.streams),
             len(days),
             len(care),
+            history.first_day or 0,
+            history.days,
+            history.first_amount,
+            history.settled_last or 0,
+            len(history.pending),
         ),
         name,
     ]
@@ -124,6 +141,7 @@ def encode_state(state: CustomerState) -> bytes:
             STATE_STREAM.pack(_STREAM_CODE[stream], memory.last_at, memory.floor, len(memory.seen))
         )
         parts.append(_bytes(seen))
+    parts.append(_bytes(array("q", history.pending)))
     parts.append(_bytes(days))
     parts.extend(_bytes(rows[f::FIELDS]) for f in range(FIELDS))
     parts.append(care)
@@ -131,14 +149,14 @@ def encode_state(state: CustomerState) -> bytes:
 
 
 def pack_body(body: bytes) -> bytes:
-    """A version-2 state from its uncompressed body (the inverse of `unpack_body`)."""
+    """A version-3 state from its uncompressed body (the inverse of `unpack_body`)."""
     compressed: bytes = lz4.block.compress(body, store_size=False)
     return _VERSION_BYTE + _SIZE.pack(len(body)) + compressed
 
 
 def unpack_body(data: bytes) -> bytes:
-    """The uncompressed body of a version-2 state (StateDecodeError if it is not one)."""
-    if data[:1] != _VERSION_BYTE:
+    """The uncompressed body of a version-2 or -3 state (StateDecodeError otherwise)."""
+    if data[:1] not in (_VERSION_BYTE, _V2_BYTE):
         raise StateDecodeError(f"unknown state version {data[:1]!r}")
     try:
         (size,) = _SIZE.unpack_from(data, 1)
@@ -160,7 +178,7 @@ def decode_state(data: bytes) -> CustomerState:
         return _decode_v1(data)
     body = unpack_body(data)
     try:
-        return _decode_v2(body)
+        return _decode_binary(body, version=data[0])
     except StateDecodeError:
         raise
     except (
@@ -175,7 +193,18 @@ def decode_state(data: bytes) -> CustomerState:
         raise StateDecodeError(f"corrupt customer state: {exc!r}") from exc
 
 
-def _decode_v2(body: bytes) -> CustomerState:
+def _decode_binary(body: bytes, *, version: int) -> CustomerState:
+    header = STATE_HEADER if version == STATE_VERSION else STATE_HEADER_V2
+    fields = list(header.unpack_from(body))
+    if version == STATE_VERSION:
+        (
+            *fields,
+            first_purchase_day,
+            purchase_days,
+            first_day_amount,
+            settled_last,
+            pending_count,
+        ) = fields
     (
         flags,
         tier,
@@ -199,10 +228,10 @@ def _decode_v2(body: bytes) -> CustomerState:
         stream_count,
         day_count,
         care_length,
-    ) = STATE_HEADER.unpack_from(body)
+    ) = fields
     if flags & ~_KNOWN_FLAGS:
         raise StateDecodeError(f"unknown state flags {flags:#x}")
-    at = STATE_HEADER.size
+    at = header.size
     customer_id = bytes(body[at : at + name_length]).decode("utf-8")
     if len(customer_id.encode("utf-8")) != name_length or not customer_id:
         raise StateDecodeError("truncated customer id")
@@ -216,6 +245,19 @@ def _decode_v2(body: bytes) -> CustomerState:
         if name in streams:
             raise StateDecodeError(f"stream {name} stored twice")
         streams[name] = StreamMemory(last_at, floor, dict(zip(seen[0::2], seen[1::2], strict=True)))
+    if version == STATE_VERSION:
+        pending, at = _array(body, at, pending_count)
+        if any(b <= a for a, b in itertools.pairwise(pending)):
+            raise StateDecodeError("pending purchase days out of order")
+        history = PurchaseHistory(
+            first_day=first_purchase_day if flags & STATE_FLAG["first_purchase_day"] else None,
+            days=purchase_days,
+            first_amount=first_day_amount,
+            settled_last=settled_last if flags & STATE_FLAG["settled_last_day"] else None,
+            pending=list(pending),
+        )
+    else:
+        history = estimated_history(first_seen_at, purchases, purchase_amount, last_order_at)
     table, at = _array(body, at, (FIELDS + 1) * day_count)  # days, then one column per field
     n = day_count
     days = table[:n]
@@ -255,6 +297,23 @@ def _decode_v2(body: bytes) -> CustomerState:
         tiered_day=present("tiered_day", tiered_day),
         percentile=percentile if flags & STATE_FLAG["percentile"] else None,
         care=care,
+        history=history,
+    )
+
+
+def estimated_history(
+    first_seen_at: int, purchases: int, purchase_amount: int, last_order_at: int | None
+) -> PurchaseHistory:
+    """The purchase history of a state written before version 3, from its lifetime
+    figures: first seen as the first purchase day, orders as purchase days, the mean
+    order as the first day's spend, the last order as settled."""
+    if purchases <= 0:
+        return PurchaseHistory()
+    return PurchaseHistory(
+        first_day=day_of(first_seen_at),
+        days=purchases,
+        first_amount=purchase_amount // purchases,
+        settled_last=day_of(last_order_at if last_order_at is not None else first_seen_at),
     )
 
 
@@ -346,6 +405,12 @@ def _decode_v1(data: bytes) -> CustomerState:
             tiered_day=obj["tiered_day"],
             percentile=obj["percentile"],
             care=_decode_care(obj.get("care")),
+            history=estimated_history(
+                obj["first_seen_at"],
+                obj["purchases"],
+                obj["purchase_amount"],
+                obj["last_order_at"],
+            ),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, StateDecodeError):

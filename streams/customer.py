@@ -31,6 +31,7 @@ from streams.care import (
     note_ticket_opened,
 )
 from streams.cost import call_cost, is_basic_question, ticket_cost
+from streams.history import PurchaseHistory, note_purchase
 from streams.ids import id_hash
 from streams.revenue import BUYING_KINDS, revenue_delta
 from streams.units import MICROS_PER_SECOND, day_of, money, saturating_add, to_micros
@@ -93,6 +94,8 @@ class CustomerState:
     tiered_day: int | None = None  # the closed day the tier was last decided for
     percentile: float | None = None  # in the population of `tiered_day`
     care: CareMemory = field(default_factory=CareMemory)  # streams/care.py
+    #: repeat purchases, for the purchase and spend models (streams/history.py)
+    history: PurchaseHistory = field(default_factory=PurchaseHistory)
 
     def __post_init__(self) -> None:
         if not isinstance(self.days, window.DayBuckets):  # a plain mapping, e.g. in a test
@@ -229,6 +232,14 @@ def _apply_order(state: CustomerState, bucket: int | None, order: OrderEvent, at
         state.purchase_amount = saturating_add(state.purchase_amount, units)
         if state.last_order_at is None or at > state.last_order_at:
             state.last_order_at = at
+        had = bucket is not None and bucket in state.days and state.days[bucket][window.PURCHASES]
+        note_purchase(
+            state.history,
+            day=day_of(at),
+            amount=units,
+            day_had_purchase=bool(had),
+            evaluated_day=state.closed_day,
+        )
         if bucket is not None:
             state.days.add(bucket, window.PURCHASES, 1)
             state.days.add(bucket, window.PURCHASE_AMOUNT, units)

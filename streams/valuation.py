@@ -13,6 +13,7 @@ from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
 from streams import care, window
 from streams.care import CareRules
 from streams.customer import CustomerState
+from streams.history import settle
 from streams.tiers import Cuts, Decision, decide
 from streams.units import day_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
@@ -73,6 +74,7 @@ def evaluate(
     days = state.days
     days.evict(day - rules.retention_days + 1)
     state.closed_day = day
+    settle(state.history, day)
     last = days.last_day
     state.stale = last is not None and last > day  # open days still to be closed
     if first_day > day:  # not a customer yet on that day

@@ -25,6 +25,7 @@ from schemas.state import (
 from streams.care import CareMemory
 from streams.codec import StateDecodeError, decode_state, encode_state, pack_body, unpack_body
 from streams.customer import CustomerState, StreamMemory
+from streams.history import PurchaseHistory
 from streams.window import FIELDS
 
 int64 = st.integers(-(2**63), 2**63 - 1)
@@ -76,6 +77,14 @@ states = st.builds(
         ),
         tickets=st.lists(st.tuples(micros, st.text(max_size=5), st.just("opened")).map(list)),
     ),
+    history=st.builds(
+        PurchaseHistory,
+        first_day=st.none() | st.integers(0, 40_000),
+        days=st.integers(0, 10**6),
+        first_amount=int64,
+        settled_last=st.none() | st.integers(0, 40_000),
+        pending=st.lists(st.integers(0, 40_000), unique=True, max_size=8).map(sorted),
+    ),
 )
 
 
@@ -86,7 +95,7 @@ def test_round_trip_is_lossless(state: CustomerState) -> None:
 
 
 def read_documented_layout(data: bytes) -> dict[str, Any]:
-    """Decode a version 2 record by following schemas/state.py alone."""
+    """Decode a version 3 record by following schemas/state.py alone."""
     assert data[0] == STATE_VERSION
     (size,) = struct.unpack_from("<I", data, 1)
     body = lz4.block.decompress(data[5:], uncompressed_size=size)
@@ -113,6 +122,11 @@ def read_documented_layout(data: bytes) -> dict[str, Any]:
         "streams",
         "days",
         "care_bytes",
+        "first_purchase_day",
+        "purchase_days",
+        "first_day_amount",
+        "settled_last_day",
+        "pending_days",
     ]
     record: dict[str, Any] = dict(zip(names, STATE_HEADER.unpack_from(body), strict=True))
     at = STATE_HEADER.size
@@ -125,6 +139,8 @@ def read_documented_layout(data: bytes) -> dict[str, Any]:
         pairs = struct.unpack_from(f"<{2 * count}q", body, at)
         at += 16 * count
         record["stream_memory"][STATE_STREAMS[code]] = (last_at, floor, pairs)
+    record["pending"] = list(struct.unpack_from(f"<{record['pending_days']}q", body, at))
+    at += 8 * record["pending_days"]
     n = record["days"]
     day_numbers = struct.unpack_from(f"<{n}q", body, at)
     columns = [struct.unpack_from(f"<{n}q", body, at + 8 * n * (f + 1)) for f in range(FIELDS)]
@@ -151,6 +167,14 @@ def test_encoding_is_the_documented_layout(state: CustomerState) -> None:
     for name in ("last_order_at", "preference_at", "closed_day", "tier_since", "tiered_day"):
         assert optional(name) == getattr(state, name)
     assert optional("score") == state.score
+    history = state.history
+    assert optional("first_purchase_day") == history.first_day
+    assert optional("settled_last_day") == history.settled_last
+    assert (record["purchase_days"], record["first_day_amount"], record["pending"]) == (
+        history.days,
+        history.first_amount,
+        history.pending,
+    )
     assert bool(flags & STATE_FLAG["stale"]) is state.stale
     assert record["buckets"] == dict(state.days.items())
     assert record["stream_memory"] == {
