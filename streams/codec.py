@@ -41,7 +41,7 @@ from schemas.state import (
 from streams import care
 from streams.care import CareMemory
 from streams.customer import CustomerState, StreamMemory
-from streams.history import PurchaseHistory
+from streams.history import MAX_PENDING_DAYS, PurchaseHistory
 from streams.units import day_of
 from streams.window import FIELDS, DayBuckets
 
@@ -72,7 +72,8 @@ def max_state_bytes(ingest: IngestSettings, spikes: SpikeSettings, rules: CareSe
     basic = categories * (_LONGEST_LABEL + 10) + (spikes.max_categories + 1) * (_LONGEST_LABEL + 15)
     skus = 3 * rules.max_skus * (_LONGEST_ID + 30)  # waiting for the close, and the stock
     days = 366 * 8 * (FIELDS + 1)  # the day and its int64 bucket, per day of the look-back
-    body = ids + tickets + ratings + basic + skus + days + 10_000
+    pending = MAX_PENDING_DAYS * 8  # purchase days after the last evaluated day
+    body = ids + tickets + ratings + basic + skus + days + pending + 10_000
     return 1 + _SIZE.size + body + body // 255 + 16  # LZ4's worst case: incompressible
 
 

@@ -17,7 +17,7 @@ from schemas.inputs import INPUT_MODELS
 from schemas.state import STATE_HEADER, STATE_HEADER_V2
 from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState, apply_event
-from streams.history import PurchaseHistory, Repeat, as_of, settle
+from streams.history import MAX_PENDING_DAYS, PurchaseHistory, Repeat, as_of, settle
 from streams.units import day_of, money, to_micros
 from tests import factories as f
 
@@ -165,3 +165,16 @@ def test_a_version_2_state_reads_with_an_estimated_history() -> None:
     )
     assert old.purchases == state.purchases
     assert decode_state(encode_state(old)) == old  # rewritten as version 3
+
+
+def test_purchase_days_kept_apart_are_capped_and_the_history_stays_exact() -> None:
+    """100 purchase days with no evaluation between (a customer whose partition closes no
+    day for months): the oldest settle early, the state stays bounded, and the history
+    as of any of those days is still what the purchases give (read from the buckets)."""
+    bought = [(d, 10 + d, False) for d in range(100)]
+    state = replay([order(d, amount) for d, amount, _ in bought])
+    assert len(state.history.pending) == MAX_PENDING_DAYS
+    for day in (20, 50, 99):
+        assert repeat_of(replay([order(d, a) for d, a, _ in bought]), day) == brute_force(
+            bought, day
+        )
