@@ -215,6 +215,29 @@ class Metrics:
             "Judged customers in the latest merged population distribution.",
             registry=r,
         )
+        self.model_parameter = Gauge(
+            "vipstream_model_parameter",
+            "The fitted population model's parameters: model purchases (MBG/NBD or BG/NBD, "
+            "time in days: r, alpha, a, b) or spend (Gamma-Gamma: p, q, gamma).",
+            ["model", "parameter"],
+            registry=r,
+        )
+        self.model_log_likelihood = Gauge(
+            "vipstream_model_log_likelihood",
+            "Log-likelihood of the fitted population model on its sample, by model.",
+            ["model"],
+            registry=r,
+        )
+        self.model_day = Gauge(
+            "vipstream_model_day_timestamp_seconds",
+            "End of the closed day the population model in use was fitted on.",
+            registry=r,
+        )
+        self.model_sample = Gauge(
+            "vipstream_model_sample_customers",
+            "Buyers in the sample the population model in use was fitted on.",
+            registry=r,
+        )
         self.distribution_merged_at = Gauge(
             "vipstream_distribution_merged_timestamp_seconds",
             "Wall-clock time the latest population distribution was merged.",

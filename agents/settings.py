@@ -25,7 +25,7 @@ from pydantic_settings import (
 
 from schemas.care_config import CareSettings, SpikeSettings, TicketSettings
 from schemas.config import CostSettings, IngestSettings, Section
-from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
+from schemas.value_config import ClvSettings, PredictionSettings, TieringSettings, ValueSettings
 from streams.codec import max_state_bytes
 
 ENV_PREFIX = "VIPSTREAM_"
@@ -296,6 +296,7 @@ class Settings(BaseSettings):
     cost: CostSettings = CostSettings()
     value: ValueSettings = ValueSettings()
     clv: ClvSettings = ClvSettings()
+    prediction: PredictionSettings = PredictionSettings()
     tiering: TieringSettings = TieringSettings()
     spikes: SpikeSettings = SpikeSettings()
     care: CareSettings = CareSettings()

@@ -84,6 +84,18 @@ class CustomerFigures(Body):
     last_event_at: Instant
     last_order_at: Instant | None
     do_not_call: bool
+    # the population model's predictions (None before its first fit, or for a customer
+    # who never bought): streams/predictive.py
+    p_alive: float | None = Field(ge=0, le=1, description="P(the customer still buys)")
+    expected_purchases_90d: float | None = Field(ge=0)
+    expected_purchases_365d: float | None = Field(ge=0)
+    expected_order_value: float | None
+    predicted_clv: float | None = Field(
+        description="discounted expected margin over prediction.horizon_days, less the "
+        "customer's own service cost while it is expected to stay"
+    )
+    repeat_purchases: int | None = Field(ge=0, description="purchase days after the first")
+    model_fitted_as_of: Instant | None
 
 
 class Cut(Body):
@@ -106,6 +118,32 @@ class TierCounts(Body):
     new: int = Field(ge=0)
 
 
+class PurchaseModelReport(Body):
+    variant: Literal["mbgnbd", "bgnbd"]
+    r: float
+    alpha: float = Field(description="in days")
+    a: float
+    b: float
+    log_likelihood: float
+    customers: int = Field(ge=0)
+
+
+class SpendModelReport(Body):
+    p: float
+    q: float
+    gamma: float
+    log_likelihood: float
+    customers: int = Field(ge=0)
+
+
+class ModelReport(Body):
+    """The population model in use: fitted on the merged sample of one closed day."""
+
+    fitted_as_of: Instant
+    purchases: PurchaseModelReport
+    spend: SpendModelReport
+
+
 class TiersReport(Body):
     """GET /tiers: the latest merged day's cut points, counts per tier and histogram."""
 
@@ -121,6 +159,8 @@ class TiersReport(Body):
     churned_share: float | None
     lifetime_years: float
     histogram: list[HistogramBin]
+    model: ModelReport | None
+    model_pending: str | None = Field(description="why there is no model yet")
 
 
 _JSON = "application/json"

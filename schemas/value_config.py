@@ -97,3 +97,33 @@ class TieringSettings(Section):
         vip = 100.0 - self.vip_top_percent
         gold = vip - self.gold_next_percent
         return vip, gold, gold - self.silver_next_percent
+
+
+class PredictionSettings(Section):
+    """Predictive value: the purchase (MBG/NBD) and spend (Gamma-Gamma) models, fitted
+    from the stream at the daily close (streams/predictive.py, agents/engine/population.py)."""
+
+    enabled: bool = True
+    #: mbgnbd: a one-time buyer can be gone (the default, see the README); bgnbd: the
+    #: 2005 model, which holds every one-time buyer alive.
+    variant: Literal["mbgnbd", "bgnbd"] = "mbgnbd"
+    #: Fit on the closed days that are a multiple of this many days since 1970-01-01.
+    refit_days: Annotated[int, Field(ge=1, le=365)] = 7
+    #: Buyers in the fit: each partition offers its buyers with the smallest customer-id
+    #: hashes, the merge keeps the smallest overall (a uniform, deterministic sample).
+    sample_customers: Annotated[int, Field(ge=100, le=20_000)] = 4000
+    #: Fit only with at least this many buyers in the sample, and as many repeat buyers
+    #: for the spend model; before that, the historic CLV only.
+    min_customers: Annotated[int, Field(ge=20, le=20_000)] = 300
+    min_repeat_buyers: Annotated[int, Field(ge=10, le=20_000)] = 50
+    #: Predicted CLV: expected margin over this many days, discounted at
+    #: clv.discount_rate, less the customer's own service cost per day while alive.
+    horizon_days: Annotated[int, Field(ge=30, le=3650)] = 365
+
+    @model_validator(mode="after")
+    def _sample_holds_the_minimum(self) -> PredictionSettings:
+        if self.min_customers > self.sample_customers:
+            raise ValueError("min_customers must be at most sample_customers")
+        if self.min_repeat_buyers > self.min_customers:
+            raise ValueError("min_repeat_buyers must be at most min_customers")
+        return self

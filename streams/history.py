@@ -20,6 +20,9 @@ it falls on the first, last or a pending purchase day.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import heapq
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from streams.window import PURCHASE_AMOUNT, PURCHASES, REFUND_AMOUNT, DayBuckets
@@ -131,3 +134,53 @@ def _pending_has(history: PurchaseHistory, day: int) -> bool:
 def _settle_day(history: PurchaseHistory, day: int) -> None:
     if history.settled_last is None or day > history.settled_last:
         history.settled_last = day
+
+
+#: One sampled buyer: [customer hash, first purchase day, x, t_x, repeat spend (micro-units)]
+SampleEntry = list[int]
+
+
+class HistorySample:
+    """The `size` buyers of one partition with the smallest customer-id hashes, each with
+    its history as of its latest evaluation: what the population fit reads. A hash
+    sample is uniform (the hash knows nothing of value), deterministic (the same
+    customers whichever worker holds the partition), and mergeable: the smallest `size`
+    of a union of partitions' samples are exactly the smallest `size` of all buyers.
+    A customer's age T is taken at the fit's day from its first purchase day."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[int, SampleEntry] = {}
+        self._hashes: list[int] = []  # ascending
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def note(self, key: bytes, repeat: Repeat | None, day: int) -> None:
+        """The customer's history as of `day` (None: not a buyer by then)."""
+        if repeat is None:
+            return
+        hashed = customer_hash(key)
+        entry = [hashed, day - repeat.age, repeat.x, repeat.t_x, repeat.repeat_spend]
+        if hashed in self._entries:
+            self._entries[hashed] = entry
+            return
+        if len(self._hashes) >= self.size:
+            if hashed > self._hashes[-1]:
+                return
+            del self._entries[self._hashes.pop()]
+        bisect.insort(self._hashes, hashed)
+        self._entries[hashed] = entry
+
+    def to_json(self) -> list[SampleEntry]:
+        return [self._entries[h] for h in self._hashes]
+
+
+def merged_sample(parts: Iterable[Sequence[SampleEntry]], size: int) -> list[SampleEntry]:
+    """The `size` entries with the smallest hashes of all parts, in hash order."""
+    return heapq.nsmallest(size, (entry for part in parts for entry in part))
+
+
+def customer_hash(key: bytes) -> int:
+    """A stable 64-bit hash of a customer id (the sample's order; not Python's hash())."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8, person=b"vipsample").digest(), "big")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.history import HistorySample
 from streams.sketch import ScoreSummary
 
 
@@ -97,9 +98,11 @@ def sum_counts(parts: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
 class PartitionLedger:
     """Index, stale set and due days of one partition's customers."""
 
-    def __init__(self, partition: int, alpha: float) -> None:
+    def __init__(self, partition: int, alpha: float, sample_size: int = 4000) -> None:
         self.partition = partition
         self.summary = ScoreSummary(alpha)
+        #: the buyers the purchase model is fitted on (streams/history.py)
+        self.sample = HistorySample(sample_size)
         self.scores: dict[bytes, float] = {}  # judged customers only
         self.members: dict[int, set[bytes]] = {}  # sketch key -> customers
         self.buyers: dict[bytes, bool] = {}  # buyer in window -> silent?

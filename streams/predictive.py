@@ -24,20 +24,25 @@ the same order (callers sort it)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 from scipy.special import gammaln, hyp2f1
+
+from streams.history import SampleEntry
+from streams.units import MONEY_SCALE
 
 Variant = Literal["bgnbd", "mbgnbd"]
 Floats = NDArray[np.float64]
 
 #: Optimiser settings: tight enough to reproduce published parameters to 4 digits.
-_TOLERANCE = 1e-12
-_MAX_ITERATIONS = 5000
+_TOLERANCE = 1e-15
+_MAX_ITERATIONS = 2000
+_LOG_BOUND = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +105,9 @@ def fit_purchases(
     weights: ArrayLike | None = None,
     start: tuple[float, float, float, float] | None = None,
 ) -> PurchaseModel:
-    """Maximum likelihood (r, alpha, a, b), optimised on their logarithms (Nelder-Mead,
-    then BFGS from there: robust and precise). `weights`: how many customers share each
-    row (grouped histories); `start`: the previous fit, for a refit."""
+    """Maximum likelihood (r, alpha, a, b), optimised on their logarithms from `start`
+    (default all 1: the same start gives the same fit on every worker). `weights`: how
+    many customers share each row (grouped histories)."""
     xs, ts, ages = _arrays(x, t_x, T)
     counts = np.ones_like(xs) if weights is None else np.asarray(weights, dtype=np.float64)
     total = float(counts.sum())
@@ -110,22 +115,27 @@ def fit_purchases(
         raise ValueError("no customers to fit")
 
     def negative(log_params: Floats) -> float:
-        params = np.exp(np.clip(log_params, -30.0, 30.0))
+        params = np.exp(log_params)
         ll = purchase_log_likelihood(variant, tuple(params), xs, ts, ages)
         value = -float(np.dot(counts, ll)) / total
         return value if math.isfinite(value) else 1e300
 
-    initial = np.log(np.asarray(start if start is not None else (1.0, 1.0, 1.0, 1.0)))
-    coarse = minimize(
-        negative,
-        initial,
-        method="Nelder-Mead",
-        options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": _MAX_ITERATIONS, "maxfev": 20000},
-    )
-    fine = minimize(negative, coarse.x, method="BFGS", options={"gtol": 1e-9})
-    best = fine if fine.fun <= coarse.fun else coarse
+    best = _minimise(negative, start or (1.0, 1.0, 1.0, 1.0))
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     return PurchaseModel(variant, r, alpha, a, b, -float(best.fun) * total, round(total))
+
+
+def _minimise(negative: Callable[[Floats], float], start: Sequence[float]) -> OptimizeResult:
+    """L-BFGS-B on the parameters' logarithms, kept within e^-_LOG_BOUND..e^_LOG_BOUND (a
+    population where nobody seems to drop out drives a and b towards infinity)."""
+    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
+    return minimize(
+        negative,
+        np.log(np.asarray(start, dtype=np.float64)),
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": _TOLERANCE, "gtol": 1e-9, "maxiter": _MAX_ITERATIONS},
+    )
 
 
 def p_alive(model: PurchaseModel, x: float, t_x: float, T: float) -> float:
@@ -202,19 +212,11 @@ def fit_spend(
         raise ValueError("no repeat buyers to fit")
 
     def negative(log_params: Floats) -> float:
-        params = np.exp(np.clip(log_params, -30.0, 30.0))
+        params = np.exp(log_params)
         value = -float(spend_log_likelihood(tuple(params), xs, ms).mean())
         return value if math.isfinite(value) else 1e300
 
-    initial = np.log(np.asarray(start if start is not None else (1.0, 1.0, 1.0)))
-    coarse = minimize(
-        negative,
-        initial,
-        method="Nelder-Mead",
-        options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": _MAX_ITERATIONS, "maxfev": 20000},
-    )
-    fine = minimize(negative, coarse.x, method="BFGS", options={"gtol": 1e-9})
-    best = fine if fine.fun <= coarse.fun else coarse
+    best = _minimise(negative, start or (1.0, 1.0, 1.0))
     p, q, gamma = (float(v) for v in np.exp(best.x))
     return SpendModel(p, q, gamma, -float(best.fun) * len(xs), len(xs))
 
@@ -280,3 +282,37 @@ def predict(
         order_value=value,
         clv=clv,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationModel:
+    """The purchase and spend models fitted on one closed day's sample (time in days)."""
+
+    day: int
+    purchases: PurchaseModel
+    spend: SpendModel
+
+
+def fit_population(
+    entries: Sequence[SampleEntry],
+    day: int,
+    *,
+    variant: Variant,
+    min_customers: int,
+    min_repeat_buyers: int,
+) -> PopulationModel | str:
+    """Both models from a merged sample (streams/history.py HistorySample), as of the end
+    of `day`: the model, or why there is none yet. Entries in hash order, so every worker
+    fits the same numbers in the same order."""
+    if len(entries) < min_customers:
+        return f"{len(entries)} buyers in the sample, fewer than {min_customers}"
+    x = np.array([e[2] for e in entries], dtype=np.float64)
+    t_x = np.array([e[3] for e in entries], dtype=np.float64)
+    age = np.array([day - e[1] for e in entries], dtype=np.float64)
+    spend = np.array([e[4] for e in entries], dtype=np.float64) / MONEY_SCALE
+    mean = np.divide(spend, x, out=np.zeros_like(spend), where=x > 0)
+    repeaters = int(np.count_nonzero((x > 0) & (mean > 0)))
+    if repeaters < min_repeat_buyers:
+        return f"{repeaters} repeat buyers in the sample, fewer than {min_repeat_buyers}"
+    purchases = fit_purchases(x, t_x, age, variant=variant)
+    return PopulationModel(day, purchases, fit_spend(x, mean))

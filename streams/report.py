@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from streams.customer import CustomerState
+from streams.predictive import PopulationModel, predict
 from streams.tiers import Cuts
-from streams.units import MICROS_PER_DAY, amount, day_of, rfc3339
-from streams.valuation import ValueRules, totals_as_of
+from streams.units import MICROS_PER_DAY, MONEY_SCALE, amount, day_of, rfc3339
+from streams.valuation import ValueRules, repeat_as_of, totals_as_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
+from streams.window import WindowTotals
 
 
 def _time(micros: int | None) -> str | None:
@@ -27,10 +29,13 @@ def customer_figures(
     rules: ValueRules,
     lifetime_years: float,
     cuts: Cuts | None,
+    model: PopulationModel | None = None,
+    horizon_days: int = 365,
 ) -> dict[str, Any]:
     """Everything known about a customer: the window through `current_day` (the latest
-    event day seen), lifetime figures, and the tier as of `tiered_day` (the last day its
-    partition's tiers were decided) with the score it rests on."""
+    event day seen), lifetime figures, the tier as of `tiered_day` (the last day its
+    partition's tiers were decided) with the score it rests on, and what the population
+    model predicts."""
     totals = totals_as_of(state, current_day, rules)
     floor = rules.value.cost_floor
     days_known = current_day - day_of(state.first_seen_at) + 1
@@ -86,7 +91,15 @@ def customer_figures(
         "last_event_at": _time(state.last_event_at),
         "last_order_at": _time(state.last_order_at),
         "do_not_call": state.do_not_call,
-    }
+    } | predicted_figures(
+        state,
+        current_day=current_day,
+        model=model,
+        totals=totals,
+        days_known=days_known,
+        rules=rules,
+        horizon_days=horizon_days,
+    )
 
 
 def population_report(
@@ -96,6 +109,8 @@ def population_report(
     score_kind: str,
     churned_share: float | None,
     lifetime_years: float,
+    model: PopulationModel | None = None,
+    model_pending: str | None = None,
 ) -> dict[str, Any]:
     """/tiers: the cut points of the latest merged day, counts per tier, the histogram."""
     return {
@@ -121,4 +136,81 @@ def population_report(
         "churned_share": churned_share,
         "lifetime_years": lifetime_years,
         "histogram": [{"score": score, "count": n} for score, n in cuts.ranks.histogram()],
+        # until the first fit, CLV is the historic one only, and this says why
+        "model": None if model is None else model_report(model),
+        "model_pending": model_pending if model is None else None,
     }
+
+
+def model_report(model: PopulationModel) -> dict[str, Any]:
+    """The fitted population model as /tiers and the logs show it (time in days)."""
+    purchases, spend = model.purchases, model.spend
+    return {
+        "fitted_as_of": _day_end(model.day),
+        "purchases": {
+            "variant": purchases.variant,
+            "r": purchases.r,
+            "alpha": purchases.alpha,
+            "a": purchases.a,
+            "b": purchases.b,
+            "log_likelihood": purchases.log_likelihood,
+            "customers": purchases.customers,
+        },
+        "spend": {
+            "p": spend.p,
+            "q": spend.q,
+            "gamma": spend.gamma,
+            "log_likelihood": spend.log_likelihood,
+            "customers": spend.customers,
+        },
+    }
+
+
+def predicted_figures(
+    state: CustomerState,
+    *,
+    current_day: int,
+    model: PopulationModel | None,
+    totals: WindowTotals,
+    days_known: int,
+    rules: ValueRules,
+    horizon_days: int,
+) -> dict[str, Any]:
+    """What the population model predicts for the customer as of `current_day` (None
+    for every figure before the first fit, or for a customer who never bought)."""
+    repeat = repeat_as_of(state, current_day) if model is not None else None
+    if model is None or repeat is None:
+        return dict.fromkeys(PREDICTED_FIELDS)
+    observed = max(1, min(days_known, rules.value.window_days))
+    prediction = predict(
+        model.purchases,
+        model.spend,
+        x=repeat.x,
+        t_x=repeat.t_x,
+        T=repeat.age,
+        m=repeat.mean_spend / MONEY_SCALE,
+        horizon_days=horizon_days,
+        margin=rules.clv.gross_margin,
+        discount_rate=rules.clv.discount_rate,
+        cost_per_day=totals.service_cost / MONEY_SCALE / observed,
+    )
+    return {
+        "p_alive": prediction.p_alive,
+        "expected_purchases_90d": prediction.purchases_90d,
+        "expected_purchases_365d": prediction.purchases_365d,
+        "expected_order_value": prediction.order_value,
+        "predicted_clv": prediction.clv,
+        "repeat_purchases": repeat.x,
+        "model_fitted_as_of": _day_end(model.day),
+    }
+
+
+PREDICTED_FIELDS = (
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "expected_order_value",
+    "predicted_clv",
+    "repeat_purchases",
+    "model_fitted_as_of",
+)

@@ -13,7 +13,7 @@ from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
 from streams import care, window
 from streams.care import CareRules
 from streams.customer import CustomerState
-from streams.history import settle
+from streams.history import Repeat, as_of, settle
 from streams.tiers import Cuts, Decision, decide
 from streams.units import day_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
@@ -93,6 +93,18 @@ def evaluate(
     state.judged = judged
     buyer, silent = buyer_flags(state, day, rules)
     return Evaluation(True, score, judged, buyer, silent, due_day(state, day, rules))
+
+
+def repeat_as_of(state: CustomerState, day: int) -> Repeat | None:
+    """The customer's purchase history as the models see it, as of the end of `day` (at
+    or after its last evaluated day): None if it had bought nothing by then."""
+    return as_of(
+        state.history,
+        day,
+        buckets=state.days,
+        purchase_amount=state.purchase_amount,
+        refund_amount=state.refund_amount,
+    )
 
 
 def buyer_flags(state: CustomerState, day: int, rules: ValueRules) -> tuple[bool, bool]:

@@ -23,7 +23,7 @@ from streams.care import CareRules
 from streams.customer import CustomerState
 from streams.ledger import PartitionLedger, Progress
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, day_of, from_micros
-from streams.valuation import ValueRules, buyer_flags, due_day
+from streams.valuation import ValueRules, buyer_flags, due_day, repeat_as_of
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Book:
 
     def _build(self, partition: int) -> PartitionLedger:
         started = time.perf_counter()
-        ledger = PartitionLedger(partition, self.alpha)
+        ledger = PartitionLedger(partition, self.alpha, self.settings.prediction.sample_customers)
         raw = self.store.get_record(progress_key(partition))
         if raw is not None:
             ledger.progress = Progress.from_json(orjson.loads(raw))
@@ -179,6 +179,8 @@ class Book:
             if closed is not None and state.closed_day is not None:
                 ledger.set_due(key, due_day(state, closed, self.rules))
                 ledger.set_buyer(key, *buyer_flags(state, closed, self.rules))
+            if state.closed_day is not None:
+                ledger.sample.note(key, repeat_as_of(state, state.closed_day), state.closed_day)
             waiting = care.first_ticket_day(state.care, self.ticket_lag)
             if waiting is not None:
                 ledger.tickets_waiting[key] = waiting

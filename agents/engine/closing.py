@@ -11,14 +11,14 @@ import logging
 from collections.abc import Callable, Iterable
 
 from agents.engine.book import Book, day_text
-from agents.engine.population import Population
+from agents.engine.population import Population, is_fit_day
 from agents.engine.summaries import SummaryPublisher
 from agents.engine.watermarks import Watermarks
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from streams.ledger import PartitionLedger
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND
-from streams.valuation import evaluate
+from streams.valuation import evaluate, repeat_as_of
 from streams.value import expected_lifetime_years
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ class DayCloser:
             "buyers": buyers,
             "silent": silent,
         }
+        if is_fit_day(day, book.settings.prediction):
+            progress.published[day]["sample"] = ledger.sample.to_json()
         book.touch_progress(ledger)
         self._metrics.closed_day.set((day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
         self._publisher.maybe_publish(ledger, force=True)
@@ -129,6 +131,7 @@ class DayCloser:
         ledger.index(key, result.score if result.judged else None)
         ledger.set_buyer(key, result.buyer, result.silent)
         ledger.set_due(key, result.due_day)
+        ledger.sample.note(key, repeat_as_of(state, day), day)
         if result.exists:
             ledger.to_tier.add(key)
         store.put(key, ledger.partition, state)

@@ -5,6 +5,7 @@ whatever the order they arrived in."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,11 @@ from agents.engine.summaries import SummaryBus
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from agents.settings import Settings
+from schemas.value_config import PredictionSettings
+from streams.history import merged_sample
 from streams.ledger import next_merge_day, sum_counts
+from streams.predictive import PopulationModel, fit_population
+from streams.report import model_report
 from streams.sketch import ScoreSummary
 from streams.tiers import Cuts, make_cuts
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND
@@ -32,6 +37,14 @@ class GlobalDay:
     cuts: Cuts
     churned_share: float | None
     lifetime_years: float
+    #: the purchase and spend models in use as of this day (None: not fitted yet)
+    model: PopulationModel | None = None
+
+
+def is_fit_day(day: int, settings: PredictionSettings) -> bool:
+    """Whether the population model is fitted on this closed day (and the partitions
+    publish their samples with its summaries)."""
+    return settings.enabled and day % settings.refit_days == 0
 
 
 class Population:
@@ -48,6 +61,9 @@ class Population:
         self._alpha = settings.tiering.sketch_relative_accuracy
         self._throttle = Throttle(10.0)
         self.days: dict[int, GlobalDay] = {}
+        self.model: PopulationModel | None = None
+        #: why there is no model yet (None: there is one, or no fit day was merged)
+        self.model_pending: str | None = None
 
     def maybe_merge(self) -> None:
         """Merge every day each partition offers (streams.ledger.next_merge_day)."""
@@ -73,7 +89,11 @@ class Population:
         silent = sum(p["silent"] for p in parts)
         share = silent / buyers if buyers else None
         cuts = make_cuts(summary, self._settings.tiering, day)
-        self.days[day] = GlobalDay(cuts, share, expected_lifetime_years(self._settings.clv, share))
+        if is_fit_day(day, self._settings.prediction):
+            self._fit(day, parts)
+        self.days[day] = GlobalDay(
+            cuts, share, expected_lifetime_years(self._settings.clv, share), self.model
+        )
         for old in sorted(self.days)[:-_KEPT_CUTS]:
             del self.days[old]
         self._metrics.distribution_day.set((day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
@@ -92,6 +112,68 @@ class Population:
                     "day": day_text(day),
                     "judged": summary.count,
                     "held_back": held,
+                },
+            )
+
+    def _fit(self, day: int, parts: list[dict[str, Any]]) -> None:
+        """Fit the population model on the partitions' merged sample of `day`: the same
+        messages give every worker the same sample, in the same order, and the same fit."""
+        prediction = self._settings.prediction
+        sample = merged_sample((p.get("sample") or [] for p in parts), prediction.sample_customers)
+        started = time.perf_counter()
+        result = fit_population(
+            sample,
+            day,
+            variant=prediction.variant,
+            min_customers=prediction.min_customers,
+            min_repeat_buyers=prediction.min_repeat_buyers,
+        )
+        if isinstance(result, str):
+            self.model_pending = result
+            allowed, _ = self._throttle.allow("model-pending")
+            if allowed:
+                log.info(
+                    "population model not fitted on %s: %s",
+                    day_text(day),
+                    result,
+                    extra={"event": "model_not_fitted", "day": day_text(day), "reason": result},
+                )
+            return
+        self.model, self.model_pending = result, None
+        purchases, spend = result.purchases, result.spend
+        metrics = self._metrics
+        for name, value in (("r", purchases.r), ("alpha", purchases.alpha)):
+            metrics.model_parameter.labels("purchases", name).set(value)
+        for name, value in (("a", purchases.a), ("b", purchases.b)):
+            metrics.model_parameter.labels("purchases", name).set(value)
+        for name, value in (("p", spend.p), ("q", spend.q), ("gamma", spend.gamma)):
+            metrics.model_parameter.labels("spend", name).set(value)
+        metrics.model_log_likelihood.labels("purchases").set(purchases.log_likelihood)
+        metrics.model_log_likelihood.labels("spend").set(spend.log_likelihood)
+        metrics.model_day.set((day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
+        metrics.model_sample.set(purchases.customers)
+        allowed, _ = self._throttle.allow("model-fitted")
+        if allowed:
+            log.info(
+                "population model fitted on %s (%d buyers, %.2fs): %s r=%.4g alpha=%.4g "
+                "a=%.4g b=%.4g LL=%.1f; spend p=%.4g q=%.4g gamma=%.4g LL=%.1f",
+                day_text(day),
+                purchases.customers,
+                time.perf_counter() - started,
+                purchases.variant,
+                purchases.r,
+                purchases.alpha,
+                purchases.a,
+                purchases.b,
+                purchases.log_likelihood,
+                spend.p,
+                spend.q,
+                spend.gamma,
+                spend.log_likelihood,
+                extra={
+                    "event": "model_fitted",
+                    "day": day_text(day),
+                    "model": model_report(result),
                 },
             )
 

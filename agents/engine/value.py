@@ -35,6 +35,7 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from streams.customer import CustomerState
 from streams.ledger import PartitionLedger
+from streams.predictive import PopulationModel
 from streams.units import day_of
 from streams.valuation import ValueRules
 
@@ -183,6 +184,14 @@ class ValueEngine:
 
     def tier_counts(self) -> tuple[int | None, dict[str, int]]:
         return self.population.tier_counts()
+
+    def population_model(self) -> PopulationModel | None:
+        """The purchase and spend models fitted last (None: not yet)."""
+        return self.population.model
+
+    def model_pending(self) -> str | None:
+        """Why there is no population model yet (None: there is one, or no fit yet)."""
+        return self.population.model_pending
 
     def emitted_counts(self) -> dict[str, int]:
         return self.population.emitted_counts()

@@ -107,6 +107,8 @@ def register_views(
                 rules=engine.rules,
                 lifetime_years=lifetime,
                 cuts=None if latest is None else latest.cuts,
+                model=engine.population_model(),
+                horizon_days=settings.prediction.horizon_days,
             ),
         )
 
@@ -131,6 +133,8 @@ def register_views(
                 score_kind=settings.value.score,
                 churned_share=latest.churned_share,
                 lifetime_years=latest.lifetime_years,
+                model=latest.model,
+                model_pending=engine.model_pending(),
             ),
         )
 

@@ -1,0 +1,129 @@
+"""The population model fitted from the stream (agents/engine/population.py): on the
+merged sample of the partitions' buyers at every refit day, the same parameters however
+the customers are partitioned, and the predictions on /customers and /tiers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.engine.harness import Harness, run
+from agents.settings import Settings, load_settings
+from agents.tools.simulator import SimulationConfig, Simulator
+from schemas.http import CustomerFigures, TiersReport
+from streams.report import customer_figures, population_report
+
+START = datetime(2025, 1, 6, tzinfo=UTC)
+
+
+def model_settings(partitions: int, **prediction: Any) -> Settings:
+    return load_settings(
+        {
+            "app_id": "model",
+            "kafka": {"partitions": partitions},
+            "prediction": {"min_customers": 100, "min_repeat_buyers": 20, **prediction},
+        }
+    )
+
+
+def history(customers: int = 500, days: int = 150) -> list[tuple[str, bytes]]:
+    simulator = Simulator(SimulationConfig(customers=customers, days=days, seed=11, start=START))
+    return [(event.topic, event.value) for event in simulator]
+
+
+@pytest.fixture(scope="module")
+def events() -> list[tuple[str, bytes]]:
+    return history()
+
+
+async def fitted(settings: Settings, events: list[tuple[str, bytes]]) -> Harness:
+    _, harness = await run(settings, events)
+    return harness
+
+
+async def test_the_model_is_fitted_and_the_same_however_customers_are_partitioned(
+    events: list[tuple[str, bytes]],
+) -> None:
+    """One partition or six: each offers its bottom-k buyers by id hash, the merge keeps
+    the global bottom-k, so the sample, the fit and its day are identical."""
+    one = (await fitted(model_settings(1), events)).engine.population
+    six = (await fitted(model_settings(6), events)).engine.population
+    assert one.model is not None
+    assert one.model == six.model
+    assert one.model.day % 7 == 0  # a refit day
+    purchases, spend = one.model.purchases, one.model.spend
+    assert purchases.variant == "mbgnbd"
+    assert purchases.customers >= 100
+    for value in (purchases.r, purchases.alpha, purchases.a, purchases.b, spend.p, spend.q):
+        assert math.isfinite(value) and value > 0
+    assert one.model_pending is None
+
+
+async def test_a_smaller_sample_is_a_subset_and_too_few_buyers_wait(
+    events: list[tuple[str, bytes]],
+) -> None:
+    small = (await fitted(model_settings(3, sample_customers=150), events)).engine.population
+    assert small.model is not None
+    assert small.model.purchases.customers == 150
+    waiting = (
+        await fitted(model_settings(3, min_customers=5000, sample_customers=5000), events)
+    ).engine.population
+    assert waiting.model is None
+    assert waiting.model_pending is not None
+    assert "fewer than 5000" in waiting.model_pending
+    off = (await fitted(model_settings(3, enabled=False), events)).engine.population
+    assert off.model is None and off.model_pending is None
+
+
+async def test_predictions_on_customers_and_the_model_on_tiers(
+    events: list[tuple[str, bytes]],
+) -> None:
+    settings = model_settings(2)
+    harness = await fitted(settings, events)
+    engine = harness.engine
+    latest = engine.latest_day()
+    assert latest is not None and latest.model is not None
+    report = TiersReport.model_validate(
+        population_report(
+            latest.cuts,
+            counts=engine.tier_counts(),
+            score_kind=settings.value.score,
+            churned_share=latest.churned_share,
+            lifetime_years=latest.lifetime_years,
+            model=latest.model,
+            model_pending=engine.model_pending(),
+        )
+    )
+    assert report.model is not None
+    assert report.model.purchases.r == latest.model.purchases.r
+    buyers = predicted = 0
+    for key in sorted({orjson.loads(value)["customer_id"].encode() for _, value in events}):
+        state = harness.store.get(key)
+        assert state is not None
+        figures = CustomerFigures.model_validate(
+            customer_figures(
+                state,
+                current_day=engine.current_day(state),
+                tiered_day=engine.tiered_day(key),
+                rules=engine.rules,
+                lifetime_years=latest.lifetime_years,
+                cuts=latest.cuts,
+                model=engine.population_model(),
+                horizon_days=settings.prediction.horizon_days,
+            )
+        )
+        if state.purchases:
+            buyers += 1
+            assert figures.p_alive is not None and 0 <= figures.p_alive <= 1
+            assert figures.expected_purchases_365d is not None
+            assert figures.expected_purchases_90d is not None
+            assert figures.expected_purchases_90d <= figures.expected_purchases_365d + 1e-9
+            predicted += figures.predicted_clv is not None
+        else:
+            assert figures.p_alive is None
+    assert buyers > 100
+    assert predicted == buyers
