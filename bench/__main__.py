@@ -15,6 +15,8 @@ in the same run, so the ratios hold even where the absolute figures are noisy:
 - (g) day close: after (c), days closed one by one with a single event each: the time
   to each closed day's last output (the contract's 30 s);
 - re-tier: a 1M-customer population re-tiered after its distribution moves;
+- predictive: the purchase and spend models on CDNOW's public history, judged on its
+  holdout against a ranking by past revenue (bench/predictive.py);
 - kafka: (a) and (b) again on one Apache Kafka node, after the embedded broker stopped,
   so the pipeline/floor ratio can be read on both engines.
 
@@ -40,7 +42,7 @@ from agents.tools.broker import EmbeddedBroker
 from agents.tools.kafka_broker import KafkaNode
 from agents.tools.simulate_io import produce, write_jsonl
 from agents.tools.simulator import SimulationConfig, Simulator
-from bench import population, report
+from bench import population, predictive, report
 from bench import value as value_bench
 from bench.deployment import Deployment
 from bench.pipeline import LatencyRun, consume_backlog, day_closes, latency, run_floor
@@ -58,6 +60,7 @@ SECTIONS = (
     "scaling",
     "retier",
     "kafka",
+    "predictive",
 )
 
 
@@ -171,6 +174,8 @@ def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         figures["state_size"] = value_bench.state_size(customers=300 if args.quick else 2000)
     if "retier" not in skip:
         figures["retier"] = value_bench.retier_million(args.retier_customers)
+    if "predictive" not in skip:
+        figures["predictive"] = predictive.holdout_capture()
 
 
 def _on_apache_kafka(

@@ -280,6 +280,17 @@ def _others(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 f"{r['engine_over_full_pass']:.2f} x a full pass; {r['candidates']:,} re-checked",
             )
         )
+    p = f.get("predictive")
+    if p:
+        rows.append(
+            (
+                f"CDNOW holdout revenue bought by the top {p['top_share']:.0%}",
+                f"{p['predicted_clv_capture']:.1%} by predicted CLV",
+                f"{p['historic_revenue_capture']:.1%} by past revenue; "
+                f"{p['predicted_clv_capture'] / p['historic_revenue_capture']:.3f} x; "
+                f"fit {p['fit_seconds']:.2f} s for {p['customers']:,} customers",
+            )
+        )
     if "wall_seconds" in f:
         minutes, seconds = divmod(int(f["wall_seconds"]), 60)
         rows.append(("wall time of this run", f"{minutes}m{seconds:02d}s", ""))

@@ -59,7 +59,8 @@ async def test_the_model_is_fitted_and_the_same_however_customers_are_partitione
     assert purchases.variant == "mbgnbd"
     assert purchases.customers >= 100
     for value in (purchases.r, purchases.alpha, purchases.a, purchases.b, spend.p, spend.q):
-        assert math.isfinite(value) and value > 0
+        assert math.isfinite(value)
+        assert value > 0
     assert one.model_pending is None
 
 
@@ -76,7 +77,8 @@ async def test_a_smaller_sample_is_a_subset_and_too_few_buyers_wait(
     assert waiting.model_pending is not None
     assert "fewer than 5000" in waiting.model_pending
     off = (await fitted(model_settings(3, enabled=False), events)).engine.population
-    assert off.model is None and off.model_pending is None
+    assert off.model is None
+    assert off.model_pending is None
 
 
 async def test_predictions_on_customers_and_the_model_on_tiers(
@@ -86,7 +88,8 @@ async def test_predictions_on_customers_and_the_model_on_tiers(
     harness = await fitted(settings, events)
     engine = harness.engine
     latest = engine.latest_day()
-    assert latest is not None and latest.model is not None
+    assert latest is not None
+    assert latest.model is not None
     report = TiersReport.model_validate(
         population_report(
             latest.cuts,
@@ -118,7 +121,8 @@ async def test_predictions_on_customers_and_the_model_on_tiers(
         )
         if state.purchases:
             buyers += 1
-            assert figures.p_alive is not None and 0 <= figures.p_alive <= 1
+            assert figures.p_alive is not None
+            assert 0 <= figures.p_alive <= 1
             assert figures.expected_purchases_365d is not None
             assert figures.expected_purchases_90d is not None
             assert figures.expected_purchases_90d <= figures.expected_purchases_365d + 1e-9

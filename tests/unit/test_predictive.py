@@ -4,16 +4,14 @@ and the properties every prediction must have."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.predictive import calibration, cdnow_spend
 from streams.predictive import (
     PurchaseModel,
     SpendModel,
@@ -25,32 +23,12 @@ from streams.predictive import (
     predict,
 )
 
-#: The CDNOW 1/10 sample (2,357 customers, their purchases from January 1997 to June
-#: 1998), as Fader, Hardie and Lee published it; this copy comes from the `lifetimes`
-#: package (lifetimes/datasets/CDNOW_sample.txt). Columns: customer id, sample id, date,
-#: CDs bought, dollars.
-CDNOW = Path(__file__).parent.parent / "data" / "CDNOW_sample.txt"
-CALIBRATION_END = dt.date(1997, 9, 30)  # 39 weeks from 1997-01-01
 
-
-def cdnow_histories(unit_days: float) -> tuple[list[float], list[float], list[float], list[float]]:
-    """(x, t_x, T, mean repeat spend) per customer at the end of calibration, several
-    orders on one day counting as one purchase (the paper's convention)."""
-    spend: dict[str, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
-    for line in CDNOW.read_text().splitlines():
-        _, customer, date, _, dollars = line.split()
-        day = dt.datetime.strptime(date, "%Y%m%d").date()
-        if day <= CALIBRATION_END:
-            spend[customer][day] += float(dollars)
-    x, t_x, age, m = [], [], [], []
-    for days in spend.values():
-        ordered = sorted(days)
-        repeat = [days[d] for d in ordered[1:]]
-        x.append(float(len(repeat)))
-        t_x.append((ordered[-1] - ordered[0]).days / unit_days)
-        age.append((CALIBRATION_END - ordered[0]).days / unit_days)
-        m.append(sum(repeat) / len(repeat) if repeat else 0.0)
-    return x, t_x, age, m
+def cdnow_histories(unit_days: float) -> tuple[list[float], ...]:
+    """(x, t_x, T, mean repeat spend) of CDNOW's 2,357 customers at the end of the
+    39-week calibration (bench/predictive.py reads the sample)."""
+    histories = calibration(cdnow_spend(), unit_days)
+    return tuple(list(column) for column in zip(*histories.values(), strict=True))
 
 
 def three_digits(value: float) -> str:
