@@ -325,6 +325,15 @@ class Settings(BaseSettings):
         start-up log: secrets (SecretStr) as `**********`, secret files by their path."""
         return self.model_dump(mode="json")
 
+    @model_validator(mode="after")
+    def _churn_rule_has_its_model(self) -> Settings:
+        if self.care.churn_rule == "model" and not self.prediction.enabled:
+            raise ValueError(
+                'care.churn_rule = "model" needs prediction.enabled = true '
+                '(or care.churn_rule = "stages")'
+            )
+        return self
+
     @property
     def bootstrap_servers(self) -> list[str]:
         """host:port of every broker, for aiokafka clients."""

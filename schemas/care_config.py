@@ -107,7 +107,14 @@ class CareSettings(Section):
     cooldown_days: dict[str, int] = Field(default_factory=lambda: dict(COOLDOWN_DAYS))
     #: A task expires this many days after it falls due.
     expires_days: dict[str, int] = Field(default_factory=lambda: dict(EXPIRES_DAYS))
-    #: Churn risk: a buyer without a purchase or subscription for this many days...
+    #: Churn risk rule. "model": once the population model is fitted, a buyer whose
+    #: P(alive) falls below `churn_p_alive` with at least `churn_min_value_at_risk` (its
+    #: predicted CLV were it alive) at stake, once per last purchase; priority one step
+    #: up at 10x that value, two at 100x. "stages": the fixed silences below.
+    churn_rule: Literal["model", "stages"] = "model"
+    churn_p_alive: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    churn_min_value_at_risk: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 100.0
+    #: Churn risk, stages: a buyer without a purchase or subscription for this many days...
     churn_first_days: Days = 90
     #: ...and a second, more urgent stage (priority one step up).
     churn_second_days: Days = 180

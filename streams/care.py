@@ -11,9 +11,15 @@ ids. The rules, in the order they are evaluated:
   customer's own baseline (streams/spikes.py), once the customer has at least
   `min_baseline_days` of baseline, at most one per `spikes.cooldown_days`.
 - **vip_welcome** / **vip_retention**: the tier decided for E became vip / left vip.
-- **churn_risk**: a buyer whose last purchase or subscription (as of E) is
-  `churn_first_days` old (stage 1) or `churn_second_days` old (stage 2, one step more
-  urgent). Each stage fires once per last purchase; a new purchase starts over.
+- **churn_risk**, rule `model` (the default): a buyer whose P(alive) as of E, from the
+  population model (streams/predictive.py), is below `churn_p_alive`, and whose value at
+  risk (its predicted CLV were it alive: the predicted CLV / P(alive), since every term
+  of it scales with P(alive)) is at least `churn_min_value_at_risk`: one task per last
+  purchase, one priority step more urgent at 10x that value and two at 100x. Below the
+  value it is counted as suppressed `low_value`, once per last purchase. Nothing before
+  the model's first fit. Rule `stages`: a buyer whose last purchase or subscription (as of
+  E) is `churn_first_days` old (stage 1) or `churn_second_days` old (stage 2, one step
+  more urgent). Each stage fires once per last purchase; a new purchase starts over.
 - **replenishment_reminder**: an ordered item lasts quantity x consumption days (from
   the item, else `catalogue`). A re-order before it runs out extends the supply (the
   plan is re-made, a pending reminder is replaced). The reminder falls due
@@ -213,6 +219,16 @@ class SpikeFinding:
     suggested_action: str
 
 
+@dataclass(frozen=True, slots=True)
+class ChurnOutlook:
+    """What the population model says of a buyer as of the day (rule `model`)."""
+
+    last_purchase_day: int
+    p_alive: float
+    value_at_risk: float  # its predicted CLV were it alive (currency units)
+    purchases_365d: float  # expected purchases in the next 365 days
+
+
 @dataclass
 class DayCare:
     tasks: list[TaskDraft] = field(default_factory=list)
@@ -291,6 +307,7 @@ def evaluate_day(
     opted_out: bool,
     window_days: int,
     rules: CareRules,
+    outlook: ChurnOutlook | None = None,
 ) -> DayCare:
     """Every care rule for one customer as of the end of `day` (mutates `memory`)."""
     out = DayCare()
@@ -308,7 +325,10 @@ def evaluate_day(
     _spike(gate, days, first_seen_day, rules)
     if tier_change is not None:
         _vip(gate, *tier_change)
-    _churn(gate, days, rules.care)
+    if rules.care.churn_rule == "model":
+        _churn_by_model(gate, outlook, rules.care)
+    else:
+        _churn(gate, days, rules.care)
     _replenish(gate, rules.care)
     _satisfaction(gate)
     if revalued:
@@ -431,6 +451,45 @@ def _churn(gate: _Gate, days: window.Buckets, settings: CareSettings) -> None:
         {"stage": stage, "days_without_purchase": silent, "last_purchase_day": _date(last)},
         urgency=stage - 1,
     )
+
+
+def _churn_by_model(gate: _Gate, outlook: ChurnOutlook | None, settings: CareSettings) -> None:
+    if outlook is None:  # no model yet, or not a buyer
+        return
+    memory, last = gate.memory, outlook.last_purchase_day
+    if memory.churn_anchor != last:
+        memory.churn_anchor, memory.churn_stage = last, 0
+    if memory.churn_stage or outlook.p_alive >= settings.churn_p_alive:
+        return
+    memory.churn_stage = 1  # decided for this last purchase, whatever the gates say
+    at_stake = outlook.value_at_risk
+    floor = settings.churn_min_value_at_risk
+    if at_stake < floor:
+        gate.out.suppressed.append(("churn_risk", "low_value"))
+        return
+    urgency = 0 if floor <= 0 else min(2, int(math.log10(at_stake / floor)))
+    gate.offer(
+        "churn_risk",
+        (last, "model"),
+        f"P(alive) {outlook.p_alive:.2f} below {settings.churn_p_alive:g} with "
+        f"{at_stake:,.2f} at risk; no purchase for {gate.day - last} days",
+        {
+            "rule": "model",
+            "p_alive": round(outlook.p_alive, 4),
+            "value_at_risk": round(at_stake, 2),
+            "expected_purchases_365d_if_alive": round(
+                outlook.purchases_365d / outlook.p_alive if outlook.p_alive > 0 else 0.0, 4
+            ),
+            "days_without_purchase": gate.day - last,
+            "last_purchase_day": _date(last),
+        },
+        urgency=urgency,
+    )
+
+
+def churn_decided(memory: CareMemory, last_purchase_day: int) -> bool:
+    """Whether the model rule has decided on this last purchase already."""
+    return memory.churn_anchor == last_purchase_day and memory.churn_stage > 0
 
 
 def _replenish(gate: _Gate, settings: CareSettings) -> None:
@@ -556,10 +615,11 @@ def _forget_old(memory: CareMemory, day: int, rules: CareRules) -> None:
 
 def due_day(memory: CareMemory, days: window.Buckets, day: int, rules: CareRules) -> int | None:
     """The next day after `day` a care rule fires with no new event (churn stages,
-    reminders), so the customer is looked at again then."""
+    reminders), so the customer is looked at again then. The model rule's day depends
+    on the population model: streams/valuation.py adds it."""
     settings = rules.care
     candidates = []
-    last = last_purchase_day(days, day)
+    last = last_purchase_day(days, day) if settings.churn_rule == "stages" else None
     if last is not None:
         stage = memory.churn_stage if memory.churn_anchor == last else 0
         if stage == 0:

@@ -154,6 +154,24 @@ def p_alive(model: PurchaseModel, x: float, t_x: float, T: float) -> float:
     return 1.0 / (1.0 + math.exp(log_term))
 
 
+def age_alive_below(model: PurchaseModel, threshold: float, x: float, t_x: float) -> float | None:
+    """The age T from which P(alive | x, t_x, T) < `threshold` with no new purchase (the
+    probability only falls with silence): solving the closed form for T. None: never
+    (plain BG/NBD holds one-time buyers alive)."""
+    r, alpha, a, b = model.r, model.alpha, model.a, model.b
+    if model.variant == "bgnbd":
+        if x <= 0:
+            return None
+        odds = a / (b + x - 1)
+    else:
+        odds = a / (b + x)
+    # P < threshold  <=>  odds * ((alpha + T) / (alpha + t_x))^(r + x) > 1/threshold - 1
+    log_ratio = (math.log(1.0 / threshold - 1.0) - math.log(odds)) / (r + x)
+    if log_ratio > 700:
+        return None
+    return (alpha + t_x) * math.exp(max(log_ratio, 0.0)) - alpha
+
+
 def expected_purchases(
     model: PurchaseModel,
     t: float,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from streams.customer import CustomerState
-from streams.predictive import PopulationModel, predict
+from streams.predictive import PopulationModel
 from streams.tiers import Cuts
-from streams.units import MICROS_PER_DAY, MONEY_SCALE, amount, day_of, rfc3339
-from streams.valuation import ValueRules, repeat_as_of, totals_as_of
+from streams.units import MICROS_PER_DAY, amount, day_of, rfc3339
+from streams.valuation import ValueRules, outlook, totals_as_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
-from streams.window import WindowTotals
 
 
 def _time(micros: int | None) -> str | None:
@@ -30,7 +29,6 @@ def customer_figures(
     lifetime_years: float,
     cuts: Cuts | None,
     model: PopulationModel | None = None,
-    horizon_days: int = 365,
 ) -> dict[str, Any]:
     """Everything known about a customer: the window through `current_day` (the latest
     event day seen), lifetime figures, the tier as of `tiered_day` (the last day its
@@ -91,15 +89,7 @@ def customer_figures(
         "last_event_at": _time(state.last_event_at),
         "last_order_at": _time(state.last_order_at),
         "do_not_call": state.do_not_call,
-    } | predicted_figures(
-        state,
-        current_day=current_day,
-        model=model,
-        totals=totals,
-        days_known=days_known,
-        rules=rules,
-        horizon_days=horizon_days,
-    )
+    } | predicted_figures(state, current_day=current_day, model=model, rules=rules)
 
 
 def population_report(
@@ -167,33 +157,14 @@ def model_report(model: PopulationModel) -> dict[str, Any]:
 
 
 def predicted_figures(
-    state: CustomerState,
-    *,
-    current_day: int,
-    model: PopulationModel | None,
-    totals: WindowTotals,
-    days_known: int,
-    rules: ValueRules,
-    horizon_days: int,
+    state: CustomerState, *, current_day: int, model: PopulationModel | None, rules: ValueRules
 ) -> dict[str, Any]:
     """What the population model predicts for the customer as of `current_day` (None
     for every figure before the first fit, or for a customer who never bought)."""
-    repeat = repeat_as_of(state, current_day) if model is not None else None
-    if model is None or repeat is None:
+    found = None if model is None else outlook(state, current_day, model, rules)
+    if model is None or found is None:
         return dict.fromkeys(PREDICTED_FIELDS)
-    observed = max(1, min(days_known, rules.value.window_days))
-    prediction = predict(
-        model.purchases,
-        model.spend,
-        x=repeat.x,
-        t_x=repeat.t_x,
-        T=repeat.age,
-        m=repeat.mean_spend / MONEY_SCALE,
-        horizon_days=horizon_days,
-        margin=rules.clv.gross_margin,
-        discount_rate=rules.clv.discount_rate,
-        cost_per_day=totals.service_cost / MONEY_SCALE / observed,
-    )
+    repeat, prediction = found
     return {
         "p_alive": prediction.p_alive,
         "expected_purchases_90d": prediction.purchases_90d,

@@ -7,15 +7,17 @@ closed day, so events of later (open) days never leak into a closed day's figure
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
+from schemas.value_config import ClvSettings, PredictionSettings, TieringSettings, ValueSettings
 from streams import care, window
 from streams.care import CareRules
 from streams.customer import CustomerState
 from streams.history import Repeat, as_of, settle
+from streams.predictive import PopulationModel, Prediction, age_alive_below, predict
 from streams.tiers import Cuts, Decision, decide
-from streams.units import day_of
+from streams.units import MONEY_SCALE, day_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
 from streams.window import WindowTotals, window_totals
 
@@ -26,6 +28,7 @@ class ValueRules:
     clv: ClvSettings
     tiering: TieringSettings
     care: CareRules = field(default_factory=CareRules)
+    prediction: PredictionSettings = field(default_factory=PredictionSettings)
 
     @property
     def retention_days(self) -> int:
@@ -67,7 +70,12 @@ def score_of(
 
 
 def evaluate(
-    state: CustomerState, day: int, *, lifetime_years: float, rules: ValueRules
+    state: CustomerState,
+    day: int,
+    *,
+    lifetime_years: float,
+    rules: ValueRules,
+    model: PopulationModel | None = None,
 ) -> Evaluation:
     """Bring the customer's value up to the end of `day`; mutates and returns a summary."""
     first_day = day_of(state.first_seen_at)
@@ -92,7 +100,52 @@ def evaluate(
     state.score = score
     state.judged = judged
     buyer, silent = buyer_flags(state, day, rules)
-    return Evaluation(True, score, judged, buyer, silent, due_day(state, day, rules))
+    return Evaluation(True, score, judged, buyer, silent, due_day(state, day, rules, model))
+
+
+def outlook(
+    state: CustomerState, day: int, model: PopulationModel, rules: ValueRules
+) -> tuple[Repeat, Prediction] | None:
+    """What the population model predicts for the customer as of the end of `day` (None
+    for a customer who had bought nothing by then). Its service cost per day is the
+    window's, over the days of the window it was known."""
+    repeat = repeat_as_of(state, day)
+    if repeat is None:
+        return None
+    totals = totals_as_of(state, day, rules)
+    known = max(1, min(day - day_of(state.first_seen_at) + 1, rules.value.window_days))
+    prediction = predict(
+        model.purchases,
+        model.spend,
+        x=repeat.x,
+        t_x=repeat.t_x,
+        T=repeat.age,
+        m=repeat.mean_spend / MONEY_SCALE,
+        horizon_days=rules.prediction.horizon_days,
+        margin=rules.clv.gross_margin,
+        discount_rate=rules.clv.discount_rate,
+        cost_per_day=totals.service_cost / MONEY_SCALE / known,
+    )
+    return repeat, prediction
+
+
+def churn_outlook(
+    state: CustomerState, day: int, model: PopulationModel | None, rules: ValueRules
+) -> care.ChurnOutlook | None:
+    """The model rule's view of a buyer (streams/care.py): None without a model."""
+    if model is None or rules.care.care.churn_rule != "model":
+        return None
+    found = outlook(state, day, model, rules)
+    if found is None:
+        return None
+    repeat, prediction = found
+    alive = prediction.p_alive
+    return care.ChurnOutlook(
+        last_purchase_day=day - repeat.age + repeat.t_x,
+        p_alive=alive,
+        value_at_risk=prediction.clv / alive if alive > 0 else 0.0,
+        purchases_365d=prediction.purchases_365d,
+    )
 
 
 def repeat_as_of(state: CustomerState, day: int) -> Repeat | None:
@@ -115,9 +168,13 @@ def buyer_flags(state: CustomerState, day: int, rules: ValueRules) -> tuple[bool
     return True, last <= day - rules.clv.churn_days
 
 
-def due_day(state: CustomerState, day: int, rules: ValueRules) -> int | None:
+def due_day(
+    state: CustomerState, day: int, rules: ValueRules, model: PopulationModel | None = None
+) -> int | None:
     """The next day on which the customer's value or tier can change with no new event:
-    a bucket leaving the window, the end of being `new`, or a downgrade's dwell time."""
+    a bucket leaving the window, the end of being `new`, a downgrade's dwell time, a care
+    timer, or the day P(alive) falls below the churn rule's threshold (under `model`; a
+    refit that moves that day earlier is seen when the customer is next looked at)."""
     first_day = day_of(state.first_seen_at)
     candidates = []
     exit_day = window.next_exit_day(state.days, after_day=day, window_days=rules.value.window_days)
@@ -134,7 +191,31 @@ def due_day(state: CustomerState, day: int, rules: ValueRules) -> int | None:
     care_day = care.due_day(state.care, state.days, day, rules.care)
     if care_day is not None:
         candidates.append(care_day)
+    churn_day = _churn_due_day(state, day, rules, model)
+    if churn_day is not None:
+        candidates.append(churn_day)
     return min(candidates) if candidates else None
+
+
+def _churn_due_day(
+    state: CustomerState, day: int, rules: ValueRules, model: PopulationModel | None
+) -> int | None:
+    prediction = rules.prediction
+    if rules.care.care.churn_rule != "model" or not prediction.enabled:
+        return None
+    repeat = repeat_as_of(state, day)
+    if repeat is None:
+        return None
+    first = day - repeat.age
+    if care.churn_decided(state.care, first + repeat.t_x):
+        return None
+    if model is None:  # not fitted yet, or not known here (a rebuilt ledger): next fit day
+        return (day // prediction.refit_days + 1) * prediction.refit_days
+    age = age_alive_below(model.purchases, rules.care.care.churn_p_alive, repeat.x, repeat.t_x)
+    if age is None or age > 100 * 365:  # never, or not in a century
+        return None
+    due = first + math.floor(age) + 1  # the first whole age past the crossing
+    return due if due > day else None
 
 
 def care_of_day(
@@ -144,9 +225,10 @@ def care_of_day(
     tier_change: tuple[str, str] | None,
     revalued: bool,
     rules: ValueRules,
+    model: PopulationModel | None = None,
 ) -> care.DayCare:
     """The care rules for the customer on a closed day, after its tier for the day is
-    decided (care.evaluate_day with the state's own facts)."""
+    decided (care.evaluate_day with the state's own facts and the model's outlook)."""
     return care.evaluate_day(
         customer_id=state.customer_id,
         memory=state.care,
@@ -160,6 +242,7 @@ def care_of_day(
         opted_out=state.do_not_call,
         window_days=rules.value.window_days,
         rules=rules.care,
+        outlook=churn_outlook(state, day, model, rules),
     )
 
 

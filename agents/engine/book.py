@@ -43,6 +43,7 @@ def rules_of(settings: Settings) -> ValueRules:
         settings.clv,
         settings.tiering,
         CareRules(settings.spikes, settings.care, settings.tickets),
+        settings.prediction,
     )
 
 

@@ -17,6 +17,7 @@ from agents.engine.watermarks import Watermarks
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from streams.ledger import PartitionLedger
+from streams.predictive import PopulationModel
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND
 from streams.valuation import evaluate, repeat_as_of
 from streams.value import expected_lifetime_years
@@ -80,12 +81,13 @@ class DayCloser:
             if previous is not None
             else expected_lifetime_years(self._book.settings.clv, None)
         )
+        model = None if previous is None else previous.model
         candidates = ledger.pop_stale(day) | ledger.pop_due(day)
         book = self._book
         generation = book.generation
         for chunk in chunks(sorted(candidates)):
             for key in chunk:
-                self._close_customer(ledger, key, day, lifetime)
+                self._close_customer(ledger, key, day, lifetime, model)
             await asyncio.sleep(0)
             if book.generation != generation:
                 return  # revoked meanwhile: the new owner closes the day again
@@ -121,13 +123,18 @@ class DayCloser:
             )
 
     def _close_customer(
-        self, ledger: PartitionLedger, key: bytes, day: int, lifetime: float
+        self,
+        ledger: PartitionLedger,
+        key: bytes,
+        day: int,
+        lifetime: float,
+        model: PopulationModel | None,
     ) -> None:
         store = self._book.store
         state = store.get(key, ledger.partition)
         if state is None:
             return
-        result = evaluate(state, day, lifetime_years=lifetime, rules=self._book.rules)
+        result = evaluate(state, day, lifetime_years=lifetime, rules=self._book.rules, model=model)
         ledger.index(key, result.score if result.judged else None)
         ledger.set_buyer(key, result.buyer, result.silent)
         ledger.set_due(key, result.due_day)

@@ -22,6 +22,7 @@ from streams import care, outputs
 from streams.care import DayCare
 from streams.customer import CustomerState
 from streams.ledger import SPIKE, TIER_CHANGE, PartitionLedger, care_task_key
+from streams.predictive import PopulationModel
 from streams.tiers import Cuts, recheck_keys
 from streams.units import MICROS_PER_SECOND, day_of
 from streams.valuation import care_of_day, due_day, retier
@@ -63,7 +64,7 @@ class Tiering:
         days = self._population.days
         if day is None or progress.tiered_day == day or day not in days:
             return
-        cuts = days[day].cuts
+        cuts, model = days[day].cuts, days[day].model
         previous = days.get(day - 1)
         if previous is None and progress.tiered_day is not None:
             candidates = set(ledger.scores) | ledger.to_tier  # cuts of the day before unknown
@@ -76,7 +77,7 @@ class Tiering:
         generation = book.generation
         for chunk in chunks(sorted(candidates)):
             for key in chunk:
-                changes += self._tier_customer(ledger, key, day, cuts, key in revalued)
+                changes += self._tier_customer(ledger, key, day, cuts, key in revalued, model)
             await asyncio.sleep(0)
             if book.generation != generation:
                 return  # revoked meanwhile: the new owner tiers the day again
@@ -106,8 +107,14 @@ class Tiering:
                 },
             )
 
-    def _tier_customer(
-        self, ledger: PartitionLedger, key: bytes, day: int, cuts: Cuts, revalued: bool
+    def _tier_customer(  # noqa: PLR0917 - the day's facts, in one call
+        self,
+        ledger: PartitionLedger,
+        key: bytes,
+        day: int,
+        cuts: Cuts,
+        revalued: bool,
+        model: PopulationModel | None,
     ) -> int:
         book = self._book
         state = book.store.get(key, ledger.partition)
@@ -120,8 +127,9 @@ class Tiering:
             tier_change=None if facts is None else (facts.previous, facts.tier),
             revalued=revalued,
             rules=book.rules,
+            model=model,
         )
-        ledger.set_due(key, due_day(state, day, book.rules))
+        ledger.set_due(key, due_day(state, day, book.rules, model))
         book.store.put(key, ledger.partition, state)
         self._emit_care(ledger, key, state.customer_id, day, found)
         if facts is None:

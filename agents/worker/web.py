@@ -108,7 +108,6 @@ def register_views(
                 lifetime_years=lifetime,
                 cuts=None if latest is None else latest.cuts,
                 model=engine.population_model(),
-                horizon_days=settings.prediction.horizon_days,
             ),
         )
 

@@ -26,8 +26,12 @@ def scenario_settings(**extra: Any) -> Settings:
         "absolute_margin_relative": 0,
         "min_dwell_days": 0,
     }
-    assert all(k.removeprefix("VIPSTREAM_TIERING__").lower() in tiering for k in SCENARIO_ENV)
-    return load_settings({"app_id": "harness", "tiering": tiering, **extra})
+    care = {"churn_rule": "stages"}
+    assert {k.removeprefix("VIPSTREAM_").lower() for k in SCENARIO_ENV} == {
+        *(f"tiering__{k}" for k in tiering),
+        *(f"care__{k}" for k in care),
+    }
+    return load_settings({"app_id": "harness", "tiering": tiering, "care": care, **extra})
 
 
 def described(topic: str, event: dict[str, Any]) -> tuple[str, str, str, int]:

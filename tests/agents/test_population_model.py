@@ -20,12 +20,13 @@ from streams.report import customer_figures, population_report
 START = datetime(2025, 1, 6, tzinfo=UTC)
 
 
-def model_settings(partitions: int, **prediction: Any) -> Settings:
+def model_settings(partitions: int, *, churn_rule: str = "model", **prediction: Any) -> Settings:
     return load_settings(
         {
             "app_id": "model",
             "kafka": {"partitions": partitions},
             "prediction": {"min_customers": 100, "min_repeat_buyers": 20, **prediction},
+            "care": {"churn_rule": churn_rule},
         }
     )
 
@@ -76,7 +77,8 @@ async def test_a_smaller_sample_is_a_subset_and_too_few_buyers_wait(
     assert waiting.model is None
     assert waiting.model_pending is not None
     assert "fewer than 5000" in waiting.model_pending
-    off = (await fitted(model_settings(3, enabled=False), events)).engine.population
+    disabled = model_settings(3, churn_rule="stages", enabled=False)
+    off = (await fitted(disabled, events)).engine.population
     assert off.model is None
     assert off.model_pending is None
 
@@ -116,7 +118,6 @@ async def test_predictions_on_customers_and_the_model_on_tiers(
                 lifetime_years=latest.lifetime_years,
                 cuts=latest.cuts,
                 model=engine.population_model(),
-                horizon_days=settings.prediction.horizon_days,
             )
         )
         if state.purchases:

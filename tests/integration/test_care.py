@@ -35,6 +35,8 @@ SCENARIO_ENV = {
     "VIPSTREAM_TIERING__ABSOLUTE_SILVER": "1",
     "VIPSTREAM_TIERING__ABSOLUTE_MARGIN_RELATIVE": "0",
     "VIPSTREAM_TIERING__MIN_DWELL_DAYS": "0",
+    # the scenarios below are written for the fixed churn stages
+    "VIPSTREAM_CARE__CHURN_RULE": "stages",
 }
 OUTPUTS = ("care-tasks", "basic-question-spikes", "ticket-priorities", "tier-changes")
 

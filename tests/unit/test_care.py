@@ -18,7 +18,7 @@ from schemas.care_config import CareSettings, SpikeSettings, TicketSettings
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import INPUT_MODELS
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
-from streams import care
+from streams import care, window
 from streams.care import CareMemory, CareRules
 from streams.customer import CustomerState, apply_event
 from streams.units import day_of, to_micros
@@ -43,6 +43,11 @@ class Outcome:
     state: CustomerState | None = None
 
 
+#: the rules these scenarios are written for: the fixed churn stages (the model rule has
+#: tests of its own below)
+STAGES = CareRules(care=CareSettings(churn_rule="stages"))
+
+
 def life(
     events: list[dict[str, Any]],
     *,
@@ -55,7 +60,7 @@ def life(
         ValueSettings(window_days=365),
         ClvSettings(),
         TieringSettings(new_min_days=judged_after),
-        care_rules or CareRules(),
+        care_rules or STAGES,
     )
     by_day: dict[int, list[dict[str, Any]]] = {}
     for body in events:
@@ -188,7 +193,7 @@ REPLENISH_CASES = [
 def test_replenishment(
     events: list[dict[str, Any]], catalogue: dict[str, float] | None, expected: list[int]
 ) -> None:
-    rules = CareRules(care=CareSettings(catalogue=catalogue or {}))
+    rules = CareRules(care=CareSettings(catalogue=catalogue or {}, churn_rule="stages"))
     out = life(events, through=60, care_rules=rules)
     assert kinds(out, "replenishment_reminder") == expected
 
@@ -503,3 +508,81 @@ def test_partial_config_tables_keep_the_other_defaults() -> None:
     with pytest.raises(ValueError, match="churn_second_days"):
         CareSettings(churn_first_days=200, churn_second_days=180)
     assert SpikeSettings().min_count == 5
+
+
+# -- churn risk by the population model ----------------------------------------------------
+def model_day(
+    memory: care.CareMemory,
+    outlook: care.ChurnOutlook | None,
+    *,
+    day: int = D0 + 200,
+    opted_out: bool = False,
+    tier: str = "silver",
+) -> care.DayCare:
+    return care.evaluate_day(
+        customer_id="C1",
+        memory=memory,
+        days=window.DayBuckets(),
+        first_seen_day=D0,
+        day=day,
+        tier=tier,
+        judged=True,
+        tier_change=None,
+        revalued=False,
+        opted_out=opted_out,
+        window_days=365,
+        rules=CareRules(),  # churn_rule "model": P(alive) < 0.3, 100 at risk
+        outlook=outlook,
+    )
+
+
+def gone(p_alive: float = 0.2, at_risk: float = 150.0, last: int = D0 + 20) -> care.ChurnOutlook:
+    return care.ChurnOutlook(last, p_alive, at_risk, 0.5)
+
+
+MODEL_CASES = [
+    ("still alive enough: nothing", gone(p_alive=0.35), [], []),
+    # silver: churn_risk's priority 2, one step down for silver
+    ("below the threshold with value at stake: a task", gone(), [3], []),
+    ("ten times the minimum at stake: one step more urgent", gone(at_risk=1500), [2], []),
+    ("a hundred times: two steps", gone(at_risk=20000), [1], []),
+    (
+        "too little at stake: suppressed low_value",
+        gone(at_risk=50),
+        [],
+        [("churn_risk", "low_value")],
+    ),
+    ("no model yet, or never bought: nothing", None, [], []),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "outlook", "priorities", "suppressed"), MODEL_CASES, ids=[c[0] for c in MODEL_CASES]
+)
+def test_churn_risk_by_p_alive_and_value_at_risk(
+    why: str,
+    outlook: care.ChurnOutlook | None,
+    priorities: list[int],
+    suppressed: list[tuple[str, str]],
+) -> None:
+    found = model_day(care.CareMemory(), outlook)
+    assert [t.priority for t in found.tasks if t.kind == "churn_risk"] == priorities
+    assert found.suppressed == suppressed
+    for task in found.tasks:
+        assert task.context["rule"] == "model"
+        assert task.context["value_at_risk"] == round(outlook.value_at_risk, 2)  # type: ignore[union-attr]
+
+
+def test_churn_by_model_decides_once_per_last_purchase() -> None:
+    memory = care.CareMemory()
+    assert len(model_day(memory, gone(at_risk=50)).suppressed) == 1
+    assert model_day(memory, gone(at_risk=500), day=D0 + 260).tasks == []  # decided already
+    again = model_day(memory, gone(last=D0 + 240), day=D0 + 400)  # bought again since
+    assert [t.kind for t in again.tasks] == ["churn_risk"]
+    assert model_day(memory, gone(last=D0 + 240), day=D0 + 500).tasks == []
+
+
+def test_churn_by_model_respects_opt_outs() -> None:
+    found = model_day(care.CareMemory(), gone(), opted_out=True)
+    assert found.tasks == []
+    assert found.suppressed == [("churn_risk", "opted_out")]

@@ -15,6 +15,7 @@ from bench.predictive import calibration, cdnow_spend
 from streams.predictive import (
     PurchaseModel,
     SpendModel,
+    age_alive_below,
     expected_purchases,
     expected_spend,
     fit_purchases,
@@ -189,3 +190,22 @@ def test_service_cost_is_charged_only_while_the_customer_is_expected_to_stay() -
     assert math.isclose(free.clv - fresh.clv, 365 * fresh.p_alive, rel_tol=1e-9)
     gone = predict(FITTED, SPEND, T=900.0, discount_rate=0.0, cost_per_day=1.0, **common)
     assert gone.p_alive < fresh.p_alive
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.floats(0.05, 0.95))
+def test_the_age_p_alive_falls_below_a_threshold_is_where_it_does(
+    history: tuple[int, float, float], threshold: float
+) -> None:
+    x, t_x, _ = history
+    age = age_alive_below(FITTED, threshold, x, t_x)
+    assert age is not None
+    assert age >= t_x - 1e-9
+    if age > t_x + 1e-6:
+        assert p_alive(FITTED, x, t_x, age * (1 - 1e-9) + t_x * 1e-9) >= threshold - 1e-9
+    assert p_alive(FITTED, x, t_x, age + 1e-6 * (1 + age)) < threshold + 1e-9
+
+
+def test_plain_bg_nbd_never_lets_a_one_time_buyer_go() -> None:
+    assert age_alive_below(BG, 0.5, 0, 0) is None
+    assert age_alive_below(MBG, 0.5, 0, 0) is not None

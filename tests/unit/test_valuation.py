@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 
+from schemas.care_config import CareSettings
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import INPUT_MODELS
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
+from streams.care import CareRules
 from streams.customer import CustomerState, apply_event
 from streams.ledger import PartitionLedger, Progress
+from streams.predictive import PopulationModel, PurchaseModel, SpendModel, p_alive
 from streams.sketch import ScoreSummary
 from streams.tiers import make_cuts
 from streams.units import day_of, to_micros
@@ -21,7 +24,17 @@ from tests import factories as f
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 D0 = day_of(to_micros(DAY0))
 RULES = ValueRules(
-    ValueSettings(window_days=90), ClvSettings(), TieringSettings(new_min_days=30, min_dwell_days=7)
+    ValueSettings(window_days=90),
+    ClvSettings(),
+    TieringSettings(new_min_days=30, min_dwell_days=7),
+    CareRules(care=CareSettings(churn_rule="stages")),
+)
+#: churn rule `model` (the default), a year's window
+MODEL_RULES = ValueRules(ValueSettings(window_days=365), RULES.clv, RULES.tiering, CareRules())
+MODEL = PopulationModel(
+    day=D0,
+    purchases=PurchaseModel("mbgnbd", 0.525, 43.28, 0.891, 1.614, 0.0, 1000),
+    spend=SpendModel(6.25, 3.74, 15.44, 0.0, 500),
 )
 
 
@@ -89,6 +102,24 @@ def test_the_due_day_is_the_next_change_without_events() -> None:
     assert evaluate(state, D0 + 10, lifetime_years=3, rules=RULES).due_day == D0 + 29  # judged
     assert evaluate(state, D0 + 40, lifetime_years=3, rules=RULES).due_day == D0 + 90  # day 0
     assert evaluate(state, D0 + 95, lifetime_years=3, rules=RULES).due_day == D0 + 110
+
+
+def test_the_churn_models_day_is_where_p_alive_crosses_the_threshold() -> None:
+    """Rule `model`: without a model, the next refit day; with one, the first day P(alive)
+    is below care.churn_p_alive; none once decided for the last purchase."""
+    state = history(f.order(occurred_at=at(0), amount=400), f.order(occurred_at=at(20)))
+    early = evaluate(state, D0 + 21, lifetime_years=3, rules=MODEL_RULES).due_day
+    assert early is not None
+    assert early % 7 == 0  # the next fit day: the model is not known yet
+    assert D0 + 21 < early <= D0 + 28
+    threshold = MODEL_RULES.care.care.churn_p_alive
+    crossing = next(d for d in range(21, 2000) if p_alive(MODEL.purchases, 1, 20, d) < threshold)
+    assert crossing < 365  # before the first bucket leaves the window
+    due = evaluate(state, D0 + 40, lifetime_years=3, rules=MODEL_RULES, model=MODEL).due_day
+    assert due == D0 + crossing
+    state.care.churn_anchor, state.care.churn_stage = D0 + 20, 1  # decided
+    decided = evaluate(state, D0 + 40, lifetime_years=3, rules=MODEL_RULES, model=MODEL)
+    assert decided.due_day == D0 + 365  # the window, no churn day any more
 
 
 def test_buyers_and_silent_buyers() -> None:
