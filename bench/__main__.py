@@ -176,6 +176,7 @@ def _run(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         figures["retier"] = value_bench.retier_million(args.retier_customers)
     if "predictive" not in skip:
         figures["predictive"] = predictive.holdout_capture()
+        figures["predictive"]["churn"] = predictive.churn_tasks_by_rule()
 
 
 def _on_apache_kafka(

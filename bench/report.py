@@ -291,6 +291,19 @@ def _others(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 f"fit {p['fit_seconds']:.2f} s for {p['customers']:,} customers",
             )
         )
+    churn = (p or {}).get("churn")
+    if churn:
+        for rule in ("stages", "model"):
+            c = churn[rule]
+            rows.append(
+                (
+                    f"churn tasks a month, rule {rule} ({churn['customers']:,} customers, a year)",
+                    f"{c['mean_monthly_share']:.2%} of customers",
+                    f"{c['churners_tasked']:.0%} of churners called; "
+                    f"{c['tasked_after_churning']:.0%} of calls to churners; "
+                    f"{c['bought_again_within_90_days']:.0%} bought again within 90 days",
+                )
+            )
     if "wall_seconds" in f:
         minutes, seconds = divmod(int(f["wall_seconds"]), 60)
         rows.append(("wall time of this run", f"{minutes}m{seconds:02d}s", ""))

@@ -112,7 +112,7 @@ class CareSettings(Section):
     #: predicted CLV were it alive) at stake, once per last purchase; priority one step
     #: up at 10x that value, two at 100x. "stages": the fixed silences below.
     churn_rule: Literal["model", "stages"] = "model"
-    churn_p_alive: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    churn_p_alive: Annotated[float, Field(gt=0, lt=1)] = 0.5
     churn_min_value_at_risk: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 100.0
     #: Churn risk, stages: a buyer without a purchase or subscription for this many days...
     churn_first_days: Days = 90

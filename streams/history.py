@@ -107,16 +107,13 @@ def as_of(
     if first is None or first > day:
         return None
     # the days after `day` are open: their buckets are all kept
-    later = 0
-    for bucket_day in reversed(buckets):
-        if bucket_day <= day:
-            break
-        later += buckets[bucket_day][PURCHASES] > 0
+    open_to = buckets.last_day
+    later = 0 if open_to is None else buckets.days_with(PURCHASES, day + 1, open_to)
     settled = history.settled_last
     if settled is None or settled > day:  # settled early (MAX_PENDING_DAYS): ask the buckets
         settled = buckets.last_day_with(PURCHASES, day)
     last = max([first, settled or first, *(d for d in history.pending if d <= day)])
-    open_from, open_to = day + 1, buckets.last_day
+    open_from = day + 1
     spent = purchase_amount - history.first_amount
     refunded = refund_amount
     if open_to is not None and open_to >= open_from:

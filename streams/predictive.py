@@ -332,5 +332,8 @@ def fit_population(
     repeaters = int(np.count_nonzero((x > 0) & (mean > 0)))
     if repeaters < min_repeat_buyers:
         return f"{repeaters} repeat buyers in the sample, fewer than {min_repeat_buyers}"
-    purchases = fit_purchases(x, t_x, age, variant=variant)
+    # customers with the same (x, t_x, T) contribute the same likelihood: one row each,
+    # weighted (in days, most one-time buyers share their row with others)
+    rows, counts = np.unique(np.stack([x, t_x, age], axis=1), axis=0, return_counts=True)
+    purchases = fit_purchases(rows[:, 0], rows[:, 1], rows[:, 2], variant=variant, weights=counts)
     return PopulationModel(day, purchases, fit_spend(x, mean))

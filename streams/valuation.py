@@ -15,7 +15,7 @@ from streams import care, window
 from streams.care import CareRules
 from streams.customer import CustomerState
 from streams.history import Repeat, as_of, settle
-from streams.predictive import PopulationModel, Prediction, age_alive_below, predict
+from streams.predictive import PopulationModel, Prediction, age_alive_below, p_alive, predict
 from streams.tiers import Cuts, Decision, decide
 from streams.units import MONEY_SCALE, day_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
@@ -135,13 +135,20 @@ def churn_outlook(
     """The model rule's view of a buyer (streams/care.py): None without a model."""
     if model is None or rules.care.care.churn_rule != "model":
         return None
-    found = outlook(state, day, model, rules)
-    if found is None:
+    repeat = repeat_as_of(state, day)
+    if repeat is None:
         return None
-    repeat, prediction = found
-    alive = prediction.p_alive
+    last = day - repeat.age + repeat.t_x
+    if care.churn_decided(state.care, last):
+        return None
+    alive = p_alive(model.purchases, repeat.x, repeat.t_x, repeat.age)
+    if alive >= rules.care.care.churn_p_alive:  # the rule stops here: no prediction needed
+        return care.ChurnOutlook(last, alive, 0.0, 0.0)
+    found = outlook(state, day, model, rules)
+    assert found is not None
+    prediction = found[1]
     return care.ChurnOutlook(
-        last_purchase_day=day - repeat.age + repeat.t_x,
+        last_purchase_day=last,
         p_alive=alive,
         value_at_risk=prediction.clv / alive if alive > 0 else 0.0,
         purchases_365d=prediction.purchases_365d,

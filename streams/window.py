@@ -197,6 +197,17 @@ class DayBuckets(Mapping[int, list[int]]):
             return 0
         return sum(self._rows[lo * FIELDS + field : hi * FIELDS : FIELDS])
 
+    def days_with(self, field: int, first_day: int, last_day: int) -> int:
+        """How many days from first_day to last_day (both included) have a non-zero
+        `field`."""
+        days = self._days
+        lo = bisect_left(days, first_day)
+        hi = bisect_right(days, last_day)
+        if hi <= lo:
+            return 0
+        column = self._rows[lo * FIELDS + field : hi * FIELDS : FIELDS]
+        return len(column) - column.count(0)
+
     def last_day_with(self, field: int, through_day: int) -> int | None:
         """The latest day up to `through_day` whose bucket has a non-zero `field`."""
         hi = bisect_right(self._days, through_day)

@@ -255,6 +255,11 @@ class Simulator:
         self._out: list[list[_Record]] = []
 
     # -- population --------------------------------------------------------------------
+    def churn_times(self) -> dict[str, float]:
+        """customer id -> when it stops buying (epoch seconds; inf: it stays): the
+        ground truth a churn rule can be judged against."""
+        return {c.cid: c.churn_at / 1000 for c in self._customers}
+
     def _profile(self, index: int) -> _Customer:
         r = self._rng
         rnd = r.random

@@ -531,17 +531,17 @@ def model_day(
         revalued=False,
         opted_out=opted_out,
         window_days=365,
-        rules=CareRules(),  # churn_rule "model": P(alive) < 0.3, 100 at risk
+        rules=CareRules(),  # churn_rule "model": P(alive) < 0.5, 100 at risk
         outlook=outlook,
     )
 
 
-def gone(p_alive: float = 0.2, at_risk: float = 150.0, last: int = D0 + 20) -> care.ChurnOutlook:
+def gone(p_alive: float = 0.4, at_risk: float = 150.0, last: int = D0 + 20) -> care.ChurnOutlook:
     return care.ChurnOutlook(last, p_alive, at_risk, 0.5)
 
 
 MODEL_CASES = [
-    ("still alive enough: nothing", gone(p_alive=0.35), [], []),
+    ("still alive enough: nothing", gone(p_alive=0.6), [], []),
     # silver: churn_risk's priority 2, one step down for silver
     ("below the threshold with value at stake: a task", gone(), [3], []),
     ("ten times the minimum at stake: one step more urgent", gone(at_risk=1500), [2], []),
