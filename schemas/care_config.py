@@ -75,6 +75,19 @@ EXPIRES_DAYS = {
     "upsell": 30,
     "service_cost_review": 30,
 }
+#: The dialer budget: at most this many tasks of a kind fall due a day, whole system (0:
+#: no limit). Sized for an outbound team of about 12 agents making ~50 calls a day each,
+#: most of them on the kinds that keep revenue (README "Care tasks": how to size it).
+MAX_TASKS_PER_DAY = {
+    "vip_welcome": 50,
+    "vip_retention": 50,
+    "basic_question_training": 25,
+    "churn_risk": 200,
+    "replenishment_reminder": 150,
+    "satisfaction_followup": 75,
+    "upsell": 50,
+    "service_cost_review": 25,
+}
 TICKET_PRIORITY = {"vip": 1, "gold": 2, "silver": 3, "bronze": 4, "new": 3}
 TICKET_SLA_MINUTES = {"vip": 30, "gold": 60, "silver": 240, "bronze": 480, "new": 240}
 
@@ -107,6 +120,9 @@ class CareSettings(Section):
     cooldown_days: dict[str, int] = Field(default_factory=lambda: dict(COOLDOWN_DAYS))
     #: A task expires this many days after it falls due.
     expires_days: dict[str, int] = Field(default_factory=lambda: dict(EXPIRES_DAYS))
+    #: The dialer budget: at most this many tasks of a kind a day (0: no limit); when
+    #: more fall due, the most valuable go out, the rest are suppressed `capacity`.
+    max_tasks_per_day: dict[str, int] = Field(default_factory=lambda: dict(MAX_TASKS_PER_DAY))
     #: Churn risk rule. "model": once the population model is fitted, a buyer whose
     #: P(alive) falls below `churn_p_alive` with at least `churn_min_value_at_risk` (its
     #: predicted CLV were it alive) at stake, once per last purchase; priority one step
@@ -148,6 +164,11 @@ class CareSettings(Section):
     @classmethod
     def _cooldown(cls, value: object) -> dict[str, int]:
         return _complete(value, COOLDOWN_DAYS, CARE_KINDS, 0, 3650)
+
+    @field_validator("max_tasks_per_day", mode="before")
+    @classmethod
+    def _budget(cls, value: object) -> dict[str, int]:
+        return _complete(value, MAX_TASKS_PER_DAY, CARE_KINDS, 0, 1_000_000)
 
     @field_validator("expires_days", mode="before")
     @classmethod

@@ -729,3 +729,35 @@ def _sum(days: window.Buckets, index: int, start: int, end: int) -> int:
 
 def _date(day: int) -> str:
     return rfc3339(day * MICROS_PER_DAY)[:10]
+
+
+# -- the dialer budget ----------------------------------------------------------------------
+def partition_budget(total: int, partitions: int, partition: int) -> int | None:
+    """One partition's share of a kind's daily budget (None: no limit). Customers are
+    spread over the partitions by hash, so each takes an even share: the shares add up to
+    the total exactly, and each partition decides alone, with no wait for the others."""
+    if total <= 0:
+        return None
+    return total // partitions + (1 if partition < total % partitions else 0)
+
+
+#: A task waiting for the day's budget: [value, task_id, kind, ...whatever the caller keeps]
+Queued = list[Any]
+
+
+def within_budget(
+    queued: list[Queued], budgets: dict[str, int | None]
+) -> tuple[list[Queued], list[Queued]]:
+    """(kept, dropped): per kind, the `budgets[kind]` most valuable (ties: the smaller task
+    id), in their queued order."""
+    by_kind: dict[str, list[Queued]] = {}
+    for entry in queued:
+        by_kind.setdefault(entry[2], []).append(entry)
+    chosen: set[str] = set()
+    for kind, entries in by_kind.items():
+        budget = budgets.get(kind)
+        ranked = sorted(entries, key=lambda e: (-e[0], e[1]))
+        chosen.update(e[1] for e in (ranked if budget is None else ranked[:budget]))
+    kept = [e for e in queued if e[1] in chosen]
+    dropped = [e for e in queued if e[1] not in chosen]
+    return kept, dropped

@@ -41,6 +41,9 @@ class Progress:
     emitted: dict[str, int] = field(default_factory=dict)
     #: the first day this partition closed (None: none yet, or closed before it was kept)
     started_day: int | None = None
+    #: care tasks of the day being tiered, waiting for the dialer budget
+    #: (streams/care.py within_budget): [value, task_id, kind, customer id, event JSON]
+    outbox: list[list[Any]] = field(default_factory=list)
 
     def count_emitted(self, key: str) -> None:
         self.emitted[key] = self.emitted.get(key, 0) + 1
@@ -55,6 +58,7 @@ class Progress:
             "tier_counts": self.tier_counts,
             "emitted": self.emitted,
             "started_day": self.started_day,
+            "outbox": self.outbox,
         }
 
     @classmethod
@@ -68,6 +72,7 @@ class Progress:
             dict(data["tier_counts"]),
             dict(data.get("emitted") or {}),  # absent in records written before it existed
             data.get("started_day"),  # likewise
+            list(data.get("outbox") or []),  # likewise
         )
 
 

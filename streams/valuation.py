@@ -129,6 +129,30 @@ def outlook(
     return repeat, prediction
 
 
+def task_value(
+    state: CustomerState,
+    day: int,
+    model: PopulationModel | None,
+    rules: ValueRules,
+    lifetime_years: float,
+) -> float:
+    """What a customer is worth to the dialer as of `day`, to rank the day's tasks of a
+    kind against the budget: its predicted CLV once the model is fitted (for a buyer),
+    else its historic CLV."""
+    if model is not None:
+        found = outlook(state, day, model, rules)
+        if found is not None:
+            return found[1].clv
+    first = day_of(state.first_seen_at)
+    return customer_lifetime_value(
+        totals_as_of(state, day, rules),
+        days_known=max(1, day - first + 1),
+        window_days=rules.value.window_days,
+        lifetime_years=lifetime_years,
+        settings=rules.clv,
+    ).value
+
+
 def churn_outlook(
     state: CustomerState, day: int, model: PopulationModel | None, rules: ValueRules
 ) -> care.ChurnOutlook | None:

@@ -14,18 +14,18 @@ from collections.abc import Callable
 from agents.engine.book import Book, day_text
 from agents.engine.closing import DayCloser, chunks
 from agents.engine.outputs import Outputs
-from agents.engine.population import Population
+from agents.engine.population import GlobalDay, Population
 from agents.engine.summaries import SummaryPublisher
 from agents.logs import Throttle
 from agents.metrics import Metrics
+from schemas.outputs import CareTask
 from streams import care, outputs
 from streams.care import DayCare
 from streams.customer import CustomerState
 from streams.ledger import SPIKE, TIER_CHANGE, PartitionLedger, care_task_key
-from streams.predictive import PopulationModel
-from streams.tiers import Cuts, recheck_keys
+from streams.tiers import recheck_keys
 from streams.units import MICROS_PER_SECOND, day_of
-from streams.valuation import care_of_day, due_day, retier
+from streams.valuation import care_of_day, due_day, retier, task_value
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class Tiering:
         days = self._population.days
         if day is None or progress.tiered_day == day or day not in days:
             return
-        cuts, model = days[day].cuts, days[day].model
+        merged = days[day]
+        cuts = merged.cuts
         previous = days.get(day - 1)
         if previous is None and progress.tiered_day is not None:
             candidates = set(ledger.scores) | ledger.to_tier  # cuts of the day before unknown
@@ -77,10 +78,11 @@ class Tiering:
         generation = book.generation
         for chunk in chunks(sorted(candidates)):
             for key in chunk:
-                changes += self._tier_customer(ledger, key, day, cuts, key in revalued, model)
+                changes += self._tier_customer(ledger, key, day, merged, key in revalued)
             await asyncio.sleep(0)
             if book.generation != generation:
                 return  # revoked meanwhile: the new owner tiers the day again
+        self._release_outbox(ledger)
         progress.tiered_day = day
         self._release_tickets(ledger, day)
         progress.tier_counts = dict(ledger.tier_counts)
@@ -107,15 +109,10 @@ class Tiering:
                 },
             )
 
-    def _tier_customer(  # noqa: PLR0917 - the day's facts, in one call
-        self,
-        ledger: PartitionLedger,
-        key: bytes,
-        day: int,
-        cuts: Cuts,
-        revalued: bool,
-        model: PopulationModel | None,
+    def _tier_customer(
+        self, ledger: PartitionLedger, key: bytes, day: int, merged: GlobalDay, revalued: bool
     ) -> int:
+        cuts, model = merged.cuts, merged.model
         book = self._book
         state = book.store.get(key, ledger.partition)
         if state is None or state.closed_day is None or state.closed_day > day:
@@ -131,7 +128,10 @@ class Tiering:
         )
         ledger.set_due(key, due_day(state, day, book.rules, model))
         book.store.put(key, ledger.partition, state)
-        self._emit_care(ledger, key, state.customer_id, day, found)
+        value = (
+            task_value(state, day, model, book.rules, merged.lifetime_years) if found.tasks else 0.0
+        )
+        self._emit_care(ledger, key, state.customer_id, day, found, value)
         if facts is None:
             return 0
         ledger.count_tier(facts.previous, facts.tier)
@@ -149,21 +149,59 @@ class Tiering:
         # neither lose a count nor count an output twice when the day is tiered again.
         self._book.touch_progress(ledger)
 
-    def _emit_care(
-        self, ledger: PartitionLedger, key: bytes, customer_id: str, day: int, found: DayCare
+    def _emit_care(  # noqa: PLR0917 - one customer's day
+        self,
+        ledger: PartitionLedger,
+        key: bytes,
+        customer_id: str,
+        day: int,
+        found: DayCare,
+        value: float,
     ) -> None:
+        """The spike now; the care tasks into the partition's outbox, where the day's
+        tasks wait for the dialer budget (`_release_outbox`, when the day is tiered). The
+        outbox is part of the partition's progress, written with the customer states, so
+        a crash mid-day loses no task and a re-tiering repeats none."""
+        queued = {entry[1] for entry in ledger.progress.outbox}
         for event in outputs.care_outputs(customer_id, day, found, emitted_at=self._now()):
-            if event.event_type == "basic_question_spike":
+            if not isinstance(event, CareTask):
                 self._outputs.emit("basic_question_spikes", ledger.partition, key, event)
                 self._metrics.spikes.inc()
                 self._count_emitted(ledger, SPIKE)
-            else:
-                kind = event.kind  # type: ignore[attr-defined]
-                self._outputs.emit("care_tasks", ledger.partition, key, event)
-                self._metrics.care_tasks.labels(kind=kind).inc()
-                self._count_emitted(ledger, care_task_key(kind))
+                continue
+            if event.task_id in queued:
+                continue
+            at_risk = event.context.get("value_at_risk")
+            worth = float(at_risk) if isinstance(at_risk, int | float) else value
+            ledger.progress.outbox.append(
+                [worth, event.task_id, event.kind, customer_id, event.model_dump_json()]
+            )
+            self._book.touch_progress(ledger)
         for kind, reason in found.suppressed:
             self._metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
+
+    def _release_outbox(self, ledger: PartitionLedger) -> None:
+        """The day's care tasks within the dialer budget: per kind, the partition's share
+        of `care.max_tasks_per_day`, the most valuable first; the rest are counted as
+        suppressed `capacity`."""
+        progress = ledger.progress
+        if not progress.outbox:
+            return
+        settings = self._book.settings
+        budgets = {
+            kind: care.partition_budget(total, settings.kafka.partitions, ledger.partition)
+            for kind, total in settings.care.max_tasks_per_day.items()
+        }
+        kept, dropped = care.within_budget(progress.outbox, budgets)
+        for _, _, kind, customer_id, body in kept:
+            event = CareTask.model_validate_json(body)
+            self._outputs.emit("care_tasks", ledger.partition, customer_id.encode(), event)
+            self._metrics.care_tasks.labels(kind=kind).inc()
+            progress.count_emitted(care_task_key(kind))
+        for _, _, kind, _, _ in dropped:
+            self._metrics.care_suppressed.labels(kind=kind, reason="capacity").inc()
+        progress.outbox = []
+        self._book.touch_progress(ledger)
 
     # -- tickets -----------------------------------------------------------------------------
     def ticket_arrived(

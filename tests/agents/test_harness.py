@@ -145,3 +145,29 @@ async def test_care_scenarios(
 
 def test_as_of_days_are_counted_from_day0() -> None:
     assert _day((DAY0 + timedelta(days=3)).isoformat()) == 3
+
+
+async def test_a_day_with_more_tasks_than_the_budget_sends_the_most_valuable() -> None:
+    """Twelve customers rate a call 1 on the same day; the budget for follow-ups is 5 a
+    day: the five with the most revenue get one, the other seven are counted as
+    suppressed `capacity`, and the next day's ratings have a budget of their own."""
+    history = History()
+    for i in range(12):
+        history.order(f"c{i:02d}", 0, 100 + 50 * i)
+        history.call(f"c{i:02d}", 40, satisfaction=1)
+    history.call("late", 41, satisfaction=1)
+    history.order("late", 41, 10)
+    history.order("closer", 45, 1)  # closes day 41 and 40
+    settings = scenario_settings(
+        care={"churn_rule": "stages", "max_tasks_per_day": {"satisfaction_followup": 5}},
+        kafka={"partitions": 1},
+    )
+    by_topic, harness = await run(settings, events_of(history))
+    followups = [t for t in by_topic["care_tasks"] if t["kind"] == "satisfaction_followup"]
+    days = {t["customer_id"]: _day(t["as_of"]) - 1 for t in followups}
+    assert days == {f"c{i:02d}": 40 for i in range(7, 12)} | {"late": 41}
+    suppressed = harness.metrics.registry.get_sample_value(
+        "vipstream_care_tasks_suppressed_total",
+        {"kind": "satisfaction_followup", "reason": "capacity"},
+    )
+    assert suppressed == 7

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.care_config import CareSettings, SpikeSettings, TicketSettings
 from schemas.config import CostSettings, IngestSettings
@@ -586,3 +588,40 @@ def test_churn_by_model_respects_opt_outs() -> None:
     found = model_day(care.CareMemory(), gone(), opted_out=True)
     assert found.tasks == []
     assert found.suppressed == [("churn_risk", "opted_out")]
+
+
+# -- the dialer budget ------------------------------------------------------------------------
+@given(st.integers(0, 5000), st.integers(1, 64))
+def test_the_partitions_shares_of_a_budget_add_up_to_it(total: int, partitions: int) -> None:
+    shares = [care.partition_budget(total, partitions, p) for p in range(partitions)]
+    if total == 0:
+        assert shares == [None] * partitions  # no limit
+    else:
+        assert sum(s or 0 for s in shares) == total
+        assert max(s or 0 for s in shares) - min(s or 0 for s in shares) <= 1
+
+
+queued_tasks = st.lists(
+    st.tuples(
+        st.floats(-1e6, 1e6, allow_nan=False),
+        st.sampled_from(["churn_risk", "upsell"]),
+    ),
+    max_size=40,
+).map(lambda rows: [[v, f"t{i:03d}", k] for i, (v, k) in enumerate(rows)])
+
+
+@given(queued_tasks, st.integers(0, 10), st.randoms(use_true_random=False))
+def test_the_budget_keeps_the_most_valuable_whatever_the_order(
+    queued: list[list[Any]], budget: int, shuffle: Any
+) -> None:
+    kept, dropped = care.within_budget(queued, {"churn_risk": budget, "upsell": None})
+    assert sorted(map(tuple, kept + dropped)) == sorted(map(tuple, queued))
+    churn = [e for e in queued if e[2] == "churn_risk"]
+    kept_churn = [e for e in kept if e[2] == "churn_risk"]
+    assert len(kept_churn) == min(budget, len(churn))
+    best = sorted(churn, key=lambda e: (-e[0], e[1]))[:budget]
+    assert sorted(e[1] for e in kept_churn) == sorted(e[1] for e in best)
+    assert all(e[2] != "upsell" for e in dropped)  # no limit
+    shuffle.shuffle(queued)
+    again, _ = care.within_budget(queued, {"churn_risk": budget, "upsell": None})
+    assert {e[1] for e in again} == {e[1] for e in kept}
