@@ -97,6 +97,11 @@ def evaluate(
     tiering = rules.tiering
     judged = days_known >= tiering.new_min_days and purchases_so_far >= tiering.new_min_orders
     score = score_of(totals, days_known=days_known, lifetime_years=lifetime_years, rules=rules)
+    if rules.value.score == "clv" and model is not None:
+        # once the population model is fitted, a buyer's CLV is the predicted one
+        found = outlook(state, day, model, rules)
+        if found is not None:
+            score = found[1].clv
     state.score = score
     state.judged = judged
     buyer, silent = buyer_flags(state, day, rules)
@@ -225,6 +230,12 @@ def due_day(
     churn_day = _churn_due_day(state, day, rules, model)
     if churn_day is not None:
         candidates.append(churn_day)
+    prediction = rules.prediction
+    if rules.value.score == "clv" and prediction.enabled:
+        # the predicted CLV moves with silence and with each refit: re-scored the day
+        # after every refit day (when the new model is in use)
+        refit = prediction.refit_days
+        candidates.append(((day - 1) // refit + 1) * refit + 1)
     return min(candidates) if candidates else None
 
 

@@ -16,6 +16,7 @@ from agents.settings import Settings, load_settings
 from agents.tools.simulator import SimulationConfig, Simulator
 from schemas.http import CustomerFigures, TiersReport
 from streams.report import customer_figures, population_report
+from streams.valuation import outlook
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 
@@ -132,3 +133,33 @@ async def test_predictions_on_customers_and_the_model_on_tiers(
             assert figures.p_alive is None
     assert buyers > 100
     assert predicted == buyers
+
+
+async def test_the_clv_score_is_the_predicted_clv_once_fitted(
+    events: list[tuple[str, bytes]],
+) -> None:
+    """score = "clv": a buyer's score is its predicted CLV under the model in use when it
+    was last valued; every customer is valued again the day after each refit."""
+    settings = load_settings(
+        {
+            "app_id": "clv",
+            "kafka": {"partitions": 2},
+            "value": {"score": "clv"},
+            "prediction": {"min_customers": 100, "min_repeat_buyers": 20},
+        }
+    )
+    harness = await fitted(settings, events)
+    model = harness.engine.population.model
+    assert model is not None
+    checked = 0
+    for key in sorted({orjson.loads(value)["customer_id"].encode() for _, value in events}):
+        state = harness.store.get(key)
+        assert state is not None
+        if not state.purchases or state.closed_day is None:
+            continue
+        assert state.closed_day > model.day  # valued again after the last refit
+        found = outlook(state, state.closed_day, model, harness.engine.rules)
+        assert found is not None
+        assert state.score == found[1].clv
+        checked += 1
+    assert checked > 100
