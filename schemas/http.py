@@ -180,6 +180,17 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _UNAUTHORIZED = _error("no or a wrong bearer token (only with web.auth_token_file)")
+_CUSTOMER_ID = {
+    "name": "customer_id",
+    "in": "path",
+    "required": True,
+    "schema": TypeAdapter(Identifier).json_schema(),
+    "example": "C0000001",
+    "description": (
+        "as on the input events: 1 to 256 characters, no control characters (others are "
+        "answered 400)"
+    ),
+}
 
 
 def openapi() -> dict[str, Any]:
@@ -231,19 +242,7 @@ def openapi() -> dict[str, Any]:
                     "operationId": "customer",
                     "summary": "one customer's value, tier and figures",
                     "security": _BEARER,
-                    "parameters": [
-                        {
-                            "name": "customer_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": TypeAdapter(Identifier).json_schema(),
-                            "example": "C0000001",
-                            "description": (
-                                "as on the input events: 1 to 256 characters, no "
-                                "control characters (others are answered 400)"
-                            ),
-                        }
-                    ],
+                    "parameters": [_CUSTOMER_ID],
                     "responses": {
                         "200": _json("the customer", CustomerFigures),
                         "400": _error("not a customer id (too long, control characters)"),
@@ -274,6 +273,45 @@ def openapi() -> dict[str, Any]:
                         "200": {"description": "the page", "content": html},
                         "401": _UNAUTHORIZED,
                         "503": {"description": "waiting for the first closed day", "content": html},
+                    },
+                }
+            },
+            "/dashboard/customers": {
+                "get": {
+                    "operationId": "customerSearch",
+                    "summary": "the dashboard's search box: redirects to the customer's page",
+                    "security": _BEARER,
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "302": {"description": "to /dashboard/customers/{customer_id}"},
+                        "400": _error("no id given"),
+                        "401": _UNAUTHORIZED,
+                    },
+                }
+            },
+            "/dashboard/customers/{customer_id}": {
+                "get": {
+                    "operationId": "customerPage",
+                    "summary": "one customer's page, for people: value by month, P(alive) "
+                    "over time, tier changes, tasks and spikes",
+                    "security": _BEARER,
+                    "parameters": [_CUSTOMER_ID],
+                    "responses": {
+                        "200": {"description": "the page", "content": html},
+                        "400": _error("not a customer id (too long, control characters)"),
+                        "401": _UNAUTHORIZED,
+                        "404": {"description": "no event of this customer seen", "content": html},
+                        "503": {
+                            "description": "recovering, or the owning worker did not answer",
+                            "content": {**html, _JSON: {"schema": _ref(ErrorBody)}},
+                        },
                     },
                 }
             },

@@ -91,6 +91,10 @@ class CareRecord(Contract):
     tickets: list[tuple[Micros, str, str]] = Field(
         description="tickets waiting for their priority: [occurred_at, ticket_id, status]"
     )
+    timeline: list[tuple[int, Literal["tier", "task", "spike"], str]] = Field(
+        default_factory=list,
+        description="what was emitted for the customer, latest last: [day, what, text]",
+    )
 
 
 class CustomerStateRecord(Contract):

@@ -61,6 +61,8 @@ MAX_PENDING_TICKETS = 1024
 #: day stays a small integer however large the quantities.
 MAX_SUPPLY_DAYS = 36_500
 TIER_LOG_DAYS = 30  # tier changes remembered (and at least the last two)
+TIMELINE_ENTRIES = 24  # tier changes, tasks and spikes remembered for the customer page
+TIMELINE_TEXT = 240  # characters of each entry's text kept
 
 
 @dataclass
@@ -84,6 +86,9 @@ class CareMemory:
     tier_log: list[list[Any]] = field(default_factory=list)
     #: opened/reopened tickets waiting for their tier: [occurred_at, ticket_id, status]
     tickets: list[list[Any]] = field(default_factory=list)
+    #: what was emitted for the customer, latest last (the customer page):
+    #: [day, "tier" | "task" | "spike", text], at most TIMELINE_ENTRIES
+    timeline: list[list[Any]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (
@@ -98,6 +103,7 @@ class CareMemory:
             or self.last_spike is not None
             or self.tier_log
             or self.tickets
+            or self.timeline
         )
 
 
@@ -597,6 +603,12 @@ def _service_cost(
             "window_days": window_days,
         },
     )
+
+
+def note_timeline(memory: CareMemory, day: int, kind: str, text: str) -> None:
+    """Remember an emitted tier change, task or spike for the customer page (bounded)."""
+    memory.timeline.append([day, kind, text[:TIMELINE_TEXT]])
+    del memory.timeline[:-TIMELINE_ENTRIES]
 
 
 def _log_tier(memory: CareMemory, day: int, previous: str, tier: str) -> None:

@@ -71,9 +71,10 @@ def max_state_bytes(ingest: IngestSettings, spikes: SpikeSettings, rules: CareSe
     categories = (spikes.recent_days + spikes.baseline_days) * (spikes.max_categories + 1)
     basic = categories * (_LONGEST_LABEL + 10) + (spikes.max_categories + 1) * (_LONGEST_LABEL + 15)
     skus = 3 * rules.max_skus * (_LONGEST_ID + 30)  # waiting for the close, and the stock
+    timeline = care.TIMELINE_ENTRIES * (6 * care.TIMELINE_TEXT + 30)  # JSON escapes
     days = 366 * 8 * (FIELDS + 1)  # the day and its int64 bucket, per day of the look-back
     pending = MAX_PENDING_DAYS * 8  # purchase days after the last evaluated day
-    body = ids + tickets + ratings + basic + skus + days + pending + 10_000
+    body = ids + tickets + ratings + basic + skus + days + pending + timeline + 10_000
     return 1 + _SIZE.size + body + body // 255 + 16  # LZ4's worst case: incompressible
 
 
@@ -349,6 +350,7 @@ def _encode_care(care: CareMemory) -> dict[str, Any]:
         "last_spike": care.last_spike,
         "tier_log": care.tier_log,
         "tickets": care.tickets,
+        "timeline": care.timeline,
     }
 
 
@@ -368,6 +370,7 @@ def _decode_care(obj: dict[str, Any] | None) -> CareMemory:
         last_spike=obj["last_spike"],
         tier_log=[list(e) for e in obj["tier_log"]],
         tickets=[list(t) for t in obj["tickets"]],
+        timeline=[list(e) for e in obj.get("timeline") or []],  # absent before it existed
     )
 
 

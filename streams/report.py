@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from streams.customer import CustomerState
-from streams.predictive import PopulationModel
+from streams.predictive import PopulationModel, p_alive
 from streams.tiers import Cuts
 from streams.units import MICROS_PER_DAY, amount, day_of, rfc3339
-from streams.valuation import ValueRules, outlook, totals_as_of
+from streams.valuation import ValueRules, outlook, repeat_as_of, totals_as_of
 from streams.value import benefit_cost_ratio, customer_lifetime_value, net_value
+from streams.window import REVENUE, SERVICE_COST
 
 
 def _time(micros: int | None) -> str | None:
@@ -185,3 +186,44 @@ PREDICTED_FIELDS = (
     "repeat_purchases",
     "model_fitted_as_of",
 )
+
+
+def monthly_figures(state: CustomerState) -> list[tuple[str, float, float]]:
+    """(YYYY-MM, revenue, service cost) of every month the customer's kept day buckets
+    cover (the longest look-back: a year by default), oldest first."""
+    months: dict[str, list[int]] = {}
+    for day in state.days:
+        bucket = state.days[day]
+        month = rfc3339(day * MICROS_PER_DAY)[:7]
+        sums = months.setdefault(month, [0, 0])
+        sums[0] += bucket[REVENUE]
+        sums[1] += bucket[SERVICE_COST]
+    return [(m, amount(r), amount(c)) for m, (r, c) in sorted(months.items())]
+
+
+def alive_over_time(
+    state: CustomerState, model: PopulationModel, current_day: int, *, points: int = 26
+) -> list[tuple[str, float]]:
+    """(YYYY-MM-DD, P(alive) as of that day under the current model), weekly back from
+    `current_day`, over the days whose buckets are kept and after the first purchase."""
+    oldest = state.days.first_day
+    found = []
+    for week in range(points - 1, -1, -1):
+        day = current_day - 7 * week
+        if oldest is None or day < oldest:
+            continue
+        repeat = repeat_as_of(state, day)
+        if repeat is None:
+            continue
+        alive = p_alive(model.purchases, repeat.x, repeat.t_x, repeat.age)
+        found.append((rfc3339(day * MICROS_PER_DAY)[:10], alive))
+    return found
+
+
+def timeline(state: CustomerState) -> list[tuple[str, str, str]]:
+    """(YYYY-MM-DD, tier | task | spike, text) of what was emitted for the customer,
+    latest first (streams/care.py keeps the last few)."""
+    return [
+        (rfc3339(day * MICROS_PER_DAY)[:10], kind, text)
+        for day, kind, text in reversed(state.care.timeline)
+    ]

@@ -82,7 +82,7 @@ class Tiering:
             await asyncio.sleep(0)
             if book.generation != generation:
                 return  # revoked meanwhile: the new owner tiers the day again
-        self._release_outbox(ledger)
+        self._release_outbox(ledger, day)
         progress.tiered_day = day
         self._release_tickets(ledger, day)
         progress.tier_counts = dict(ledger.tier_counts)
@@ -127,6 +127,19 @@ class Tiering:
             model=model,
         )
         ledger.set_due(key, due_day(state, day, book.rules, model))
+        if facts is not None:
+            text = f"{facts.previous} -> {facts.tier}: {facts.reason}"
+            care.note_timeline(state.care, day, "tier", text)
+        if found.spike is not None:
+            spike = found.spike
+            care.note_timeline(
+                state.care,
+                day,
+                "spike",
+                f"{spike.test.recent_count} basic questions in {spike.recent_days} days "
+                f"(expected {spike.test.expected_count:.1f}, p = {spike.test.p_value:.2g}): "
+                f"{spike.suggested_action}",
+            )
         book.store.put(key, ledger.partition, state)
         value = (
             task_value(state, day, model, book.rules, merged.lifetime_years) if found.tasks else 0.0
@@ -180,7 +193,7 @@ class Tiering:
         for kind, reason in found.suppressed:
             self._metrics.care_suppressed.labels(kind=kind, reason=reason).inc()
 
-    def _release_outbox(self, ledger: PartitionLedger) -> None:
+    def _release_outbox(self, ledger: PartitionLedger, day: int) -> None:
         """The day's care tasks within the dialer budget: per kind, the partition's share
         of `care.max_tasks_per_day`, the most valuable first; the rest are counted as
         suppressed `capacity`."""
@@ -193,9 +206,16 @@ class Tiering:
             for kind, total in settings.care.max_tasks_per_day.items()
         }
         kept, dropped = care.within_budget(progress.outbox, budgets)
+        store = self._book.store
         for _, _, kind, customer_id, body in kept:
             event = CareTask.model_validate_json(body)
-            self._outputs.emit("care_tasks", ledger.partition, customer_id.encode(), event)
+            key = customer_id.encode()
+            state = store.get(key, ledger.partition)
+            if state is not None:
+                text = f"{kind} (priority {event.priority}): {event.reason}"
+                care.note_timeline(state.care, day, "task", text)
+                store.put(key, ledger.partition, state)
+            self._outputs.emit("care_tasks", ledger.partition, key, event)
             self._metrics.care_tasks.labels(kind=kind).inc()
             progress.count_emitted(care_task_key(kind))
         for _, _, kind, _, _ in dropped:

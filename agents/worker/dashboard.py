@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
+from typing import Any
 
 from streams.sketch import inverse_signed_log, signed_log
 
@@ -91,6 +92,7 @@ def render_dashboard(figures: DashboardFigures) -> str:
     )
     body = (
         header
+        + _search()
         + f'<section class="cards">{cards}</section>'
         + '<section class="grid">'
         + _panel("Value pyramid", _pyramid(counts, judged, customers), "pyramid-panel")
@@ -126,15 +128,30 @@ def render_waiting(rendered_at: str, detail: str) -> str:
     return _page(body, {"data-state": "waiting"})
 
 
-def _page(body: str, attributes: Mapping[str, str]) -> str:
+def _page(
+    body: str,
+    attributes: Mapping[str, str],
+    *,
+    title: str = "vipstream dashboard",
+    main_id: str = "dashboard",
+) -> str:
     attrs = "".join(f' {k}="{_t(v)}"' for k, v in attributes.items())
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>vipstream dashboard</title><style>{_CSS}</style></head>"
-        f'<body><main id="dashboard"{attrs}>{body}</main></body></html>\n'
+        f"<title>{_t(title)}</title><style>{_CSS}</style></head>"
+        f'<body><main id="{main_id}"{attrs}>{body}</main></body></html>\n'
+    )
+
+
+def _search() -> str:
+    return (
+        '<form id="customer-search" class="search" action="/dashboard/customers" method="get">'
+        '<label for="customer-id">Customer</label> '
+        '<input id="customer-id" name="id" maxlength="256" placeholder="customer id" required> '
+        '<button type="submit">Show</button></form>'
     )
 
 
@@ -410,6 +427,178 @@ def _care_table(care_tasks: Mapping[str, int]) -> str:
     return f'<table class="counts" id="care-tasks">{"".join(rows)}</table>'
 
 
+# -- one customer ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    """One customer's page, as plain values (streams/report.py gathers them)."""
+
+    customer_id: str
+    figures: Mapping[str, Any]  # GET /customers/{id}'s body
+    months: Sequence[tuple[str, float, float]]  # (YYYY-MM, revenue, service cost)
+    alive: Sequence[tuple[str, float]]  # (YYYY-MM-DD, P(alive)), oldest first
+    timeline: Sequence[tuple[str, str, str]]  # (YYYY-MM-DD, tier|task|spike, text), latest first
+    rendered_at: str
+
+
+def render_customer(view: CustomerView) -> str:
+    """GET /dashboard/customers/{id}: value by month, P(alive) over time, and the tier
+    changes, tasks and spikes emitted for the customer."""
+    f = view.figures
+    tier = str(f.get("tier", "new"))
+    fill, ink = TIER_COLOURS.get(tier, TIER_COLOURS["new"])
+    header = (
+        '<header><p class="back"><a href="/dashboard">&larr; dashboard</a></p>'
+        f'<h1>Customer <span id="customer-id-value">{_t(view.customer_id)}</span> '
+        f'<span class="badge" id="tier" data-tier="{_t(tier)}" '
+        f'style="background:{fill};color:{ink}">{_t(tier.upper())}</span></h1>'
+        f'<p class="asof">Figures through <strong>{_t(str(f.get("window_end", "")))}</strong>'
+        f' &middot; rendered <span id="rendered-at">{_t(view.rendered_at)}</span></p></header>'
+    )
+    cards = "".join(
+        _figure_card(card_id, label, f.get(key), unit)
+        for card_id, label, key, unit in (
+            ("score", f"score ({f.get('score_kind', '')})", "score", ""),
+            ("percentile", "percentile", "percentile", ""),
+            ("predicted-clv", "predicted CLV", "predicted_clv", "money"),
+            ("p-alive", "P(alive)", "p_alive", "probability"),
+            ("revenue", f"revenue, {f.get('window_days', '')} days", "revenue", "money"),
+            ("service-cost", "service cost", "service_cost", "money"),
+        )
+    )
+    model_note = (
+        ""
+        if f.get("p_alive") is not None
+        else '<p class="note" id="no-model">No purchase model yet (or no purchase): '
+        "predicted figures appear once the population model is fitted.</p>"
+    )
+    body = (
+        header
+        + _search()
+        + f'<section class="cards six">{cards}</section>'
+        + model_note
+        + '<section class="grid even">'
+        + _panel("Revenue and service cost by month", _months(view.months), "months-panel")
+        + _panel("P(alive) over time", _alive(view.alive), "alive-panel")
+        + "</section>"
+        + _panel("Tier changes, tasks and spikes", _timeline(view.timeline), "timeline-panel")
+        + '<footer class="muted">The same data as JSON: '
+        f"<code>/customers/{_t(view.customer_id)}</code>.</footer>"
+    )
+    attributes = {"data-state": "ready", "data-customer": view.customer_id, "data-tier": tier}
+    return _page(body, attributes, title=f"vipstream: {view.customer_id}", main_id="customer")
+
+
+def render_unknown_customer(customer_id: str, rendered_at: str) -> str:
+    body = (
+        '<header><p class="back"><a href="/dashboard">&larr; dashboard</a></p>'
+        "<h1>Unknown customer</h1></header>"
+        + _search()
+        + f'<section class="waiting"><p>No event of <strong>{_t(customer_id)}</strong> '
+        f'has been seen.</p><p class="muted">Rendered {_t(rendered_at)}.</p></section>'
+    )
+    return _page(body, {"data-state": "unknown"}, title="vipstream: unknown", main_id="customer")
+
+
+def _figure_card(card_id: str, label: str, value: Any, unit: str) -> str:
+    if value is None:
+        shown, data = "–", ""
+    elif unit == "probability":
+        shown, data = f"{float(value):.2f}", f"{float(value):.6g}"
+    elif unit == "money":
+        shown, data = f"{float(value):,.2f}", f"{float(value):.6g}"
+    else:
+        shown, data = _score(float(value)), f"{float(value):.6g}"
+    return (
+        f'<div class="card" id="card-{card_id}" data-value="{_t(data)}">'
+        f'<div class="value">{_t(shown)}</div><div class="label">{_t(label)}</div></div>'
+    )
+
+
+_CHART_W, _CHART_H, _CHART_PAD = 560, 220, 34
+
+
+def _months(months: Sequence[tuple[str, float, float]]) -> str:
+    if not months:
+        return '<p class="empty">No activity in the days kept.</p>'
+    top = max(max(r, c) for _, r, c in months) or 1.0
+    plot_h = _CHART_H - 2 * _CHART_PAD
+    step = (_CHART_W - 2 * _CHART_PAD) / len(months)
+    bar_w = max(2.0, step * 0.38)
+    parts = [
+        f'<svg id="months" viewBox="0 0 {_CHART_W} {_CHART_H}" role="img" '
+        'aria-label="revenue and service cost by month">',
+        f'<rect class="plot" x="{_CHART_PAD}" y="{_CHART_PAD}" '
+        f'width="{_CHART_W - 2 * _CHART_PAD}" height="{plot_h}"/>',
+    ]
+    for i, (month, revenue, cost) in enumerate(months):
+        x = _CHART_PAD + i * step + step * 0.1
+        bars = []
+        for j, (value, css) in enumerate(((revenue, "revenue"), (cost, "cost"))):
+            h = plot_h * max(value, 0.0) / top
+            y = _CHART_PAD + plot_h - h
+            bars.append(
+                f'<rect class="{css}" x="{x + j * bar_w:.1f}" y="{y:.1f}" '
+                f'width="{bar_w:.1f}" height="{h:.1f}"/>'
+            )
+        parts.append(
+            f'<g class="month" data-month="{_t(month)}" data-revenue="{revenue:.2f}" '
+            f'data-cost="{cost:.2f}"><title>{_t(month)}: revenue {revenue:,.2f}, '
+            f"service cost {cost:,.2f}</title>{''.join(bars)}"
+            f'<text class="axis" x="{x + bar_w:.1f}" y="{_CHART_H - 12}" '
+            f'text-anchor="middle">{_t(month[2:])}</text></g>'
+        )
+    parts.append(
+        f'<text class="axis" x="{_CHART_PAD}" y="{_CHART_PAD - 8}">max {top:,.0f}</text>'
+        '<g class="legend"><rect class="revenue" x="380" y="8" width="10" height="10"/>'
+        '<text class="axis" x="394" y="17">revenue</text>'
+        '<rect class="cost" x="460" y="8" width="10" height="10"/>'
+        '<text class="axis" x="474" y="17">service cost</text></g></svg>'
+    )
+    return "".join(parts)
+
+
+def _alive(points: Sequence[tuple[str, float]]) -> str:
+    if not points:
+        return '<p class="empty">No purchase model yet, or no purchase in the days kept.</p>'
+    plot_w, plot_h = _CHART_W - 2 * _CHART_PAD, _CHART_H - 2 * _CHART_PAD
+    step = plot_w / max(1, len(points) - 1)
+    coords = [
+        (_CHART_PAD + i * step, _CHART_PAD + plot_h * (1.0 - p)) for i, (_, p) in enumerate(points)
+    ]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(
+        f'<circle class="alive" cx="{x:.1f}" cy="{y:.1f}" r="3" data-day="{_t(day)}" '
+        f'data-p-alive="{p:.4f}"><title>{_t(day)}: P(alive) {p:.2f}</title></circle>'
+        for (x, y), (day, p) in zip(coords, points, strict=True)
+    )
+    return (
+        f'<svg id="alive" viewBox="0 0 {_CHART_W} {_CHART_H}" role="img" '
+        'aria-label="P(alive) over time">'
+        f'<rect class="plot" x="{_CHART_PAD}" y="{_CHART_PAD}" width="{plot_w}" '
+        f'height="{plot_h}"/>'
+        f'<text class="axis" x="4" y="{_CHART_PAD + 4}">1</text>'
+        f'<text class="axis" x="4" y="{_CHART_PAD + plot_h}">0</text>'
+        f'<polyline class="alive-line" points="{line}"/>{dots}'
+        f'<text class="axis" x="{_CHART_PAD}" y="{_CHART_H - 12}">{_t(points[0][0])}</text>'
+        f'<text class="axis" x="{_CHART_W - _CHART_PAD}" y="{_CHART_H - 12}" '
+        f'text-anchor="end">{_t(points[-1][0])}</text></svg>'
+    )
+
+
+def _timeline(entries: Sequence[tuple[str, str, str]]) -> str:
+    if not entries:
+        return '<p class="empty">Nothing emitted for this customer yet.</p>'
+    rows = "".join(
+        f'<tr class="entry" data-kind="{_t(kind)}" data-day="{_t(day)}">'
+        f'<td class="day">{_t(day)}</td><td class="kind">{_t(kind)}</td>'
+        f"<td>{_t(text)}</td></tr>"
+        for day, kind, text in entries
+    )
+    return f'<table class="counts" id="timeline">{rows}</table>'
+
+
 # -- formatting ---------------------------------------------------------------------------
 
 
@@ -476,4 +665,17 @@ margin-top:16px}
 .note{color:#92400e}
 footer{margin-top:12px;font-size:12px}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
+.search{margin:0 0 12px}
+.search input{padding:4px 8px;border:1px solid #d1d5db;border-radius:6px;width:16em}
+.search button{padding:4px 12px;border:1px solid #d1d5db;border-radius:6px;background:#fff}
+.badge{font-size:13px;padding:2px 8px;border-radius:6px;vertical-align:middle}
+.back{margin:0 0 4px}
+.cards.six{grid-template-columns:repeat(6,1fr)}
+.grid.even{grid-template-columns:1fr 1fr;margin-bottom:12px}
+rect.revenue{fill:#2f855a}
+rect.cost{fill:#c05621}
+.alive-line{fill:none;stroke:#5b21b6;stroke-width:2}
+circle.alive{fill:#5b21b6}
+td.day{white-space:nowrap;width:7em;color:#374151}
+td.kind{width:4em;color:#6b7280}
 """

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -18,13 +19,27 @@ from agents.engine.store import CustomerStore
 from agents.engine.value import ValueEngine
 from agents.metrics import CONTENT_TYPE, Metrics
 from agents.settings import Settings, WebSettings
-from agents.worker.dashboard import DashboardFigures, render_dashboard, render_waiting
+from agents.worker.dashboard import (
+    CustomerView,
+    DashboardFigures,
+    render_customer,
+    render_dashboard,
+    render_unknown_customer,
+    render_waiting,
+)
 from agents.worker.health import Health
 from schemas.base import Identifier
 from schemas.care_config import CARE_KINDS
 from schemas.http import openapi
+from streams.customer import CustomerState
 from streams.ledger import SPIKE, TIER_CHANGE, care_task_counts
-from streams.report import customer_figures, population_report
+from streams.report import (
+    alive_over_time,
+    customer_figures,
+    monthly_figures,
+    population_report,
+    timeline,
+)
 from streams.tiers import SCORE_LABEL
 from streams.units import MICROS_PER_DAY, from_micros
 from streams.value import expected_lifetime_years
@@ -80,6 +95,23 @@ def register_views(
     async def openapi_document(web: Any, request: Any) -> Any:
         return web.bytes(document, content_type="application/json")
 
+    def figures_of(state: CustomerState, customer_id: str) -> dict[str, Any]:
+        latest = engine.latest_day()
+        lifetime = (
+            latest.lifetime_years
+            if latest is not None
+            else expected_lifetime_years(settings.clv, None)
+        )
+        return customer_figures(
+            state,
+            current_day=engine.current_day(state),
+            tiered_day=engine.tiered_day(customer_id.encode()),
+            rules=engine.rules,
+            lifetime_years=lifetime,
+            cuts=None if latest is None else latest.cuts,
+            model=engine.population_model(),
+        )
+
     @app.page("/customers/{customer_id}")  # type: ignore[untyped-decorator]
     @guard
     @_customer_id_checked
@@ -92,24 +124,43 @@ def register_views(
         state = store.get(customer_id.encode())
         if state is None:
             return _json(web, {"error": "unknown customer", "customer_id": customer_id}, 404)
-        latest = engine.latest_day()
-        lifetime = (
-            latest.lifetime_years
-            if latest is not None
-            else expected_lifetime_years(settings.clv, None)
+        return _json(web, figures_of(state, customer_id))
+
+    @app.page("/dashboard/customers")  # type: ignore[untyped-decorator]
+    @guard
+    async def customer_search(web: Any, request: Any) -> Any:
+        """The dashboard's search box: to the customer's page."""
+        wanted = request.query.get("id", "").strip()
+        if not wanted:
+            body = {"error": "missing_customer_id", "detail": "give the customer id as ?id="}
+            return _json(web, body, 400)
+        response = web.bytes(b"", content_type="text/plain", status=302)
+        response.headers["Location"] = "/dashboard/customers/" + quote(wanted, safe="")
+        return response
+
+    @app.page("/dashboard/customers/{customer_id}")  # type: ignore[untyped-decorator]
+    @guard
+    @_customer_id_checked
+    @_owner_unreachable_is_503
+    @app.table_route(table=table, match_info="customer_id")  # type: ignore[untyped-decorator]
+    async def customer_page(web: Any, request: Any, customer_id: str) -> Any:
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if not app.tables.actives_ready:
+            return _html(web, render_waiting(now, "this worker is rebuilding its state"), 503)
+        state = store.get(customer_id.encode())
+        if state is None:
+            return _html(web, render_unknown_customer(customer_id, now), 404)
+        model = engine.population_model()
+        current = engine.current_day(state)
+        view = CustomerView(
+            customer_id=customer_id,
+            figures=figures_of(state, customer_id),
+            months=monthly_figures(state),
+            alive=[] if model is None else alive_over_time(state, model, current),
+            timeline=timeline(state),
+            rendered_at=now,
         )
-        return _json(
-            web,
-            customer_figures(
-                state,
-                current_day=engine.current_day(state),
-                tiered_day=engine.tiered_day(customer_id.encode()),
-                rules=engine.rules,
-                lifetime_years=lifetime,
-                cuts=None if latest is None else latest.cuts,
-                model=engine.population_model(),
-            ),
-        )
+        return _html(web, render_customer(view))
 
     @app.page("/tiers")  # type: ignore[untyped-decorator]
     @guard

@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 
 from agents.worker.dashboard import (
+    CustomerView,
     DashboardFigures,
     histogram_bars,
+    render_customer,
     render_dashboard,
+    render_unknown_customer,
     render_waiting,
 )
 from tests.dom import Element, parse
@@ -286,3 +289,67 @@ def test_scores_on_the_axis_are_finite() -> None:
 def test_scores_are_written_for_people(score: float, label: str) -> None:
     dom = page(cut_scores={"vip": score}, histogram=[(score, 1)])
     assert dom.by_id("cut-vip").text == f"vip ≥ {label}"
+
+
+# -- the customer page ----------------------------------------------------------------------
+def customer_view(**overrides: Any) -> CustomerView:
+    base = CustomerView(
+        customer_id="C0000042",
+        figures={
+            "tier": "gold",
+            "score": 3.2,
+            "score_kind": "ratio",
+            "percentile": 81.5,
+            "predicted_clv": 412.5,
+            "p_alive": 0.73,
+            "revenue": 1200.0,
+            "service_cost": 80.0,
+            "window_days": 365,
+            "window_end": "2026-03-05T00:00:00Z",
+        },
+        months=[("2026-01", 400.0, 30.0), ("2026-02", 800.0, 50.0)],
+        alive=[("2026-02-19", 0.9), ("2026-02-26", 0.8), ("2026-03-05", 0.73)],
+        timeline=[
+            ("2026-03-01", "task", "upsell (priority 2): revenue doubled"),
+            ("2026-02-20", "tier", "silver -> gold: percentile 81.5 above the gold cut"),
+        ],
+        rendered_at="2026-03-05 10:00:00 UTC",
+    )
+    return replace(base, **overrides)
+
+
+def test_the_customer_page_shows_figures_months_p_alive_and_the_timeline() -> None:
+    dom = parse(render_customer(customer_view()))
+    page = dom.by_id("customer")
+    assert (page.attrs["data-customer"], page.attrs["data-tier"]) == ("C0000042", "gold")
+    assert float(dom.by_id("card-p-alive").attrs["data-value"]) == 0.73
+    assert float(dom.by_id("card-predicted-clv").attrs["data-value"]) == 412.5
+    months = dom.find_all("g", class_="month")
+    assert [(m.attrs["data-month"], float(m.attrs["data-revenue"])) for m in months] == [
+        ("2026-01", 400.0),
+        ("2026-02", 800.0),
+    ]
+    points = [float(c.attrs["data-p-alive"]) for c in dom.find_all("circle", class_="alive")]
+    assert points == [0.9, 0.8, 0.73]
+    entries = dom.find_all("tr", class_="entry")
+    assert [e.attrs["data-kind"] for e in entries] == ["task", "tier"]  # latest first
+    assert dom.by_id("customer-search").attrs["action"] == "/dashboard/customers"
+
+
+def test_the_customer_page_before_the_model_and_with_nothing_emitted() -> None:
+    figures_now = dict(customer_view().figures) | {"p_alive": None, "predicted_clv": None}
+    dom = parse(render_customer(customer_view(figures=figures_now, alive=[], timeline=[])))
+    assert dom.by_id("no-model")
+    assert dom.by_id("card-p-alive").attrs["data-value"] == ""
+    assert not dom.find_all("circle", class_="alive")
+    assert not dom.find_all("tr", class_="entry")
+
+
+def test_the_customer_page_escapes_what_comes_from_data() -> None:
+    hostile = '<script>alert("x")</script>'
+    page = render_customer(
+        customer_view(customer_id=hostile, timeline=[("2026-03-01", "task", hostile)])
+    )
+    assert "<script>" not in page
+    assert parse(page).by_id("customer").attrs["data-customer"] == hostile
+    assert "<script>" not in render_unknown_customer(hostile, "now")

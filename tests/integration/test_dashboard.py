@@ -242,3 +242,94 @@ def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
         pixels.extend((line[i], line[i + 1], line[i + 2]) for i in range(0, stride, channels))
         previous = line
     return width, height, pixels
+
+
+def test_a_customer_page_shows_value_by_month_p_alive_and_what_was_emitted(
+    env: dict[str, str], make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    """The dashboard's search box leads to /dashboard/customers/{id}, which either worker
+    serves (forwarded to the owner); Chromium renders the customer's revenue and service
+    cost by month, P(alive) over time under the fitted model, and the tier changes, tasks
+    and spikes emitted for it, the same as on the output topics."""
+    small_fit = {
+        "VIPSTREAM_PREDICTION__MIN_CUSTOMERS": "50",
+        "VIPSTREAM_PREDICTION__MIN_REPEAT_BUYERS": "10",
+    }
+    workers = [make_worker(name, **small_fit).start() for name in ("w1", "w2")]
+    first, second = (w.wait_healthy() for w in workers)
+    history = simulate_history(
+        env,
+        tmp_path / "history.jsonl",
+        customers=150,
+        days=90,
+        seed=52,
+        start="2026-01-05T00:00:00Z",
+    )
+    replay = cli(["replay", "--quiet", str(history)], env)
+    settle(workers, int(replay.stderr.split("replayed ")[1].split(" ")[0].replace(",", "")))
+    assert first.get("/tiers")[1]["model"] is not None, "the population model is fitted"
+
+    emitted: dict[str, list[dict[str, Any]]] = {}
+    for topic in ("tier_changes", "care_tasks", "basic_question_spikes"):
+        for event in read_topic(env, topic, idle=2.0):
+            emitted.setdefault(event["customer_id"], []).append(event)
+    customer = max(
+        sorted(emitted), key=lambda c: sum(e["event_type"] == "tier_change" for e in emitted[c])
+    )
+    events = {e["event_id"]: e for e in emitted[customer]}.values()  # distinct
+
+    search = urllib.request.Request(f"{second.url}/dashboard/customers?id={customer}")
+    opener = urllib.request.build_opener(_NoRedirect())
+    with pytest.raises(urllib.error.HTTPError) as redirected:
+        opener.open(search, timeout=5)
+    assert redirected.value.code == 302
+    assert redirected.value.headers["Location"] == f"/dashboard/customers/{customer}"
+
+    status, figures = first.get(f"/customers/{customer}")
+    assert status == 200
+    for worker in (first, second):
+        url = f"{worker.url}/dashboard/customers/{customer}"
+        dom = parse(chromium(["--dump-dom", url], tmp_path / f"chromium-{worker.web_port}"))
+        page = dom.by_id("customer")
+        assert page.attrs["data-state"] == "ready"
+        assert page.attrs["data-customer"] == customer
+        assert page.attrs["data-tier"] == figures["tier"]
+        assert float(dom.by_id("card-p-alive").attrs["data-value"]) == pytest.approx(
+            figures["p_alive"], rel=1e-4
+        )
+        months = dom.find_all("g", class_="month")
+        assert len(months) >= 3
+        assert sum(float(m.attrs["data-revenue"]) for m in months) > 0
+        alive = [float(c.attrs["data-p-alive"]) for c in dom.find_all("circle", class_="alive")]
+        assert len(alive) >= 5
+        assert all(0.0 <= p <= 1.0 for p in alive)
+        assert alive[-1] == pytest.approx(figures["p_alive"], abs=1e-4)
+        shown = [
+            (e.attrs["data-kind"], e.attrs["data-day"]) for e in dom.find_all("tr", class_="entry")
+        ]
+        expected = sorted(
+            (
+                {"tier_change": "tier", "care_task": "task", "basic_question_spike": "spike"}[
+                    e["event_type"]
+                ],
+                (
+                    datetime.fromisoformat(e["as_of"].replace("Z", "+00:00")) - timedelta(days=1)
+                ).strftime("%Y-%m-%d"),
+            )
+            for e in events
+        )
+        assert sorted(shown) == expected[-24:] if len(expected) > 24 else sorted(shown) == expected
+    status, unknown = first.get("/dashboard/customers/nobody-at-all")
+    assert status == 404
+    assert 'data-state="unknown"' in unknown
+
+
+def _day_before(as_of: str) -> str:
+    """The closed day an output is as of (its as_of is that day's end)."""
+    moment = datetime.fromisoformat(as_of.replace("Z", "+00:00")) - timedelta(days=1)
+    return moment.strftime("%Y-%m-%d")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
