@@ -314,7 +314,8 @@ def test_no_output_of_a_closed_day_waits_for_the_next_close_or_is_lost(
     every closed day equal the independent oracle's (none lost, none extra)."""
     failures = []
     for seed in LOOP_SEEDS:
-        env = isolated_env(broker.url)
+        # the oracle counts the fixed churn stages
+        env = isolated_env(broker.url, VIPSTREAM_CARE__CHURN_RULE="stages")
         work = tmp_path / f"seed{seed}"
         work.mkdir()
         history = simulate_history(
