@@ -281,17 +281,10 @@ def openapi() -> dict[str, Any]:
                     "operationId": "customerSearch",
                     "summary": "the dashboard's search box: redirects to the customer's page",
                     "security": _BEARER,
-                    "parameters": [
-                        {
-                            "name": "id",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [{**_CUSTOMER_ID, "name": "id", "in": "query"}],
                     "responses": {
                         "302": {"description": "to /dashboard/customers/{customer_id}"},
-                        "400": _error("no id given"),
+                        "400": _error("no id given, or not a customer id"),
                         "401": _UNAUTHORIZED,
                     },
                 }

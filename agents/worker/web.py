@@ -130,9 +130,15 @@ def register_views(
     @guard
     async def customer_search(web: Any, request: Any) -> Any:
         """The dashboard's search box: to the customer's page."""
-        wanted = request.query.get("id", "").strip()
-        if not wanted:
-            body = {"error": "missing_customer_id", "detail": "give the customer id as ?id="}
+        wanted = request.query.get("id", "")
+        try:
+            _CUSTOMER_ID.validate_python(wanted)
+        except ValidationError:
+            body = {
+                "error": "invalid_customer_id",
+                "detail": "give the customer id as ?id= (1 to 256 characters, no control "
+                "characters)",
+            }
             return _json(web, body, 400)
         response = web.bytes(b"", content_type="text/plain", status=302)
         response.headers["Location"] = "/dashboard/customers/" + quote(wanted, safe="")

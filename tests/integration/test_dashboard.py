@@ -298,8 +298,14 @@ def test_a_customer_page_shows_value_by_month_p_alive_and_what_was_emitted(
             figures["p_alive"], rel=1e-4
         )
         months = dom.find_all("g", class_="month")
-        assert len(months) >= 3
-        assert sum(float(m.attrs["data-revenue"]) for m in months) > 0
+        assert [m.attrs["data-month"] for m in months] == sorted(
+            {m.attrs["data-month"] for m in months}
+        )
+        # 90 days of history: every day bucket is kept, so the months add up to the lifetime
+        revenue = sum(float(m.attrs["data-revenue"]) for m in months)
+        cost = sum(float(m.attrs["data-cost"]) for m in months)
+        assert revenue == pytest.approx(figures["lifetime_revenue"], abs=0.01 * len(months))
+        assert cost == pytest.approx(figures["lifetime_service_cost"], abs=0.01 * len(months))
         alive = [float(c.attrs["data-p-alive"]) for c in dom.find_all("circle", class_="alive")]
         assert len(alive) >= 5
         assert all(0.0 <= p <= 1.0 for p in alive)
