@@ -44,6 +44,9 @@ class Progress:
     #: care tasks of the day being tiered, waiting for the dialer budget
     #: (streams/care.py within_budget): [value, task_id, kind, customer id, event JSON]
     outbox: list[list[Any]] = field(default_factory=list)
+    #: the population model in use when this partition last closed a day
+    #: (streams/predictive.py model_to_json), so a worker that starts again has it
+    model: dict[str, Any] | None = None
 
     def count_emitted(self, key: str) -> None:
         self.emitted[key] = self.emitted.get(key, 0) + 1
@@ -59,6 +62,7 @@ class Progress:
             "emitted": self.emitted,
             "started_day": self.started_day,
             "outbox": self.outbox,
+            "model": self.model,
         }
 
     @classmethod
@@ -73,6 +77,7 @@ class Progress:
             dict(data.get("emitted") or {}),  # absent in records written before it existed
             data.get("started_day"),  # likewise
             list(data.get("outbox") or []),  # likewise
+            data.get("model"),  # likewise
         )
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -337,3 +337,31 @@ def fit_population(
     rows, counts = np.unique(np.stack([x, t_x, age], axis=1), axis=0, return_counts=True)
     purchases = fit_purchases(rows[:, 0], rows[:, 1], rows[:, 2], variant=variant, weights=counts)
     return PopulationModel(day, purchases, fit_spend(x, mean))
+
+
+def model_to_json(model: PopulationModel) -> dict[str, Any]:
+    """The fitted model as plain values (it travels on the summaries bus)."""
+    purchases, spend = model.purchases, model.spend
+    return {
+        "day": model.day,
+        "purchases": [
+            purchases.variant,
+            purchases.r,
+            purchases.alpha,
+            purchases.a,
+            purchases.b,
+            purchases.log_likelihood,
+            purchases.customers,
+        ],
+        "spend": [spend.p, spend.q, spend.gamma, spend.log_likelihood, spend.customers],
+    }
+
+
+def model_from_json(data: dict[str, Any]) -> PopulationModel:
+    variant, r, alpha, a, b, ll, customers = data["purchases"]
+    p, q, gamma, spend_ll, spenders = data["spend"]
+    return PopulationModel(
+        int(data["day"]),
+        PurchaseModel(variant, r, alpha, a, b, ll, customers),
+        SpendModel(p, q, gamma, spend_ll, spenders),
+    )

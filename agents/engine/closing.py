@@ -17,7 +17,7 @@ from agents.engine.watermarks import Watermarks
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from streams.ledger import PartitionLedger
-from streams.predictive import PopulationModel
+from streams.predictive import PopulationModel, model_to_json
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND
 from streams.valuation import evaluate, repeat_as_of
 from streams.value import expected_lifetime_years
@@ -92,6 +92,7 @@ class DayCloser:
             if book.generation != generation:
                 return  # revoked meanwhile: the new owner closes the day again
         progress.closed_day = day
+        progress.model = None if model is None else model_to_json(model)
         if progress.started_day is None:
             progress.started_day = day
         buyers, silent = ledger.churn_counts()

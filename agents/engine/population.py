@@ -18,7 +18,7 @@ from agents.settings import Settings
 from schemas.value_config import PredictionSettings
 from streams.history import merged_sample
 from streams.ledger import next_merge_day, sum_counts
-from streams.predictive import PopulationModel, fit_population
+from streams.predictive import PopulationModel, fit_population, model_from_json
 from streams.report import model_report
 from streams.sketch import ScoreSummary
 from streams.tiers import Cuts, make_cuts
@@ -71,6 +71,8 @@ class Population:
         if len(messages) < self._partitions:
             return
         order = range(self._partitions)
+        if self.model is None:
+            self._adopt_model([messages[p].get("model") for p in order])
         offered = [[int(d) for d in messages[p].get("days", {})] for p in order]
         started = [messages[p].get("started_day") for p in order]
         empty = {"summary": ScoreSummary(self._alpha).to_json(), "buyers": 0, "silent": 0}
@@ -115,6 +117,16 @@ class Population:
                 },
             )
 
+    def _adopt_model(self, published: list[dict[str, Any] | None]) -> None:
+        """A worker that starts again takes the model its partitions' owners used (the
+        latest fit every worker made alike), instead of none until the next refit day."""
+        known = [m for m in published if m]
+        if known and self._settings.prediction.enabled:
+            latest = max(known, key=lambda m: int(m["day"]))
+            self.model = model_from_json(latest)
+            self.model_pending = None
+            self._show(self.model)
+
     def _fit(self, day: int, parts: list[dict[str, Any]]) -> None:
         """Fit the population model on the partitions' merged sample of `day`: the same
         messages give every worker the same sample, in the same order, and the same fit."""
@@ -140,18 +152,8 @@ class Population:
                 )
             return
         self.model, self.model_pending = result, None
+        self._show(result)
         purchases, spend = result.purchases, result.spend
-        metrics = self._metrics
-        for name, value in (("r", purchases.r), ("alpha", purchases.alpha)):
-            metrics.model_parameter.labels("purchases", name).set(value)
-        for name, value in (("a", purchases.a), ("b", purchases.b)):
-            metrics.model_parameter.labels("purchases", name).set(value)
-        for name, value in (("p", spend.p), ("q", spend.q), ("gamma", spend.gamma)):
-            metrics.model_parameter.labels("spend", name).set(value)
-        metrics.model_log_likelihood.labels("purchases").set(purchases.log_likelihood)
-        metrics.model_log_likelihood.labels("spend").set(spend.log_likelihood)
-        metrics.model_day.set((day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
-        metrics.model_sample.set(purchases.customers)
         allowed, _ = self._throttle.allow("model-fitted")
         if allowed:
             log.info(
@@ -176,6 +178,21 @@ class Population:
                     "model": model_report(result),
                 },
             )
+
+    def _show(self, model: PopulationModel) -> None:
+        """The model in use, as gauges."""
+        purchases, spend = model.purchases, model.spend
+        metrics = self._metrics
+        for name, value in (("r", purchases.r), ("alpha", purchases.alpha)):
+            metrics.model_parameter.labels("purchases", name).set(value)
+        for name, value in (("a", purchases.a), ("b", purchases.b)):
+            metrics.model_parameter.labels("purchases", name).set(value)
+        for name, value in (("p", spend.p), ("q", spend.q), ("gamma", spend.gamma)):
+            metrics.model_parameter.labels("spend", name).set(value)
+        metrics.model_log_likelihood.labels("purchases").set(purchases.log_likelihood)
+        metrics.model_log_likelihood.labels("spend").set(spend.log_likelihood)
+        metrics.model_day.set((model.day + 1) * MICROS_PER_DAY / MICROS_PER_SECOND)
+        metrics.model_sample.set(purchases.customers)
 
     def latest_day(self) -> GlobalDay | None:
         return self.days[max(self.days)] if self.days else None

@@ -82,6 +82,7 @@ class SummaryPublisher:
             "tier_counts": progress.tier_counts,
             "emitted": progress.emitted,
             "started_day": progress.started_day,
+            "model": progress.model,
         }
         value = orjson.dumps(message)
         self._publish(str(ledger.partition).encode(), value)

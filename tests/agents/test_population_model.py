@@ -5,6 +5,7 @@ the customers are partitioned, and the predictions on /customers and /tiers."""
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,12 @@ import orjson
 import pytest
 
 from agents.engine.harness import Harness, run
+from agents.engine.population import Population
+from agents.metrics import Metrics
 from agents.settings import Settings, load_settings
 from agents.tools.simulator import SimulationConfig, Simulator
 from schemas.http import CustomerFigures, TiersReport
+from streams.predictive import model_from_json, model_to_json
 from streams.report import customer_figures, population_report
 from streams.valuation import outlook
 
@@ -163,3 +167,20 @@ async def test_the_clv_score_is_the_predicted_clv_once_fitted(
         assert state.score == found[1].clv
         checked += 1
     assert checked > 100
+
+
+async def test_a_worker_that_starts_again_takes_the_model_in_use(
+    events: list[tuple[str, bytes]],
+) -> None:
+    """The partitions publish the model they closed their last day with; a worker with
+    no model yet (it just started) takes it from their messages, instead of serving and
+    tiering without one until the next refit day."""
+    settings = model_settings(2)
+    harness = await fitted(settings, events)
+    model = harness.engine.population.model
+    assert model is not None
+    restarted = Population(settings, harness.engine.bus, Metrics(), time.time)
+    assert restarted.model is None
+    restarted.maybe_merge()
+    assert restarted.model == model
+    assert model_from_json(orjson.loads(orjson.dumps(model_to_json(model)))) == model
