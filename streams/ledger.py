@@ -45,7 +45,8 @@ class Progress:
     #: (streams/care.py within_budget): [value, task_id, kind, customer id, event JSON]
     outbox: list[list[Any]] = field(default_factory=list)
     #: the population model in use when this partition last closed a day
-    #: (streams/predictive.py model_to_json), so a worker that starts again has it
+    #: (streams/predictive.py model_to_json), or {"pending": why there is none yet},
+    #: so a worker that starts again has it
     model: dict[str, Any] | None = None
 
     def count_emitted(self, key: str) -> None:

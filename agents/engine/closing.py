@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from agents.engine.book import Book, day_text
-from agents.engine.population import Population, is_fit_day
+from agents.engine.population import GlobalDay, Population, is_fit_day
 from agents.engine.summaries import SummaryPublisher
 from agents.engine.watermarks import Watermarks
 from agents.logs import Throttle
@@ -92,7 +93,7 @@ class DayCloser:
             if book.generation != generation:
                 return  # revoked meanwhile: the new owner closes the day again
         progress.closed_day = day
-        progress.model = None if model is None else model_to_json(model)
+        progress.model = _model_record(previous)
         if progress.started_day is None:
             progress.started_day = day
         buyers, silent = ledger.churn_counts()
@@ -143,3 +144,13 @@ class DayCloser:
         if result.exists:
             ledger.to_tier.add(key)
         store.put(key, ledger.partition, state)
+
+
+def _model_record(previous: GlobalDay | None) -> dict[str, Any] | None:
+    """The model a partition closed its day with, for its progress and summary message
+    (a worker that starts again takes it): the model, why there is none yet, or None."""
+    if previous is None:
+        return None
+    if previous.model is not None:
+        return model_to_json(previous.model)
+    return None if previous.model_pending is None else {"pending": previous.model_pending}

@@ -39,6 +39,8 @@ class GlobalDay:
     lifetime_years: float
     #: the purchase and spend models in use as of this day (None: not fitted yet)
     model: PopulationModel | None = None
+    #: why there is no model yet (None: there is one, or no refit day seen)
+    model_pending: str | None = None
 
 
 def is_fit_day(day: int, settings: PredictionSettings) -> bool:
@@ -72,7 +74,7 @@ class Population:
             return
         order = range(self._partitions)
         if self.model is None:
-            self._adopt_model([messages[p].get("model") for p in order])
+            self._adopt_model([messages[p] for p in order])
         offered = [[int(d) for d in messages[p].get("days", {})] for p in order]
         started = [messages[p].get("started_day") for p in order]
         empty = {"summary": ScoreSummary(self._alpha).to_json(), "buyers": 0, "silent": 0}
@@ -94,7 +96,11 @@ class Population:
         if is_fit_day(day, self._settings.prediction):
             self._fit(day, parts)
         self.days[day] = GlobalDay(
-            cuts, share, expected_lifetime_years(self._settings.clv, share), self.model
+            cuts,
+            share,
+            expected_lifetime_years(self._settings.clv, share),
+            self.model,
+            self.model_pending,
         )
         for old in sorted(self.days)[:-_KEPT_CUTS]:
             del self.days[old]
@@ -117,15 +123,22 @@ class Population:
                 },
             )
 
-    def _adopt_model(self, published: list[dict[str, Any] | None]) -> None:
+    def _adopt_model(self, messages: list[dict[str, Any]]) -> None:
         """A worker that starts again takes the model its partitions' owners used (the
-        latest fit every worker made alike), instead of none until the next refit day."""
-        known = [m for m in published if m]
-        if known and self._settings.prediction.enabled:
-            latest = max(known, key=lambda m: int(m["day"]))
-            self.model = model_from_json(latest)
+        latest fit every worker made alike), instead of none until the next refit day;
+        or, with none yet, why not (as of the partition that closed the latest day)."""
+        if not self._settings.prediction.enabled:
+            return
+        fitted = [m["model"] for m in messages if m.get("model") and "day" in m["model"]]
+        if fitted:
+            self.model = model_from_json(max(fitted, key=lambda m: int(m["day"])))
             self.model_pending = None
             self._show(self.model)
+            return
+        waiting = [m for m in messages if m.get("model") and "pending" in m["model"]]
+        if waiting and self.model_pending is None:
+            latest = max(waiting, key=lambda m: (m.get("closed_day") or 0, -int(m["partition"])))
+            self.model_pending = str(latest["model"]["pending"])
 
     def _fit(self, day: int, parts: list[dict[str, Any]]) -> None:
         """Fit the population model on the partitions' merged sample of `day`: the same

@@ -189,10 +189,6 @@ class ValueEngine:
         """The purchase and spend models fitted last (None: not yet)."""
         return self.population.model
 
-    def model_pending(self) -> str | None:
-        """Why there is no population model yet (None: there is one, or no fit yet)."""
-        return self.population.model_pending
-
     def emitted_counts(self) -> dict[str, int]:
         return self.population.emitted_counts()
 

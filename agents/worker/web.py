@@ -190,7 +190,7 @@ def register_views(
                 churned_share=latest.churned_share,
                 lifetime_years=latest.lifetime_years,
                 model=latest.model,
-                model_pending=engine.model_pending(),
+                model_pending=latest.model_pending,
             ),
         )
 

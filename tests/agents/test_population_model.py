@@ -105,7 +105,7 @@ async def test_predictions_on_customers_and_the_model_on_tiers(
             churned_share=latest.churned_share,
             lifetime_years=latest.lifetime_years,
             model=latest.model,
-            model_pending=engine.model_pending(),
+            model_pending=latest.model_pending,
         )
     )
     assert report.model is not None

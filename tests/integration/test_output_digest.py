@@ -27,10 +27,11 @@ pytestmark = pytest.mark.integration
 RECORDED = {
     "tier-changes": "4426 f5a9f0efc368482322f9280033302d26eec7d07847ebe20f2e2c89df7beae4b8",
     "basic-question-spikes": "99 c865e83a9263d736ea5279da78241aa965817eb4b69f1dfdadf2cec2560f78c8",
-    "care-tasks": "7568 70a646d91eb68534c7519e1cd4f2c8e8272b01fe092d4ddc95f4a91c57f83ebe",
+    # churn_risk by the population model since 2026-12-06 (the fixed stages before)
+    "care-tasks": "6577 487db1694cbf10830c96a46cc880f7b728390ba10fdd1bfd5d8c6d6fbec3ca39",
     "ticket-priorities": "16765 4ad87ef5a35c2aedb80a242f970317d1750eb192737e732aa0dc629dbb87270a",
     "dead-letters": "59 8ee60fdcd824c758d41063102913a80fe6a789021ebd78ff88f06b983557295a",
-    "all": "26775e5e2d21d3ea8d1766fad7a6ad4853ced832705879743b1b91288582b334",
+    "all": "48305138331db1335188e89d67aa6bca9a86229e00b8a0b76fb6467e22770fbc",
 }
 TOPICS = (
     "tier-changes",
