@@ -320,10 +320,11 @@ def fit_population(
     min_repeat_buyers: int,
 ) -> PopulationModel | str:
     """Both models from a merged sample (streams/history.py HistorySample), as of the end
-    of `day`: the model, or why there is none yet. Entries in hash order, so every worker
-    fits the same numbers in the same order."""
+    of `day`: the model, or why there is none yet (without counts: a late first purchase
+    can enter the sample a close later, and /tiers must not differ for it). Entries in
+    hash order, so every worker fits the same numbers in the same order."""
     if len(entries) < min_customers:
-        return f"{len(entries)} buyers in the sample, fewer than {min_customers}"
+        return f"fewer than {min_customers} buyers in the sample"
     x = np.array([e[2] for e in entries], dtype=np.float64)
     t_x = np.array([e[3] for e in entries], dtype=np.float64)
     age = np.array([day - e[1] for e in entries], dtype=np.float64)
@@ -331,7 +332,7 @@ def fit_population(
     mean = np.divide(spend, x, out=np.zeros_like(spend), where=x > 0)
     repeaters = int(np.count_nonzero((x > 0) & (mean > 0)))
     if repeaters < min_repeat_buyers:
-        return f"{repeaters} repeat buyers in the sample, fewer than {min_repeat_buyers}"
+        return f"fewer than {min_repeat_buyers} repeat buyers in the sample"
     # customers with the same (x, t_x, T) contribute the same likelihood: one row each,
     # weighted (in days, most one-time buyers share their row with others)
     rows, counts = np.unique(np.stack([x, t_x, age], axis=1), axis=0, return_counts=True)

@@ -158,10 +158,16 @@ class Population:
             allowed, _ = self._throttle.allow("model-pending")
             if allowed:
                 log.info(
-                    "population model not fitted on %s: %s",
+                    "population model not fitted on %s: %s (%d buyers)",
                     day_text(day),
                     result,
-                    extra={"event": "model_not_fitted", "day": day_text(day), "reason": result},
+                    len(sample),
+                    extra={
+                        "event": "model_not_fitted",
+                        "day": day_text(day),
+                        "reason": result,
+                        "buyers": len(sample),
+                    },
                 )
             return
         self.model, self.model_pending = result, None
