@@ -117,9 +117,15 @@ def outlook(
     repeat = repeat_as_of(state, day)
     if repeat is None:
         return None
+    return repeat, _predict(state, day, repeat, model, rules)
+
+
+def _predict(
+    state: CustomerState, day: int, repeat: Repeat, model: PopulationModel, rules: ValueRules
+) -> Prediction:
     totals = totals_as_of(state, day, rules)
     known = max(1, min(day - day_of(state.first_seen_at) + 1, rules.value.window_days))
-    prediction = predict(
+    return predict(
         model.purchases,
         model.spend,
         x=repeat.x,
@@ -131,7 +137,6 @@ def outlook(
         discount_rate=rules.clv.discount_rate,
         cost_per_day=totals.service_cost / MONEY_SCALE / known,
     )
-    return repeat, prediction
 
 
 def task_value(
@@ -173,9 +178,7 @@ def churn_outlook(
     alive = p_alive(model.purchases, repeat.x, repeat.t_x, repeat.age)
     if alive >= rules.care.care.churn_p_alive:  # the rule stops here: no prediction needed
         return care.ChurnOutlook(last, alive, 0.0, 0.0)
-    found = outlook(state, day, model, rules)
-    assert found is not None
-    prediction = found[1]
+    prediction = _predict(state, day, repeat, model, rules)
     return care.ChurnOutlook(
         last_purchase_day=last,
         p_alive=alive,

@@ -189,6 +189,7 @@ class Tiering:
             ledger.progress.outbox.append(
                 [worth, event.task_id, event.kind, customer_id, event.model_dump_json()]
             )
+        if found.tasks:
             self._book.touch_progress(ledger)
         for kind, reason in found.suppressed:
             self._metrics.care_suppressed.labels(kind=kind, reason=reason).inc()

@@ -96,21 +96,7 @@ def register_views(
         return web.bytes(document, content_type="application/json")
 
     def figures_of(state: CustomerState, customer_id: str) -> dict[str, Any]:
-        latest = engine.latest_day()
-        lifetime = (
-            latest.lifetime_years
-            if latest is not None
-            else expected_lifetime_years(settings.clv, None)
-        )
-        return customer_figures(
-            state,
-            current_day=engine.current_day(state),
-            tiered_day=engine.tiered_day(customer_id.encode()),
-            rules=engine.rules,
-            lifetime_years=lifetime,
-            cuts=None if latest is None else latest.cuts,
-            model=engine.population_model(),
-        )
+        return customer_body(state, customer_id.encode(), engine, settings)
 
     @app.page("/customers/{customer_id}")  # type: ignore[untyped-decorator]
     @guard
@@ -131,15 +117,9 @@ def register_views(
     async def customer_search(web: Any, request: Any) -> Any:
         """The dashboard's search box: to the customer's page."""
         wanted = request.query.get("id", "")
-        try:
-            _CUSTOMER_ID.validate_python(wanted)
-        except ValidationError:
-            body = {
-                "error": "invalid_customer_id",
-                "detail": "give the customer id as ?id= (1 to 256 characters, no control "
-                "characters)",
-            }
-            return _json(web, body, 400)
+        refused = _invalid_customer_id(web, wanted)
+        if refused is not None:
+            return refused
         response = web.bytes(b"", content_type="text/plain", status=302)
         response.headers["Location"] = "/dashboard/customers/" + quote(wanted, safe="")
         return response
@@ -181,18 +161,7 @@ def register_views(
                 },
                 503,
             )
-        return _json(
-            web,
-            population_report(
-                latest.cuts,
-                counts=engine.tier_counts(),
-                score_kind=settings.value.score,
-                churned_share=latest.churned_share,
-                lifetime_years=latest.lifetime_years,
-                model=latest.model,
-                model_pending=latest.model_pending,
-            ),
-        )
+        return _json(web, tiers_body(latest, engine, settings))
 
     @app.page("/dashboard")  # type: ignore[untyped-decorator]
     @guard
@@ -203,6 +172,38 @@ def register_views(
             return _html(web, render_waiting(now, _NO_DAY_YET), 503)
         figures = dashboard_figures(latest, engine, settings.value.score, now)
         return _html(web, render_dashboard(figures))
+
+
+def customer_body(
+    state: CustomerState, key: bytes, engine: ValueEngine, settings: Settings
+) -> dict[str, Any]:
+    """GET /customers/{id}'s body: the customer's figures as this worker knows them."""
+    latest = engine.latest_day()
+    lifetime = (
+        latest.lifetime_years if latest is not None else expected_lifetime_years(settings.clv, None)
+    )
+    return customer_figures(
+        state,
+        current_day=engine.current_day(state),
+        tiered_day=engine.tiered_day(key),
+        rules=engine.rules,
+        lifetime_years=lifetime,
+        cuts=None if latest is None else latest.cuts,
+        model=engine.population_model(),
+    )
+
+
+def tiers_body(latest: GlobalDay, engine: ValueEngine, settings: Settings) -> dict[str, Any]:
+    """GET /tiers' body: the latest merged day, the tier counts and the model."""
+    return population_report(
+        latest.cuts,
+        counts=engine.tier_counts(),
+        score_kind=settings.value.score,
+        churned_share=latest.churned_share,
+        lifetime_years=latest.lifetime_years,
+        model=latest.model,
+        model_pending=latest.model_pending,
+    )
 
 
 View = Callable[..., Awaitable[Any]]
@@ -270,18 +271,25 @@ def _customer_id_checked(route: View) -> View:
 
     @functools.wraps(route)
     async def checked(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        customer_id = request.match_info.get("customer_id", "")
-        try:
-            _CUSTOMER_ID.validate_python(customer_id)
-        except ValidationError:
-            body = {
-                "error": "invalid_customer_id",
-                "detail": "a customer id has 1 to 256 characters and no control characters",
-            }
-            return _json(web, body, 400)
+        refused = _invalid_customer_id(web, request.match_info.get("customer_id", ""))
+        if refused is not None:
+            return refused
         return await route(web, request, *args, **kwargs)
 
     return checked
+
+
+def _invalid_customer_id(web: Any, customer_id: str) -> Any | None:
+    """The 400 answer for text that cannot be a customer id, else None."""
+    try:
+        _CUSTOMER_ID.validate_python(customer_id)
+    except ValidationError:
+        body = {
+            "error": "invalid_customer_id",
+            "detail": "a customer id has 1 to 256 characters and no control characters",
+        }
+        return _json(web, body, 400)
+    return None
 
 
 def _owner_unreachable_is_503(route: Any) -> Any:

@@ -17,9 +17,9 @@ from agents.engine.population import Population
 from agents.metrics import Metrics
 from agents.settings import Settings, load_settings
 from agents.tools.simulator import SimulationConfig, Simulator
+from agents.worker.web import customer_body, tiers_body
 from schemas.http import CustomerFigures, TiersReport
 from streams.predictive import model_from_json, model_to_json
-from streams.report import customer_figures, population_report
 from streams.valuation import outlook
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
@@ -97,34 +97,14 @@ async def test_predictions_on_customers_and_the_model_on_tiers(
     latest = engine.latest_day()
     assert latest is not None
     assert latest.model is not None
-    report = TiersReport.model_validate(
-        population_report(
-            latest.cuts,
-            counts=engine.tier_counts(),
-            score_kind=settings.value.score,
-            churned_share=latest.churned_share,
-            lifetime_years=latest.lifetime_years,
-            model=latest.model,
-            model_pending=latest.model_pending,
-        )
-    )
+    report = TiersReport.model_validate(tiers_body(latest, engine, settings))
     assert report.model is not None
     assert report.model.purchases.r == latest.model.purchases.r
     buyers = predicted = 0
     for key in sorted({orjson.loads(value)["customer_id"].encode() for _, value in events}):
         state = harness.store.get(key)
         assert state is not None
-        figures = CustomerFigures.model_validate(
-            customer_figures(
-                state,
-                current_day=engine.current_day(state),
-                tiered_day=engine.tiered_day(key),
-                rules=engine.rules,
-                lifetime_years=latest.lifetime_years,
-                cuts=latest.cuts,
-                model=engine.population_model(),
-            )
-        )
+        figures = CustomerFigures.model_validate(customer_body(state, key, engine, settings))
         if state.purchases:
             buyers += 1
             assert figures.p_alive is not None
