@@ -287,6 +287,10 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     #: Decoded customer states kept in memory per worker (the rest are decoded on demand).
     state_cache_customers: Annotated[int, Field(ge=100, le=50_000_000)] = 200_000
+    #: A partition's value ledger is saved beside its states at most this long after a
+    #: change (sooner once 5 % of its customers changed), so a start reads the save and the
+    #: customers changed since instead of every state (agents/engine/checkpoint.py).
+    checkpoint_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
 
     topics: TopicSettings = TopicSettings()
     kafka: KafkaSettings = KafkaSettings()

@@ -172,6 +172,12 @@ class HistorySample:
     def to_json(self) -> list[SampleEntry]:
         return [self._entries[h] for h in self._hashes]
 
+    def load(self, entries: Iterable[SampleEntry]) -> None:
+        """Take the entries of `to_json` (on an empty sample)."""
+        for entry in entries:
+            self._entries[entry[0]] = list(entry)
+        self._hashes = sorted(self._entries)
+
 
 def merged_sample(parts: Iterable[Sequence[SampleEntry]], size: int) -> list[SampleEntry]:
     """The `size` entries with the smallest hashes of all parts, in hash order."""

@@ -48,6 +48,9 @@ class Progress:
     #: (streams/predictive.py model_to_json), or {"pending": why there is none yet},
     #: so a worker that starts again has it
     model: dict[str, Any] | None = None
+    #: the ledger checkpoint this progress is consistent with (agents/engine/checkpoint.py
+    #: `Reference`), None: there is none, a start builds the ledger from every state
+    checkpoint: dict[str, int] | None = None
 
     def count_emitted(self, key: str) -> None:
         self.emitted[key] = self.emitted.get(key, 0) + 1
@@ -64,6 +67,7 @@ class Progress:
             "started_day": self.started_day,
             "outbox": self.outbox,
             "model": self.model,
+            "checkpoint": self.checkpoint,
         }
 
     @classmethod
@@ -79,6 +83,7 @@ class Progress:
             data.get("started_day"),  # likewise
             list(data.get("outbox") or []),  # likewise
             data.get("model"),  # likewise
+            data.get("checkpoint"),  # likewise
         )
 
 
@@ -118,6 +123,9 @@ class PartitionLedger:
         self.members: dict[int, set[bytes]] = {}  # sketch key -> customers
         self.buyers: dict[bytes, bool] = {}  # buyer in window -> silent?
         self.tier_counts: Counter[str] = Counter()
+        #: customer -> its tier: every customer of the partition (what a start adds up
+        #: without reading the states)
+        self.tiers: dict[bytes, str] = {}
         self._stale: dict[int, set[bytes]] = {}  # event day -> customers
         self._stale_days: list[int] = []  # heap of the keys of _stale
         self.to_tier: set[bytes] = set()  # closed, tier not yet decided for that day
@@ -126,6 +134,9 @@ class PartitionLedger:
         self.tickets_waiting: dict[bytes, int] = {}
         self._due: list[tuple[int, bytes]] = []
         self._due_day: dict[bytes, int] = {}
+        #: a close or a tiering is part-way through (its candidates are in flight): the
+        #: ledger is not consistent with the states until it ends
+        self.busy = False
 
     # -- index ---------------------------------------------------------------------------
     def index(self, key: bytes, score: float | None) -> None:
@@ -165,12 +176,86 @@ class PartitionLedger:
                 found |= members
         return found
 
-    def count_tier(self, old: str | None, new: str) -> None:
+    def count_tier(self, key: bytes, new: str | None) -> None:
+        """The customer's tier is now `new` (None: it is gone from the partition)."""
+        old = self.tiers.get(key)
+        if old == new:
+            return
         if old is not None:
             self.tier_counts[old] -= 1
             if not self.tier_counts[old]:
                 del self.tier_counts[old]
+        if new is None:
+            del self.tiers[key]
+            return
+        self.tiers[key] = new
         self.tier_counts[new] += 1
+
+    def forget_customer(self, key: bytes) -> None:
+        """Drop everything the ledger holds about a customer (before it is derived again
+        from its state)."""
+        self.count_tier(key, None)
+        self.index(key, None)
+        self.buyers.pop(key, None)
+        self._due_day.pop(key, None)  # its heap entry goes stale and is skipped
+        self.to_tier.discard(key)
+        self.tickets_waiting.pop(key, None)
+        for customers in self._stale.values():
+            customers.discard(key)
+
+    # -- checkpoint ----------------------------------------------------------------------
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Everything above in JSON form (customer ids as text): what a start reads
+        instead of every customer's state (agents/engine/checkpoint.py)."""
+        by_tier: dict[str, list[str]] = {}
+        for key, tier in self.tiers.items():
+            by_tier.setdefault(tier, []).append(key.decode())
+        scores = {
+            str(bucket): [[key.decode(), self.scores[key]] for key in members]
+            for bucket, members in self.members.items()
+        }
+        live_due = [[key.decode(), day] for key, day in self._due_day.items()]
+        return {
+            "tiers": by_tier,
+            "summary": self.summary.to_json(),
+            "scores": scores,
+            "buyers": [[key.decode(), silent] for key, silent in self.buyers.items()],
+            "due": live_due,
+            "to_tier": [key.decode() for key in self.to_tier],
+            "stale": {
+                str(day): [key.decode() for key in keys]
+                for day, keys in self._stale.items()
+                if keys
+            },
+            "tickets": [[key.decode(), day] for key, day in self.tickets_waiting.items()],
+            "sample": self.sample.to_json(),
+        }
+
+    def load_checkpoint(self, data: dict[str, Any]) -> None:
+        """Take the index, sets and counts of `to_checkpoint` (on an empty ledger)."""
+        tiers = self.tiers
+        for tier, keys in data["tiers"].items():
+            for text in keys:
+                tiers[text.encode()] = tier
+            self.tier_counts[tier] += len(keys)
+        self.summary = ScoreSummary.from_json(data["summary"])
+        scores = self.scores
+        for bucket, members in data["scores"].items():
+            found = self.members[int(bucket)] = set()
+            for text, score in members:
+                key = text.encode()
+                scores[key] = score
+                found.add(key)
+        self.buyers = {text.encode(): silent for text, silent in data["buyers"]}
+        self._due_day = {text.encode(): day for text, day in data["due"]}
+        self._due = [(day, key) for key, day in self._due_day.items()]
+        heapq.heapify(self._due)
+        self.to_tier = {text.encode() for text in data["to_tier"]}
+        for day, keys in data["stale"].items():
+            for text in keys:
+                self.mark_stale(text.encode(), int(day))
+        self.tickets_waiting = {text.encode(): day for text, day in data["tickets"]}
+        self.sample.load(data["sample"])
 
     # -- stale customers -----------------------------------------------------------------
     def mark_stale(self, key: bytes, day: int) -> None:

@@ -15,7 +15,16 @@ from collections.abc import Callable
 
 import orjson
 
-from agents.engine.store import CustomerStore
+from agents.engine.checkpoint import (
+    CheckpointError,
+    CheckpointPolicy,
+    Journal,
+    Reference,
+    decode_checkpoint,
+    encode_checkpoint,
+    read_journal,
+)
+from agents.engine.store import Change, CustomerStore
 from agents.settings import Settings
 from agents.topics import INPUT_EVENT_TYPES
 from streams import care
@@ -54,9 +63,24 @@ def day_text(day: int | None) -> str:
 class Book:
     """Ledgers of the partitions this worker owns, and what the event path tells them."""
 
-    def __init__(self, settings: Settings, store: CustomerStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: CustomerStore,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.store = store
+        #: partition -> its journal and checkpoint bookkeeping (agents/engine/checkpoint.py)
+        self.journals: dict[int, Journal] = {}
+        self.policy = CheckpointPolicy(interval_seconds=settings.checkpoint_interval_seconds)
+        self._monotonic = monotonic
+        store.hook = self.snapshot_records
+        #: partition -> its closed day as of the previous snapshot, and as of the one
+        #: before (durable: a snapshot is taken only once the previous one is)
+        self._snapshotted: dict[int, int | None] = {}
+        self.durable_closed: dict[int, int | None] = {}
         self.rules = rules_of(settings)
         self.ticket_lag = care.tier_lag_days(settings.ingest.allowed_lateness_seconds)
         self.partitions = settings.kafka.partitions
@@ -92,7 +116,7 @@ class Book:
     ) -> None:
         ledger = self.ledger(partition)
         if created:
-            ledger.count_tier(None, state.tier)
+            ledger.count_tier(key, state.tier)
         progress = ledger.progress
         if occurred_at > progress.latest.get(topic, -(2**62)):
             progress.latest[topic] = occurred_at
@@ -123,6 +147,9 @@ class Book:
         dropped = [p for p in self.ledgers if p not in partitions]
         for partition in dropped:
             del self.ledgers[partition]
+            self.journals.pop(partition, None)
+            self._snapshotted.pop(partition, None)
+            self.durable_closed.pop(partition, None)
         for partition in sorted(partitions):
             self.ledger(partition)
         return dropped
@@ -136,6 +163,9 @@ class Book:
         """
         self.generation += 1
         self.ledgers.clear()
+        self.journals.clear()
+        self._snapshotted.clear()
+        self.durable_closed.clear()
         # Positions read here before the partitions moved are stale once another worker
         # has read on: until this worker reads again, the committed offset says where
         # the group is.
@@ -154,51 +184,149 @@ class Book:
             self._progress_records[ledger.partition] = record
         self.store.put_record(record[1], ledger.partition, record[2])
 
+    # -- checkpoints (agents/engine/checkpoint.py) ------------------------------------------
+    def snapshot_records(
+        self, written: dict[int, list[bytes]]
+    ) -> tuple[list[Change], list[Change]]:
+        """The store's snapshot hook: journal records of the customers it writes (before
+        their states), and the checkpoints that are due (after them)."""
+        before: list[Change] = []
+        for partition, keys in written.items():
+            self.ledger(partition)  # its journal is known once its ledger is
+            journal = self.journals[partition]
+            had = journal.reference
+            before.extend(journal.records(partition, keys))
+            if had is not None and journal.reference is None:
+                ledger = self.ledgers[partition]
+                ledger.progress.checkpoint = None  # the ring wrapped: a start must scan
+                self.touch_progress(ledger)
+        for partition, ledger in self.ledgers.items():
+            self.durable_closed[partition] = self._snapshotted.get(partition)
+            self._snapshotted[partition] = ledger.progress.closed_day
+        after: list[Change] = []
+        now = self._monotonic()
+        max_bytes = self.settings.kafka.max_message_bytes
+        for partition, ledger in self.ledgers.items():
+            own = self.journals.get(partition)
+            if own is None or ledger.busy or not self.policy.due(own, ledger.customers, now):
+                continue
+            journal = own
+            number = journal.last_number + 1
+            records = encode_checkpoint(partition, number, ledger.to_checkpoint(), max_bytes)
+            after.extend((key, partition, value) for key, value in records)
+            journal.reference = Reference(number, len(records), journal.next_number)
+            journal.last_number = number
+            journal.journaled = set()
+            journal.last_checkpoint = now
+            ledger.progress.checkpoint = journal.reference.to_json()
+            self.touch_progress(ledger)
+        return before, after
+
     def _build(self, partition: int) -> PartitionLedger:
         started = time.perf_counter()
-        ledger = PartitionLedger(partition, self.alpha, self.settings.prediction.sample_customers)
+        progress = Progress()
         raw = self.store.get_record(progress_key(partition))
         if raw is not None:
-            ledger.progress = Progress.from_json(orjson.loads(raw))
-        closed = ledger.progress.closed_day
-        count = 0
-        for key in self.store.keys_of(partition):
-            if is_reserved(key):
-                continue
-            state = self.store.get(key, partition)
-            if state is None:
-                continue
-            count += 1
-            ledger.count_tier(None, state.tier)
-            if state.judged and state.score is not None:
-                ledger.index(key, state.score)
-            _restore_stale(ledger, key, state, closed)
-            if state.closed_day is not None and (
-                state.tiered_day is None or state.tiered_day < state.closed_day
-            ):
-                ledger.to_tier.add(key)  # valued since its tier was last decided
-            if closed is not None and state.closed_day is not None:
-                ledger.set_due(key, due_day(state, closed, self.rules))
-                ledger.set_buyer(key, *buyer_flags(state, closed, self.rules))
-            if state.closed_day is not None:
-                ledger.sample.note(key, repeat_as_of(state, state.closed_day), state.closed_day)
-            waiting = care.first_ticket_day(state.care, self.ticket_lag)
-            if waiting is not None:
-                ledger.tickets_waiting[key] = waiting
+            progress = Progress.from_json(orjson.loads(raw))
+        journal = self.journals[partition] = Journal(last_checkpoint=self._monotonic())
+        reference = Reference.from_json(progress.checkpoint)
+        ledger = None
+        if reference is not None:
+            journal.last_number = reference.number
+            journal.next_number = reference.journal_from
+            ledger = self._from_checkpoint(partition, progress, reference, journal)
+        how = "its checkpoint and the customers changed since"
+        if ledger is None:
+            ledger = self._scan(partition, progress)
+            how = "every customer's state"
+        self._snapshotted[partition] = self.durable_closed[partition] = progress.closed_day
+        count = len(journal.journaled or ()) if journal.reference is not None else ledger.customers
         log.info(
-            "value ledger of partition %d built: %d customers, closed through %s, in %.2fs",
+            "value ledger of partition %d built from %s: %d customers, %d states read, "
+            "closed through %s, in %.2fs",
             partition,
+            how,
+            ledger.customers,
             count,
-            day_text(closed),
+            day_text(ledger.progress.closed_day),
             time.perf_counter() - started,
             extra={
                 "event": "ledger_built",
                 "partition": partition,
-                "customers": count,
-                "closed_through": day_text(closed),
+                "customers": ledger.customers,
+                "states_read": count,
+                "from_checkpoint": journal.reference is not None,
+                "closed_through": day_text(ledger.progress.closed_day),
             },
         )
         return ledger
+
+    def _new_ledger(self, partition: int, progress: Progress) -> PartitionLedger:
+        ledger = PartitionLedger(partition, self.alpha, self.settings.prediction.sample_customers)
+        ledger.progress = progress
+        return ledger
+
+    def _from_checkpoint(
+        self, partition: int, progress: Progress, reference: Reference, journal: Journal
+    ) -> PartitionLedger | None:
+        """The ledger from its checkpoint and the customers journaled since (None: the
+        checkpoint cannot be used, logged)."""
+        read = self.store.get_record
+        ledger = self._new_ledger(partition, progress)
+        try:
+            ledger.load_checkpoint(decode_checkpoint(partition, reference, read))
+        except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "the ledger checkpoint of partition %d cannot be used (%s): building the "
+                "ledger from every customer's state",
+                partition,
+                exc,
+                extra={"event": "checkpoint_unusable", "partition": partition},
+            )
+            return None
+        keys, journal.next_number = read_journal(partition, reference.journal_from, read)
+        journal.reference = reference
+        journal.journaled = keys
+        closed = progress.closed_day
+        for key in sorted(keys):
+            ledger.forget_customer(key)
+            state = self.store.get(key, partition)
+            if state is not None:
+                self._derive(ledger, key, state, closed)
+        return ledger
+
+    def _scan(self, partition: int, progress: Progress) -> PartitionLedger:
+        """The ledger from every customer state of the partition."""
+        ledger = self._new_ledger(partition, progress)
+        closed = progress.closed_day
+        for key in self.store.keys_of(partition):
+            if is_reserved(key):
+                continue
+            state = self.store.get(key, partition)
+            if state is not None:
+                self._derive(ledger, key, state, closed)
+        return ledger
+
+    def _derive(
+        self, ledger: PartitionLedger, key: bytes, state: CustomerState, closed: int | None
+    ) -> None:
+        """What the ledger holds about one customer, from its state."""
+        ledger.count_tier(key, state.tier)
+        if state.judged and state.score is not None:
+            ledger.index(key, state.score)
+        _restore_stale(ledger, key, state, closed)
+        if state.closed_day is not None and (
+            state.tiered_day is None or state.tiered_day < state.closed_day
+        ):
+            ledger.to_tier.add(key)  # valued since its tier was last decided
+        if closed is not None and state.closed_day is not None:
+            ledger.set_due(key, due_day(state, closed, self.rules))
+            ledger.set_buyer(key, *buyer_flags(state, closed, self.rules))
+        if state.closed_day is not None:
+            ledger.sample.note(key, repeat_as_of(state, state.closed_day), state.closed_day)
+        waiting = care.first_ticket_day(state.care, self.ticket_lag)
+        if waiting is not None:
+            ledger.tickets_waiting[key] = waiting
 
 
 def _restore_stale(

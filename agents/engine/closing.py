@@ -26,6 +26,8 @@ from streams.value import expected_lifetime_years
 log = logging.getLogger(__name__)
 
 _CHUNK = 2000  # customers handled between two yields to the event loop
+#: at most this many days of summaries are kept for partitions that fall behind
+_KEPT_DAYS = 64
 
 
 def chunks(keys: list[bytes]) -> Iterable[list[bytes]]:
@@ -83,21 +85,26 @@ class DayCloser:
             else expected_lifetime_years(self._book.settings.clv, None)
         )
         model = None if previous is None else previous.model
-        candidates = ledger.pop_stale(day) | ledger.pop_due(day)
         book = self._book
         generation = book.generation
-        for chunk in chunks(sorted(candidates)):
-            for key in chunk:
-                self._close_customer(ledger, key, day, lifetime, model)
-            await asyncio.sleep(0)
-            if book.generation != generation:
-                return  # revoked meanwhile: the new owner closes the day again
-        progress.closed_day = day
+        ledger.busy = True  # its candidates are out of the ledger until the day is closed
+        try:
+            candidates = ledger.pop_stale(day) | ledger.pop_due(day)
+            for chunk in chunks(sorted(candidates)):
+                for key in chunk:
+                    self._close_customer(ledger, key, day, lifetime, model)
+                await asyncio.sleep(0)
+                if book.generation != generation:
+                    return  # revoked meanwhile: the new owner closes the day again
+            progress.closed_day = day
+        finally:
+            ledger.busy = False
         progress.model = _model_record(previous)
         if progress.started_day is None:
             progress.started_day = day
         buyers, silent = ledger.churn_counts()
-        progress.published = {d: s for d, s in progress.published.items() if d >= day - 1}
+        keep = min(day - 1, max(day - _KEPT_DAYS, self._slowest_durable_day(ledger)))
+        progress.published = {d: s for d, s in progress.published.items() if d >= keep}
         progress.published[day] = {
             "summary": ledger.summary.to_json(),
             "buyers": buyers,
@@ -123,6 +130,24 @@ class DayCloser:
                     "held_back": held,
                 },
             )
+
+    def _slowest_durable_day(self, ledger: PartitionLedger) -> int:
+        """The earliest day another partition may have to merge again after a crash:
+        the slowest of this worker's partitions as of their last durable snapshot, and of
+        the others as their messages say. Partitions close in lock-step, but a crash
+        can leave one partition's snapshot durable and another's not: the one that got
+        ahead keeps the summaries of the days the others must close again, else they
+        would wait for its summaries forever."""
+        book = self._book
+        days = [d for d in book.durable_closed.values() if d is not None]
+        days.extend(
+            int(message["closed_day"])
+            for partition, message in self._marks.bus_messages().items()
+            if partition not in book.ledgers and message.get("closed_day") is not None
+        )
+        closed = ledger.progress.closed_day
+        floor = min(days) if days else closed
+        return (floor if floor is not None else 0) - 1
 
     def _close_customer(
         self,

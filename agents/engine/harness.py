@@ -29,16 +29,20 @@ from streams.keys import partition_of
 
 
 class OfflinePositions:
-    """Input partitions whose ends are known in advance; nothing committed before."""
+    """Input partitions whose ends are known in advance, and the offsets committed before
+    (none, unless the harness is a restart)."""
 
-    def __init__(self, ends: dict[tuple[str, int], int]) -> None:
+    def __init__(
+        self, ends: dict[tuple[str, int], int], committed: dict[tuple[str, int], int] | None = None
+    ) -> None:
         self.ends = ends
+        self.committed_offsets = committed or {}
 
     def highwater(self, topic: str, partition: int) -> int:
         return self.ends.get((topic, partition), 0)
 
     def committed(self, topic: str, partition: int) -> int | None:
-        return None
+        return self.committed_offsets.get((topic, partition))
 
 
 #: (topic key, partition, message key, value) of a produced output
@@ -52,7 +56,10 @@ class Harness:
     engine treats a partition as caught up once that many are applied). `partitions`:
     the partitions this harness owns (all by default; a backfill child owns a share).
     `send`: where outputs go (default: kept in `sent`). `publish`: where the value
-    summaries go (a backfill child hands them to the others)."""
+    summaries go (a backfill child hands them to the others). `local`: the table's local
+    store (default: a new, empty one; a harness started on another's store is a restart),
+    and `offsets` the next offset of each input partition (a restart resumes at the
+    committed ones). `monotonic`: the clock of the ledger checkpoints' timing."""
 
     def __init__(
         self,
@@ -63,13 +70,16 @@ class Harness:
         send: OutputSend | None = None,
         publish: Callable[[bytes, bytes], None] | None = None,
         clock: Callable[[], float] = time.time,
+        local: DictStore | None = None,
+        offsets: dict[tuple[str, int], int] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.local = DictStore()
+        self.local = DictStore() if local is None else local
         self.store = CustomerStore(lambda: self.local, capacity=settings.state_cache_customers)
         self.metrics = Metrics()
         self.sent: list[Sent] = []
-        self.positions = OfflinePositions(ends if ends is not None else {})
+        self.positions = OfflinePositions(ends if ends is not None else {}, offsets)
         owned = set(range(settings.kafka.partitions) if partitions is None else partitions)
         self.partitions = frozenset(owned)
         self._publish_to = publish
@@ -84,13 +94,14 @@ class Harness:
             positions=lambda: self.positions,
             assignment=lambda: set(owned),
             clock=clock,
+            monotonic=monotonic,
         )
         self.events = EventPath(
             settings, self.store, self.metrics, outputs, book=self.engine, clock=clock
         )
         self.engine.owned(owned)
         self._names = {k: settings.topics.name(k) for k in INPUT_EVENT_TYPES}
-        self._offsets: Counter[tuple[str, int]] = Counter()
+        self._offsets: Counter[tuple[str, int]] = Counter(offsets or {})
         self._clock = clock
         self.applied = 0  # messages handed to the event path
 
@@ -137,6 +148,11 @@ class Harness:
     def checkpoint(self) -> None:
         """Encode the changed states into the local store, so the cache can shrink."""
         self.store.confirm(self.store.snapshot(), {})
+
+    @property
+    def offsets(self) -> dict[tuple[str, int], int]:
+        """(input topic, partition) -> the offset the next message gets."""
+        return dict(self._offsets)
 
     def state(self, customer_id: str) -> CustomerState | None:
         return self.store.get(customer_id.encode())

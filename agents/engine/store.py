@@ -26,6 +26,11 @@ from streams.customer import CustomerState
 log = logging.getLogger(__name__)
 
 Change = tuple[bytes, int, bytes]  # key, changelog partition, encoded value
+#: Called at each snapshot with the customers it writes, by changelog partition: records
+#: to write before those states, and records to write after them (before the other
+#: records, a partition's progress last): agents/engine/book.py, the ledger's journal and
+#: checkpoint (agents/engine/checkpoint.py).
+SnapshotHook = Callable[[dict[int, list[bytes]]], tuple[list[Change], list[Change]]]
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class CustomerStore:
         self._inflight: dict[bytes, int] = {}
         self._inflight_records: dict[bytes, bytes] = {}
         self._snapshots = itertools.count(1)
+        self.hook: SnapshotHook | None = None
 
     @property
     def local(self) -> LocalStore:
@@ -168,12 +174,22 @@ class CustomerStore:
         snapshot. Until `confirm()`, the snapshot's states stay readable from memory.
         """
         number = next(self._snapshots)
-        if not self._dirty and not self._dirty_records:
+        before: list[Change] = []
+        after: list[Change] = []
+        if self.hook is not None:
+            written: dict[int, list[bytes]] = {}
+            for key, partition in self._dirty.items():
+                written.setdefault(partition, []).append(key)
+            before, after = self.hook(written)
+        if not self._dirty and not self._dirty_records and not before and not after:
             return Snapshot(number)
-        changes = []
+        changes = list(before)
         for key, partition in self._dirty.items():
             changes.append((key, partition, encode_state(self._cache[key])))
             self._inflight[key] = number
+        changes.extend(after)
+        for key, _, value in (*before, *after):
+            self._inflight_records[key] = value
         for key, (partition, encode) in self._dirty_records.items():
             value = encode()
             changes.append((key, partition, value))

@@ -72,18 +72,22 @@ class Tiering:
         else:
             moved = recheck_keys(None if previous is None else previous.cuts, cuts, ledger.members)
             candidates = ledger.to_tier | ledger.members_of(moved)
-        revalued, ledger.to_tier = ledger.to_tier, set()
         changes = 0
         book = self._book
         generation = book.generation
-        for chunk in chunks(sorted(candidates)):
-            for key in chunk:
-                changes += self._tier_customer(ledger, key, day, merged, key in revalued)
-            await asyncio.sleep(0)
-            if book.generation != generation:
-                return  # revoked meanwhile: the new owner tiers the day again
-        self._release_outbox(ledger, day)
-        progress.tiered_day = day
+        ledger.busy = True  # its candidates are out of the ledger until the day is tiered
+        try:
+            revalued, ledger.to_tier = ledger.to_tier, set()
+            for chunk in chunks(sorted(candidates)):
+                for key in chunk:
+                    changes += self._tier_customer(ledger, key, day, merged, key in revalued)
+                await asyncio.sleep(0)
+                if book.generation != generation:
+                    return  # revoked meanwhile: the new owner tiers the day again
+            self._release_outbox(ledger, day)
+            progress.tiered_day = day
+        finally:
+            ledger.busy = False
         self._release_tickets(ledger, day)
         progress.tier_counts = dict(ledger.tier_counts)
         book.touch_progress(ledger)
@@ -147,7 +151,7 @@ class Tiering:
         self._emit_care(ledger, key, state.customer_id, day, found, value)
         if facts is None:
             return 0
-        ledger.count_tier(facts.previous, facts.tier)
+        ledger.count_tier(key, facts.tier)
         self._count_emitted(ledger, TIER_CHANGE)
         event = outputs.tier_change(
             state.customer_id, day, facts, rules=book.rules, emitted_at=self._now()

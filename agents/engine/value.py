@@ -59,11 +59,12 @@ class ValueEngine:
         assignment: Callable[[], set[int] | None],
         clock: Callable[[], float] = time.time,
         day_done: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self.book = Book(settings, store)
+        self.book = Book(settings, store, monotonic=monotonic)
         self.bus = SummaryBus()
         self.marks = Watermarks(self.book, self.bus, positions, clock)
         self.publisher = SummaryPublisher(self.book, self.bus, self.marks, publish)

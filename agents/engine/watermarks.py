@@ -9,7 +9,7 @@ partitions do not hold the population's closes back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.engine.book import Book
 from agents.engine.ports import InputPositions
@@ -75,6 +75,10 @@ class Watermarks:
         if position is None:
             position = positions.committed(topic, partition) or 0
         return position >= highwater
+
+    def bus_messages(self) -> dict[int, dict[str, Any]]:
+        """Every partition's latest message (agents/engine/summaries.py)."""
+        return self._bus.latest
 
     def pack(self) -> int | None:
         """For a partition with no events at all: follow the other partitions."""

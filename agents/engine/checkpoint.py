@@ -1,0 +1,210 @@
+"""The ledger checkpoint: what a start reads instead of decoding every customer's state.
+
+A partition's ledger (streams/ledger.py: the score index, due days, stale days, tier
+counts, the purchase-model sample, ...) is a function of its customers' states. Building
+it from the states means decoding every one of them: minutes at a million customers, at
+every start and every rebalance. So the ledger is saved beside the states, in the same
+table, and a start reads the save plus the few customers changed since:
+
+- **checkpoint**: the ledger in JSON, compressed, cut into records of at most
+  `kafka.max_message_bytes / 2` under `\\0ledger\\0<partition>\\0<slot>\\0<i>`. Two slots
+  alternate (checkpoint number modulo 2), so writing one never damages the one the
+  partition's progress names.
+- **journal**: with every snapshot, before its customer states, a record listing the
+  customers of the partition that the snapshot writes, numbered, in a ring of
+  `JOURNAL_RING` keys `\\0journal\\0<partition>\\0<n mod ring>`. A start re-derives
+  exactly the customers journaled since the checkpoint.
+- the partition's **progress** record (written last in every snapshot) names the valid
+  checkpoint (`Reference`): its number, slot, record count and the first journal
+  number after it.
+
+Order within a snapshot, on the partition's changelog partition: journal records, customer
+states, checkpoint records, progress. A crash part-way through leaves the previous
+progress, which names the previous checkpoint (the other slot, untouched) and a journal
+that covers at least every state that did arrive. Locally (RocksDB) a snapshot's records
+are written in one atomic batch per partition.
+
+A partition's ledger is checkpointed when no close or tiering is part-way through it
+(`PartitionLedger.busy`: their candidate sets are in flight), once enough of its
+customers are journaled or enough time has passed (`CheckpointPolicy`). A journal that
+would overrun its ring, or a checkpoint that cannot be read, falls back to building the
+ledger from every state (logged), and the next snapshot writes a new checkpoint.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from agents.engine.store import Change
+
+#: journal records per partition before the ring wraps (a checkpoint is due long before)
+JOURNAL_RING = 1024
+#: customers per journal record (a record stays far below any message size limit)
+JOURNAL_KEYS = 20_000
+_NUMBER = struct.Struct(">Q")
+_CHUNK_HEAD = struct.Struct(">QII")  # checkpoint number, index, count
+
+
+def checkpoint_key(partition: int, slot: int, index: int) -> bytes:
+    return b"\x00ledger\x00%d\x00%d\x00%d" % (partition, slot, index)
+
+
+def journal_key(partition: int, number: int) -> bytes:
+    return b"\x00journal\x00%d\x00%d" % (partition, number % JOURNAL_RING)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """Where a partition's valid checkpoint is (kept in its progress record)."""
+
+    number: int
+    chunks: int
+    journal_from: int  # the first journal number written after the checkpoint
+
+    @property
+    def slot(self) -> int:
+        return self.number % 2
+
+    def to_json(self) -> dict[str, int]:
+        return {"number": self.number, "chunks": self.chunks, "journal_from": self.journal_from}
+
+    @classmethod
+    def from_json(cls, data: dict[str, int] | None) -> Reference | None:
+        if not data:
+            return None
+        return cls(int(data["number"]), int(data["chunks"]), int(data["journal_from"]))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or journal record that cannot be used (the ledger is built from the
+    states instead)."""
+
+
+def encode_checkpoint(
+    partition: int, number: int, ledger_json: dict[str, Any], max_bytes: int
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) records of one checkpoint."""
+    blob = zlib.compress(orjson.dumps(ledger_json), 1)
+    size = max(1024, max_bytes // 2)
+    pieces = [blob[i : i + size] for i in range(0, len(blob), size)] or [b""]
+    slot = number % 2
+    return [
+        (
+            checkpoint_key(partition, slot, index),
+            _CHUNK_HEAD.pack(number, index, len(pieces)) + piece,
+        )
+        for index, piece in enumerate(pieces)
+    ]
+
+
+def decode_checkpoint(
+    partition: int, reference: Reference, read: Callable[[bytes], bytes | None]
+) -> dict[str, Any]:
+    """The ledger JSON of the referenced checkpoint; CheckpointError if any record is
+    missing or belongs to another checkpoint."""
+    pieces = []
+    for index in range(reference.chunks):
+        raw = read(checkpoint_key(partition, reference.slot, index))
+        if raw is None or len(raw) < _CHUNK_HEAD.size:
+            raise CheckpointError(f"checkpoint {reference.number} record {index} is missing")
+        number, at, count = _CHUNK_HEAD.unpack_from(raw)
+        if (number, at, count) != (reference.number, index, reference.chunks):
+            raise CheckpointError(
+                f"checkpoint record {index} belongs to checkpoint {number}, not {reference.number}"
+            )
+        pieces.append(raw[_CHUNK_HEAD.size :])
+    try:
+        data: dict[str, Any] = orjson.loads(zlib.decompress(b"".join(pieces)))
+    except (zlib.error, orjson.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {reference.number} is damaged: {exc}") from exc
+    return data
+
+
+def encode_journal(number: int, keys: Iterable[bytes]) -> bytes:
+    return _NUMBER.pack(number) + b"\x00".join(keys)
+
+
+def read_journal(
+    partition: int, start: int, read: Callable[[bytes], bytes | None]
+) -> tuple[set[bytes], int]:
+    """Every customer journaled from number `start` on, and the next journal number.
+    The journal ends at the first number whose ring slot is empty or holds another lap's
+    record."""
+    keys: set[bytes] = set()
+    number = start
+    while number - start < JOURNAL_RING:
+        raw = read(journal_key(partition, number))
+        if raw is None or len(raw) < _NUMBER.size or _NUMBER.unpack_from(raw)[0] != number:
+            break
+        body = raw[_NUMBER.size :]
+        if body:
+            keys.update(body.split(b"\x00"))
+        number += 1
+    return keys, number
+
+
+@dataclass
+class Journal:
+    """A partition's journal and checkpoint bookkeeping on this worker."""
+
+    next_number: int = 0
+    #: the valid checkpoint (None: none, the next snapshot should write one)
+    reference: Reference | None = None
+    #: the number of the latest checkpoint written or named (the next takes the other slot)
+    last_number: int = 0
+    #: customers journaled since the checkpoint
+    journaled: set[bytes] | None = None
+    last_checkpoint: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.journaled is None:
+            self.journaled = set()
+
+    def records(self, partition: int, keys: list[bytes]) -> list[Change]:
+        """The journal records of a snapshot that writes these customers."""
+        changes: list[Change] = []
+        journaled = self.journaled
+        assert journaled is not None
+        for start in range(0, len(keys), JOURNAL_KEYS):
+            part = keys[start : start + JOURNAL_KEYS]
+            number = self.next_number
+            self.next_number += 1
+            changes.append(
+                (journal_key(partition, number), partition, encode_journal(number, part))
+            )
+            journaled.update(part)
+        reference = self.reference
+        if reference is not None and self.next_number - reference.journal_from >= JOURNAL_RING:
+            self.reference = None  # the ring would overwrite what a start must read
+        return changes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """When a partition's ledger is checkpointed: at once when it has none; else once
+    `fraction` of its customers (at least `min_customers`) are journaled since the last
+    one, or `interval_seconds` have passed with any journaled; never more often than
+    every `min_gap_seconds` unless it has none."""
+
+    interval_seconds: float = 60.0
+    fraction: float = 0.05
+    min_customers: int = 2000
+    min_gap_seconds: float = 2.0
+
+    def due(self, journal: Journal, customers: int, now: float) -> bool:
+        if journal.reference is None:
+            return True
+        journaled = len(journal.journaled or ())
+        if not journaled:
+            return False
+        elapsed = now - journal.last_checkpoint
+        if elapsed >= self.interval_seconds:
+            return True
+        threshold = max(self.min_customers, int(self.fraction * customers))
+        return journaled >= threshold and elapsed >= self.min_gap_seconds
