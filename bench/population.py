@@ -43,7 +43,7 @@ from agents.tools import backfill
 from agents.tools.simulate_io import write_jsonl
 from agents.tools.simulator import SimulationConfig, Simulator
 from agents.topics import INPUT_EVENT_TYPES
-from streams.codec import decode_state, pack_body, unpack_body
+from streams.codec import encode_state, pack_body, unpack_body
 from streams.ledger import Progress
 from streams.sketch import ScoreSummary
 
@@ -160,11 +160,15 @@ async def make_templates(
     owner: dict[bytes, int] = pipeline.local.partitions
     ledgers = pipeline.engine.ledgers
     by_partition: dict[int, list[Template]] = {p: [] for p in ledgers}
-    for key, value in local.items():
+    for key in list(local):
         if is_reserved(key):
             continue
         ledger = ledgers[owner[key]]
-        state = decode_state(value)
+        # the state with the derived figures its partition patches it with: the clones
+        # are written whole, with no journal to patch them
+        state = pipeline.store.get(key, owner[key])
+        assert state is not None
+        value = encode_state(state)
         by_partition[owner[key]].append(
             Template(
                 parts=unpack_body(value).split(key),

@@ -340,7 +340,7 @@ def evaluate_day(
     if revalued:
         _upsell(gate, days, judged, rules.care)
         _service_cost(gate, days, window_days, rules.care)
-    _forget_old(memory, day, rules)
+    forget_old(memory, day, rules)
     return out
 
 
@@ -615,7 +615,8 @@ def _log_tier(memory: CareMemory, day: int, previous: str, tier: str) -> None:
     memory.tier_log.append([day, previous, tier])
 
 
-def _forget_old(memory: CareMemory, day: int, rules: CareRules) -> None:
+def forget_old(memory: CareMemory, day: int, rules: CareRules) -> None:
+    """Drop what no rule looks at any more as of `day` (idempotent, monotone in `day`)."""
     start = day - rules.spike_horizon_days + 1
     for d in [d for d in memory.basic_days if d < start]:
         del memory.basic_days[d]

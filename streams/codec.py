@@ -338,6 +338,12 @@ def _array(body: bytes, at: int, count: int) -> tuple[array[int], int]:
 
 
 # -- the care memory: compact JSON inside the binary record --------------------------------
+def care_fingerprint(care: CareMemory) -> bytes:
+    """The care memory as encoded: equal bytes, equal memory (to tell whether a step
+    changed it)."""
+    return orjson.dumps(_encode_care(care))
+
+
 def _encode_care(care: CareMemory) -> dict[str, Any]:
     return {
         "last_task": care.last_task,

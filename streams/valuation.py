@@ -291,6 +291,39 @@ def care_of_day(
     )
 
 
+#: The figures a close and a tiering derive without deciding anything (streams/valuation
+#: `evaluate`, and `retier` when the tier stays): (closed_day, stale, score, judged,
+#: tiered_day, percentile). They are not worth a changelog write of the whole state: the
+#: engine keeps them beside it (agents/engine/store.py `patch`) and `apply_derived`
+#: brings a stored state up to them.
+Derived = tuple[int | None, bool, float | None, bool, int | None, float | None]
+
+
+def derived_of(state: CustomerState) -> Derived:
+    return (
+        state.closed_day,
+        state.stale,
+        state.score,
+        state.judged,
+        state.tiered_day,
+        state.percentile,
+    )
+
+
+def apply_derived(state: CustomerState, derived: Derived, rules: ValueRules) -> None:
+    """Bring a state stored before a close or a tiering that changed only derived
+    figures up to them: the figures, and what those steps also do to the state as a
+    function of the day alone (old buckets and care memory dropped, purchases settled)."""
+    closed, stale, score, judged, tiered, percentile = derived
+    if closed is not None:
+        state.days.evict(closed - rules.retention_days + 1)
+        settle(state.history, closed)
+    if tiered is not None:
+        care.forget_old(state.care, tiered, rules.care)
+    state.closed_day, state.stale, state.score, state.judged = closed, stale, score, judged
+    state.tiered_day, state.percentile = tiered, percentile
+
+
 @dataclass(frozen=True, slots=True)
 class TierChangeFacts:
     """A tier change and the figures behind it (money in the currency unit)."""

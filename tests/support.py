@@ -405,3 +405,25 @@ def without_checkpoints(records: dict[bytes, bytes]) -> dict[bytes, bytes]:
             continue
         kept[key] = value
     return kept
+
+
+def effective_table(local: Any, settings: Any) -> dict[bytes, bytes]:
+    """What a worker that starts on these table records sees (`local`: an
+    agents.engine.store.DictStore): every customer's state brought up to the derived
+    figures its partition's journal and checkpoint patch it with, encoded, and the
+    progress records as `without_checkpoints` leaves them. Two runs of the same input
+    must agree on it, however their commits fell."""
+    from agents.engine.harness import Harness
+    from agents.engine.store import DictStore
+    from streams.codec import encode_state
+
+    copy = DictStore()
+    copy.data, copy.partitions = dict(local.data), dict(local.partitions)
+    harness = Harness(settings, local=copy)
+    table = without_checkpoints(copy.data)
+    for key in table:
+        if not key.startswith(b"\x00"):
+            state = harness.store.get(key, copy.partitions[key])
+            assert state is not None
+            table[key] = encode_state(state)
+    return table

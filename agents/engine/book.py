@@ -22,6 +22,8 @@ from agents.engine.checkpoint import (
     Reference,
     decode_checkpoint,
     encode_checkpoint,
+    patches_json,
+    patches_of_json,
     read_journal,
 )
 from agents.engine.store import Change, CustomerStore
@@ -32,7 +34,14 @@ from streams.care import CareRules
 from streams.customer import CustomerState
 from streams.ledger import PartitionLedger, Progress
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, day_of, from_micros
-from streams.valuation import ValueRules, buyer_flags, due_day, repeat_as_of
+from streams.valuation import (
+    Derived,
+    ValueRules,
+    apply_derived,
+    buyer_flags,
+    due_day,
+    repeat_as_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +85,6 @@ class Book:
         self.journals: dict[int, Journal] = {}
         self.policy = CheckpointPolicy(interval_seconds=settings.checkpoint_interval_seconds)
         self._monotonic = monotonic
-        store.hook = self.snapshot_records
         #: partition -> its closed day as of the previous snapshot, and as of the one
         #: before (durable: a snapshot is taken only once the previous one is)
         self._snapshotted: dict[int, int | None] = {}
@@ -93,6 +101,9 @@ class Book:
         self._retention_days = self.rules.retention_days  # a property chain, read per event
         self._processed_next: dict[tuple[str, int], int] = {}
         self._progress_records: dict[int, tuple[PartitionLedger, bytes, Callable[[], bytes]]] = {}
+        rules = self.rules
+        store.hook = self.snapshot_records
+        store.apply_patch = lambda state, derived: apply_derived(state, derived, rules)
 
     @property
     def processed_next(self) -> dict[tuple[str, int], int]:
@@ -150,6 +161,7 @@ class Book:
             self.journals.pop(partition, None)
             self._snapshotted.pop(partition, None)
             self.durable_closed.pop(partition, None)
+        self.store.forget_patches(dropped)
         for partition in sorted(partitions):
             self.ledger(partition)
         return dropped
@@ -186,20 +198,21 @@ class Book:
 
     # -- checkpoints (agents/engine/checkpoint.py) ------------------------------------------
     def snapshot_records(
-        self, written: dict[int, list[bytes]]
+        self, written: dict[int, list[bytes]], patched: dict[int, list[tuple[bytes, Derived]]]
     ) -> tuple[list[Change], list[Change]]:
-        """The store's snapshot hook: journal records of the customers it writes (before
-        their states), and the checkpoints that are due (after them)."""
+        """The store's snapshot hook: journal records of the customers it writes and the
+        derived figures it patches (before the states), and the checkpoints that are due
+        (after them)."""
         before: list[Change] = []
-        for partition, keys in written.items():
+        for partition in sorted(written.keys() | patched.keys()):
             self.ledger(partition)  # its journal is known once its ledger is
             journal = self.journals[partition]
             had = journal.reference
-            before.extend(journal.records(partition, keys))
+            before.extend(
+                journal.records(partition, written.get(partition, []), patched.get(partition))
+            )
             if had is not None and journal.reference is None:
-                ledger = self.ledgers[partition]
-                ledger.progress.checkpoint = None  # the ring wrapped: a start must scan
-                self.touch_progress(ledger)
+                self._journal_wrapped(partition)
         for partition, ledger in self.ledgers.items():
             self.durable_closed[partition] = self._snapshotted.get(partition)
             self._snapshotted[partition] = ledger.progress.closed_day
@@ -212,7 +225,9 @@ class Book:
                 continue
             journal = own
             number = journal.last_number + 1
-            records = encode_checkpoint(partition, number, ledger.to_checkpoint(), max_bytes)
+            saved = ledger.to_checkpoint()
+            saved["patches"] = patches_json(self.store.patches_of(partition))
+            records = encode_checkpoint(partition, number, saved, max_bytes)
             after.extend((key, partition, value) for key, value in records)
             journal.reference = Reference(number, len(records), journal.next_number)
             journal.last_number = number
@@ -221,6 +236,27 @@ class Book:
             ledger.progress.checkpoint = journal.reference.to_json()
             self.touch_progress(ledger)
         return before, after
+
+    def _journal_wrapped(self, partition: int) -> None:
+        """The journal outran its ring before a checkpoint could be taken (a close that
+        kept the partition busy for thousands of commits): a start must build the ledger
+        from the states, so every patched customer is written whole in this snapshot."""
+        ledger = self.ledgers[partition]
+        ledger.progress.checkpoint = None
+        self.touch_progress(ledger)
+        patched = list(self.store.patches_of(partition))
+        for key in patched:
+            state = self.store.get(key, partition)
+            if state is not None:
+                self.store.put(key, partition, state)
+        self.store.load_patches(partition, {})  # the whole states carry them now
+        log.warning(
+            "the ledger journal of partition %d wrapped before a checkpoint: %d patched "
+            "customers written whole; the next start builds the ledger from every state",
+            partition,
+            len(patched),
+            extra={"event": "journal_wrapped", "partition": partition},
+        )
 
     def _build(self, partition: int) -> PartitionLedger:
         started = time.perf_counter()
@@ -237,6 +273,7 @@ class Book:
             ledger = self._from_checkpoint(partition, progress, reference, journal)
         how = "its checkpoint and the customers changed since"
         if ledger is None:
+            self.store.load_patches(partition, {})
             ledger = self._scan(partition, progress)
             how = "every customer's state"
         self._snapshotted[partition] = self.durable_closed[partition] = progress.closed_day
@@ -274,7 +311,11 @@ class Book:
         read = self.store.get_record
         ledger = self._new_ledger(partition, progress)
         try:
-            ledger.load_checkpoint(decode_checkpoint(partition, reference, read))
+            saved = decode_checkpoint(partition, reference, read)
+            ledger.load_checkpoint(saved)
+            found = read_journal(
+                partition, reference.journal_from, read, patches_of_json(saved["patches"])
+            )
         except (CheckpointError, KeyError, TypeError, ValueError) as exc:
             log.warning(
                 "the ledger checkpoint of partition %d cannot be used (%s): building the "
@@ -284,11 +325,12 @@ class Book:
                 extra={"event": "checkpoint_unusable", "partition": partition},
             )
             return None
-        keys, journal.next_number = read_journal(partition, reference.journal_from, read)
+        self.store.load_patches(partition, found.patches)
+        journal.next_number = found.next_number
         journal.reference = reference
-        journal.journaled = keys
+        journal.journaled = found.keys
         closed = progress.closed_day
-        for key in sorted(keys):
+        for key in sorted(found.keys):
             ledger.forget_customer(key)
             state = self.store.get(key, partition)
             if state is not None:

@@ -11,9 +11,12 @@ table, and a start reads the save plus the few customers changed since:
   alternate (checkpoint number modulo 2), so writing one never damages the one the
   partition's progress names.
 - **journal**: with every snapshot, before its customer states, a record listing the
-  customers of the partition that the snapshot writes, numbered, in a ring of
-  `JOURNAL_RING` keys `\\0journal\\0<partition>\\0<n mod ring>`. A start re-derives
-  exactly the customers journaled since the checkpoint.
+  customers of the partition that the snapshot writes, and the derived figures it
+  patches (a close or tiering that decided nothing: `streams.valuation.Derived`, kept
+  instead of rewriting the whole state), numbered, in a ring of `JOURNAL_RING` keys
+  `\\0journal\\0<partition>\\0<n mod ring>`. A start re-derives exactly the customers
+  journaled since the checkpoint. The checkpoint holds the patches outstanding at its
+  snapshot; the journal the ones since.
 - the partition's **progress** record (written last in every snapshot) names the valid
   checkpoint (`Reference`): its number, slot, record count and the first journal
   number after it.
@@ -42,11 +45,12 @@ from typing import Any
 import orjson
 
 from agents.engine.store import Change
+from streams.valuation import Derived
 
 #: journal records per partition before the ring wraps (a checkpoint is due long before)
-JOURNAL_RING = 1024
+JOURNAL_RING = 4096
 #: customers per journal record (a record stays far below any message size limit)
-JOURNAL_KEYS = 20_000
+JOURNAL_KEYS = 8_000
 _NUMBER = struct.Struct(">Q")
 _CHUNK_HEAD = struct.Struct(">QII")  # checkpoint number, index, count
 
@@ -126,27 +130,67 @@ def decode_checkpoint(
     return data
 
 
-def encode_journal(number: int, keys: Iterable[bytes]) -> bytes:
-    return _NUMBER.pack(number) + b"\x00".join(keys)
+def encode_journal(
+    number: int, keys: Iterable[bytes], patches: Iterable[tuple[bytes, Derived]] = ()
+) -> bytes:
+    body = {
+        "written": [key.decode() for key in keys],
+        "patched": [[key.decode(), *derived] for key, derived in patches],
+    }
+    return _NUMBER.pack(number) + orjson.dumps(body)
+
+
+@dataclass
+class JournalRead:
+    """What a partition's journal says since its checkpoint."""
+
+    #: every customer written or patched since
+    keys: set[bytes]
+    #: the patches outstanding after the journal, from those of the checkpoint
+    patches: dict[bytes, Derived]
+    next_number: int
 
 
 def read_journal(
-    partition: int, start: int, read: Callable[[bytes], bytes | None]
-) -> tuple[set[bytes], int]:
-    """Every customer journaled from number `start` on, and the next journal number.
-    The journal ends at the first number whose ring slot is empty or holds another lap's
-    record."""
-    keys: set[bytes] = set()
+    partition: int,
+    start: int,
+    read: Callable[[bytes], bytes | None],
+    patches: dict[bytes, Derived] | None = None,
+) -> JournalRead:
+    """The journal from number `start` on, applied to the checkpoint's `patches`: a
+    whole state written drops its customer's patch, a patch replaces it. The journal
+    ends at the first number whose ring slot is empty or holds another lap's record."""
+    found = JournalRead(set(), dict(patches or {}), start)
     number = start
     while number - start < JOURNAL_RING:
         raw = read(journal_key(partition, number))
         if raw is None or len(raw) < _NUMBER.size or _NUMBER.unpack_from(raw)[0] != number:
             break
-        body = raw[_NUMBER.size :]
-        if body:
-            keys.update(body.split(b"\x00"))
+        body = orjson.loads(raw[_NUMBER.size :])
+        for text in body["written"]:
+            key = text.encode()
+            found.keys.add(key)
+            found.patches.pop(key, None)
+        for text, *derived in body["patched"]:
+            key = text.encode()
+            found.keys.add(key)
+            found.patches[key] = as_derived(derived)
         number += 1
-    return keys, number
+    found.next_number = number
+    return found
+
+
+def as_derived(values: list[Any]) -> Derived:
+    closed, stale, score, judged, tiered, percentile = values
+    return (closed, bool(stale), score, bool(judged), tiered, percentile)
+
+
+def patches_json(patches: dict[bytes, Derived]) -> list[list[Any]]:
+    return [[key.decode(), *derived] for key, derived in patches.items()]
+
+
+def patches_of_json(rows: list[list[Any]]) -> dict[bytes, Derived]:
+    return {text.encode(): as_derived(derived) for text, *derived in rows}
 
 
 @dataclass
@@ -166,19 +210,28 @@ class Journal:
         if self.journaled is None:
             self.journaled = set()
 
-    def records(self, partition: int, keys: list[bytes]) -> list[Change]:
-        """The journal records of a snapshot that writes these customers."""
+    def records(
+        self,
+        partition: int,
+        keys: list[bytes],
+        patches: list[tuple[bytes, Derived]] | None = None,
+    ) -> list[Change]:
+        """The journal records of a snapshot that writes these customers and patches
+        these derived figures."""
         changes: list[Change] = []
         journaled = self.journaled
         assert journaled is not None
-        for start in range(0, len(keys), JOURNAL_KEYS):
+        patched = patches or []
+        for start in range(0, max(len(keys), len(patched)), JOURNAL_KEYS):
             part = keys[start : start + JOURNAL_KEYS]
+            some = patched[start : start + JOURNAL_KEYS]
             number = self.next_number
             self.next_number += 1
             changes.append(
-                (journal_key(partition, number), partition, encode_journal(number, part))
+                (journal_key(partition, number), partition, encode_journal(number, part, some))
             )
             journaled.update(part)
+            journaled.update(key for key, _ in some)
         reference = self.reference
         if reference is not None and self.next_number - reference.journal_from >= JOURNAL_RING:
             self.reference = None  # the ring would overwrite what a start must read

@@ -168,7 +168,8 @@ class DayCloser:
         ledger.sample.note(key, repeat_as_of(state, day), day)
         if result.exists:
             ledger.to_tier.add(key)
-        store.put(key, ledger.partition, state)
+        # the close derives figures and decides nothing: the state is not rewritten
+        store.patch(key, ledger.partition, state)
 
 
 def _model_record(previous: GlobalDay | None) -> dict[str, Any] | None:

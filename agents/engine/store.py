@@ -22,15 +22,20 @@ from typing import Any, Protocol
 
 from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState
+from streams.valuation import Derived, derived_of
 
 log = logging.getLogger(__name__)
 
 Change = tuple[bytes, int, bytes]  # key, changelog partition, encoded value
-#: Called at each snapshot with the customers it writes, by changelog partition: records
-#: to write before those states, and records to write after them (before the other
-#: records, a partition's progress last): agents/engine/book.py, the ledger's journal and
-#: checkpoint (agents/engine/checkpoint.py).
-SnapshotHook = Callable[[dict[int, list[bytes]]], tuple[list[Change], list[Change]]]
+#: Called at each snapshot with the customers it writes and the derived figures it
+#: patches (`CustomerStore.patch`), by changelog partition: records to write before those
+#: states, and records to write after them (before the other records, a partition's
+#: progress last): agents/engine/book.py, the ledger's journal and checkpoint
+#: (agents/engine/checkpoint.py).
+SnapshotHook = Callable[
+    [dict[int, list[bytes]], dict[int, list[tuple[bytes, Derived]]]],
+    tuple[list[Change], list[Change]],
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,13 @@ class CustomerStore:
         self._inflight_records: dict[bytes, bytes] = {}
         self._snapshots = itertools.count(1)
         self.hook: SnapshotHook | None = None
+        #: partition -> customer -> derived figures newer than its stored state (a close
+        #: or tiering that decided nothing): applied when the state is next decoded
+        self._patches: dict[int, dict[bytes, Derived]] = {}
+        #: customers patched since the last snapshot -> partition
+        self._patched: dict[bytes, int] = {}
+        #: brings a decoded state up to its patch (streams/valuation.py apply_derived)
+        self.apply_patch: Callable[[CustomerState, Derived], None] | None = None
 
     @property
     def local(self) -> LocalStore:
@@ -127,8 +139,50 @@ class CustomerStore:
         if raw is None:
             return None
         state = decode_state(raw)
+        derived = self._patch_of(key, partition)
+        if derived is not None and self.apply_patch is not None:
+            self.apply_patch(state, derived)
         self._admit(key, state)
         return state
+
+    def _patch_of(self, key: bytes, partition: int | None) -> Derived | None:
+        if partition is not None:
+            return self._patches.get(partition, {}).get(key)
+        for patches in self._patches.values():
+            found = patches.get(key)
+            if found is not None:
+                return found
+        return None
+
+    def patch(self, key: bytes, partition: int, state: CustomerState) -> None:
+        """Record a state whose change is derived figures only (`streams.valuation
+        .Derived`): they reach the changelog compactly, in the next snapshot's journal
+        (agents/engine/checkpoint.py), not as a write of the whole state."""
+        if key in self._dirty:
+            self._cache[key] = state  # the whole state is written anyway
+            return
+        if key not in self._cache:
+            self._admit(key, state)
+        else:
+            self._cache[key] = state
+        self._patches.setdefault(partition, {})[key] = derived_of(state)
+        self._patched[key] = partition
+
+    def patches_of(self, partition: int) -> dict[bytes, Derived]:
+        """The partition's customers whose stored state is behind their derived figures."""
+        return self._patches.get(partition, {})
+
+    def load_patches(self, partition: int, patches: dict[bytes, Derived]) -> None:
+        """The partition's outstanding patches, as its ledger checkpoint and journal hold
+        them (a start, or partitions assigned)."""
+        self._patches[partition] = patches
+        for key in patches:
+            if key not in self._inflight:  # (a state in flight is newer than the store's)
+                self._cache.pop(key, None)  # decoded without its patch: decode it again
+
+    def forget_patches(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._patches.pop(partition, None)
 
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
         """Record a changed state; it reaches the changelog at the next commit."""
@@ -176,11 +230,21 @@ class CustomerStore:
         number = next(self._snapshots)
         before: list[Change] = []
         after: list[Change] = []
+        written: dict[int, list[bytes]] = {}
+        for key, partition in self._dirty.items():
+            written.setdefault(partition, []).append(key)
+            self._patched.pop(key, None)
+            patches = self._patches.get(partition)
+            if patches:
+                patches.pop(key, None)  # the whole state carries its derived figures
+        patched: dict[int, list[tuple[bytes, Derived]]] = {}
+        for key, partition in self._patched.items():
+            derived = self._patches.get(partition, {}).get(key)
+            if derived is not None:
+                patched.setdefault(partition, []).append((key, derived))
+        self._patched.clear()
         if self.hook is not None:
-            written: dict[int, list[bytes]] = {}
-            for key, partition in self._dirty.items():
-                written.setdefault(partition, []).append(key)
-            before, after = self.hook(written)
+            before, after = self.hook(written, patched)
         if not self._dirty and not self._dirty_records and not before and not after:
             return Snapshot(number)
         changes = list(before)
@@ -226,6 +290,11 @@ class CustomerStore:
             )
             self._dirty.clear()
             self._dirty_records.clear()
+        # Patches not yet in a snapshot are dropped like the changes above; the others
+        # are durable in the partitions' journals and checkpoints, and the ledgers of the
+        # new assignment load them again.
+        self._patched.clear()
+        self._patches.clear()
         # States of a commit still in flight stay until it is confirmed.
         self._cache = {k: s for k, s in self._cache.items() if k in self._inflight}
 

@@ -21,6 +21,7 @@ from agents.metrics import Metrics
 from schemas.outputs import CareTask
 from streams import care, outputs
 from streams.care import DayCare
+from streams.codec import care_fingerprint
 from streams.customer import CustomerState
 from streams.ledger import SPIKE, TIER_CHANGE, PartitionLedger, care_task_key
 from streams.tiers import recheck_keys
@@ -121,6 +122,8 @@ class Tiering:
         state = book.store.get(key, ledger.partition)
         if state is None or state.closed_day is None or state.closed_day > day:
             return 0
+        care.forget_old(state.care, day, book.rules.care)  # derived from the day alone
+        decided = (state.tier, care_fingerprint(state.care))
         _, facts = retier(state, day, cuts, rules=book.rules)
         found = care_of_day(
             state,
@@ -144,7 +147,10 @@ class Tiering:
                 f"(expected {spike.test.expected_count:.1f}, p = {spike.test.p_value:.2g}): "
                 f"{spike.suggested_action}",
             )
-        book.store.put(key, ledger.partition, state)
+        if facts is None and (state.tier, care_fingerprint(state.care)) == decided:
+            book.store.patch(key, ledger.partition, state)  # nothing decided
+        else:
+            book.store.put(key, ledger.partition, state)
         value = (
             task_value(state, day, model, book.rules, merged.lifetime_years) if found.tasks else 0.0
         )

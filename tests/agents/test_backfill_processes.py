@@ -20,7 +20,7 @@ from agents.tools import backfill
 from agents.tools.backfill_exchange import Hub, Link
 from agents.tools.simulate_io import write_jsonl
 from agents.tools.simulator import SimulationConfig, Simulator
-from tests.support import without_checkpoints
+from tests.support import effective_table
 
 Outputs = dict[tuple[str, int], list[bytes]]
 
@@ -50,7 +50,7 @@ async def played(job: backfill._Job, link: Link | None) -> tuple[dict[bytes, byt
         clock = {"emitted_at", "as_of"} if "dead-letters" in topic else {"emitted_at"}
         body = {k: v for k, v in orjson.loads(value).items() if k not in clock}
         by_partition[(topic, partition)].append(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-    return without_checkpoints(pipeline.local.data), dict(by_partition)
+    return effective_table(pipeline.local, job.settings), dict(by_partition)
 
 
 async def child(job: backfill._Job, link: Link) -> tuple[dict[bytes, bytes], Outputs]:

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.engine.book import progress_key
 from agents.engine.checkpoint import (
     JOURNAL_RING,
     CheckpointPolicy,
@@ -24,10 +23,12 @@ from agents.engine.checkpoint import (
     read_journal,
 )
 from agents.engine.harness import Harness
+from agents.engine.store import DictStore
 from agents.settings import Settings, load_settings
 from agents.tools.simulator import SimEvent, SimulationConfig, Simulator
 from streams.keys import partition_of
-from tests.support import without_checkpoints
+from streams.valuation import Derived
+from tests.support import effective_table
 
 COMMIT_EVERY = 60  # events between two commits
 #: what an uninterrupted run delivers: outputs, dead letters, the table's records
@@ -37,7 +38,7 @@ Reference_ = tuple[set[bytes], set[bytes], dict[bytes, bytes]]
 @pytest.fixture(scope="module")
 def history() -> list[SimEvent]:
     config = SimulationConfig(
-        customers=60,
+        customers=250,
         days=50,
         seed=5,
         start=datetime(2026, 3, 1, tzinfo=UTC),
@@ -53,6 +54,8 @@ def settings_of(interval: float) -> Settings:
             "app_id": "checkpoint",
             "kafka": {"partitions": 3},
             "checkpoint_interval_seconds": interval,
+            # fewer than the customers: states are decoded again (with their patches)
+            "state_cache_customers": 100,
         }
     )
 
@@ -114,9 +117,8 @@ class Run:
                 for key, partition, value in snapshot.changes:
                     if partition < arrived:  # a partition's records are one batch
                         h.local.write(partition, [(key, value)], None)
-                if scan:
-                    _drop_checkpoint_references(h)
-                h = self.harness(local=h.local, offsets=offsets)
+                local = _as_written_before_checkpoints(h) if scan else h.local
+                h = self.harness(local=local, offsets=offsets)
                 for partition, journal in h.engine.book.journals.items():
                     ledger = h.engine.ledgers[partition]
                     found = journal.reference is not None
@@ -142,13 +144,13 @@ class Run:
         h.sent.clear()
 
 
-def _drop_checkpoint_references(h: Harness) -> None:
-    for partition in range(h.settings.kafka.partitions):
-        raw = h.local.data.get(progress_key(partition))
-        if raw is not None:
-            progress = orjson.loads(raw)
-            progress["checkpoint"] = None
-            h.local.write(partition, [(progress_key(partition), orjson.dumps(progress))], None)
+def _as_written_before_checkpoints(h: Harness) -> DictStore:
+    """The table as a worker without ledger checkpoints left it: every state whole, no
+    checkpoint or journal, progress records naming none."""
+    table = DictStore()
+    table.data = effective_table(h.local, h.settings)
+    table.partitions = {k: h.local.partitions[k] for k in table.data}
+    return table
 
 
 @pytest.fixture(scope="module")
@@ -159,14 +161,14 @@ def uninterrupted(history: list[SimEvent]) -> dict[float, Reference_]:
     for interval in (1.0, 3600.0):
         run = Run(settings_of(interval), history)
         h = asyncio.run(run.play())
-        found[interval] = (run.delivered, run.dead_letters, without_checkpoints(h.local.data))
+        found[interval] = (run.delivered, run.dead_letters, effective_table(h.local, run.settings))
     return found
 
 
 def assert_agrees(run: Run, h: Harness, reference: Reference_) -> None:
     outputs, dead_letters, states = reference
     assert run.delivered == outputs
-    assert without_checkpoints(h.local.data) == states
+    assert effective_table(h.local, run.settings) == states
     # An event applied after the last committed offset, whose state reached the store,
     # comes again; if its id was already forgotten (older than the lateness horizon of
     # the customer's latest event), it is refused as late: counted once, with a dead
@@ -249,15 +251,33 @@ def test_the_journal_ends_at_a_gap_or_an_older_lap() -> None:
     for n in range(5):
         for key, _, value in journal.records(2, [f"k{n}".encode()]):
             store[key] = value
-    keys, following = read_journal(2, 2, store.get)
-    assert keys == {b"k2", b"k3", b"k4"}
-    assert following == 5
+    found = read_journal(2, 2, store.get)
+    assert found.keys == {b"k2", b"k3", b"k4"}
+    assert found.next_number == 5
     lapped = Journal(next_number=JOURNAL_RING + 3)
     for key, _, value in lapped.records(2, [b"new"]):
         store[key] = value  # slot 3 now holds number RING + 3
-    keys, following = read_journal(2, 2, store.get)
-    assert keys == {b"k2"}
-    assert following == 3
+    found = read_journal(2, 2, store.get)
+    assert found.keys == {b"k2"}
+    assert found.next_number == 3
+
+
+def test_the_journal_keeps_the_latest_patch_until_a_whole_state_is_written() -> None:
+    first: Derived = (10, False, 1.5, True, 10, 50.0)
+    later: Derived = (11, False, 2.5, True, 11, 60.0)
+    journal = Journal()
+    store: dict[bytes, bytes] = {}
+    for written, patched in [
+        ([], [(b"a", first), (b"b", first)]),
+        ([b"b"], [(b"a", later)]),  # b written whole, a patched again
+        ([b"c"], []),
+    ]:
+        for key, _, value in journal.records(0, written, patched):
+            store[key] = value
+    checkpoint_patches: dict[bytes, Derived] = {b"c": first, b"d": first}
+    found = read_journal(0, 0, store.get, checkpoint_patches)
+    assert found.keys == {b"a", b"b", b"c"}
+    assert found.patches == {b"a": later, b"d": first}
 
 
 def test_a_journal_that_would_wrap_drops_the_checkpoint() -> None:

@@ -6,19 +6,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.care_config import CareSettings
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import INPUT_MODELS
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
-from streams.care import CareRules
+from streams.care import CareRules, forget_old
+from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState, apply_event
 from streams.ledger import PartitionLedger, Progress
 from streams.predictive import PopulationModel, PurchaseModel, SpendModel, p_alive
 from streams.sketch import ScoreSummary
 from streams.tiers import make_cuts
 from streams.units import day_of, to_micros
-from streams.valuation import ValueRules, evaluate, retier
+from streams.valuation import ValueRules, apply_derived, derived_of, evaluate, retier
 from tests import factories as f
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -185,3 +188,52 @@ def test_progress_round_trips() -> None:
     older = progress.to_json()
     del older["started_day"], older["emitted"]  # records written before they existed
     assert Progress.from_json(older).started_day is None
+
+
+# -- derived figures kept beside a stored state (agents/engine/store.py patch) -----------
+_EVENT = st.tuples(
+    st.sampled_from(["purchase", "refund", "call", "basic call"]),
+    st.integers(0, 200),  # day
+    st.integers(1, 500),  # amount
+)
+
+
+def _body(kind: str, day: int, amount: int, n: int) -> dict[str, Any]:
+    when = at(day + (n % 24) / 24)
+    if kind in ("purchase", "refund"):
+        return f.order(occurred_at=when, amount=amount, kind=kind, event_id=f"e{n}")
+    return f.call(occurred_at=when, event_id=f"e{n}", is_basic=kind == "basic call")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_EVENT, min_size=1, max_size=25),
+    st.lists(st.integers(0, 260), min_size=1, max_size=8),
+    st.data(),
+)
+def test_a_stored_state_plus_the_derived_figures_is_the_live_state(
+    events: list[tuple[str, int, int]], closes: list[int], data: st.DataObject
+) -> None:
+    """A close, and a tiering that keeps the tier, change only derived figures; a state
+    stored before them and brought up by `apply_derived` encodes like the live one."""
+    ingest = IngestSettings(allowed_lateness_seconds=30 * 86400)
+    state: CustomerState | None = None
+    for n, (kind, day, amount) in enumerate(sorted(events, key=lambda e: e[1])):
+        event = INPUT_MODELS[_body(kind, day, amount, n)["event_type"]].model_validate(
+            _body(kind, day, amount, n)
+        )
+        state, _ = apply_event(state, event, ingest=ingest, costs=CostSettings())
+    assert state is not None
+    days = sorted(D0 + d for d in set(closes))
+    stored_at = data.draw(st.integers(0, len(days)), label="stored after this many closes")
+    stored = None
+    for i, day in enumerate(days):
+        if i == stored_at:
+            stored = decode_state(encode_state(state))
+        evaluate(state, day, lifetime_years=3, rules=RULES)
+        state.tiered_day, state.percentile = day, data.draw(st.floats(0, 100), label="pct")
+        forget_old(state.care, day, RULES.care)
+    if stored is None:
+        stored = decode_state(encode_state(state))
+    apply_derived(stored, derived_of(state), RULES)
+    assert encode_state(stored) == encode_state(state)
