@@ -26,6 +26,7 @@ import orjson
 
 from bench import population
 from bench.deployment import Deployment
+from tests.support import wait_for
 
 RECOVERED = "vipstream_state_recovered_records_total"
 
@@ -57,6 +58,7 @@ def recovery(
         "rocksdb_empty_directory": _start(deployment, "rocksdb://", "rocksdb"),
         "rocksdb_restart": _start(deployment, "rocksdb://", "rocksdb"),
     }
+    failover = _standby_failover(deployment, customers)
     base = runs["empty_worker"]["seconds"]
     return {
         "customers": customers,
@@ -64,6 +66,7 @@ def recovery(
         "changelog_bytes": seeded.bytes,
         "seed_seconds": seeded.seconds,
         **runs,
+        "standby_failover": failover,
         "over_empty_worker": {k: run["seconds"] / base for k, run in runs.items()},
         "rocksdb_restart_over_changelog": runs["rocksdb_restart"]["seconds"]
         / runs["changelog_to_memory"]["seconds"],
@@ -106,6 +109,58 @@ def _start(deployment: Deployment, store: str, datadir: str) -> dict[str, Any]:
         "records_read": recovered,
         "records_per_second": recovered / per_customer if per_customer > 0 else None,
         "rss_bytes": rss,
+    }
+
+
+def _standby_failover(deployment: Deployment, customers: int) -> dict[str, Any]:
+    """Two workers on RocksDB with `kafka.standby_replicas = 1`, both ready and their
+    standby copies current; one is killed with SIGKILL: the seconds until the survivor
+    answers for a sample of customers of every partition (the dead worker's included),
+    the group's session timeout among them."""
+    env = deployment.env
+    env["VIPSTREAM_STORE"] = "rocksdb://"
+    env["VIPSTREAM_KAFKA__STANDBY_REPLICAS"] = "1"
+    session = float(deployment.settings().kafka.session_timeout_seconds)
+    sample = [population.customer_id(i) for i in range(0, customers, max(1, customers // 400))]
+    try:
+        survivor, victim = deployment.start(2)
+        deployment.wait_ready(timeout=3600)
+        standby_rss = deployment.total("process_resident_memory_bytes")
+
+        def recovered() -> float:
+            return float(deployment.total(RECOVERED))
+
+        # the standby copies are current once the records read stop growing
+        last = [-1.0]
+
+        def steady() -> bool:
+            now = recovered()
+            same, last[0] = now == last[0], now
+            return same and now > 0
+
+        wait_for(steady, timeout=3600, what="standby copies current", interval=2.0)
+        read_before = survivor.metric(RECOVERED)
+        victim.kill()
+        killed = time.perf_counter()
+
+        def serving() -> bool:
+            if survivor.get("/tiers")[0] != 200:
+                return False
+            return all(survivor.get(f"/customers/{c.decode()}")[0] == 200 for c in sample)
+
+        wait_for(serving, timeout=3600, what="the survivor serving", interval=0.2)
+        seconds = time.perf_counter() - killed
+        read_after = survivor.metric(RECOVERED) - read_before
+    finally:
+        env.pop("VIPSTREAM_KAFKA__STANDBY_REPLICAS", None)
+        deployment.stop()
+    return {
+        "seconds": seconds,
+        "session_timeout_seconds": session,
+        "after_session_timeout_seconds": max(0.0, seconds - session),
+        "records_read_after_kill": read_after,
+        "two_workers_rss_bytes": standby_rss,
+        "sampled_customers": len(sample),
     }
 
 

@@ -262,6 +262,20 @@ def _recovery(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 + (f", {rate:,.0f} records/s" if rate else ""),
             )
         )
+    failover = rec.get("standby_failover")
+    if failover:
+        rows.append(
+            (
+                f"    standby failover at {measured:,} (measured)",
+                f"{failover['seconds']:,.1f} s",
+                f"kill -9 to the survivor serving every partition, the "
+                f"{failover['session_timeout_seconds']:.0f} s session timeout included "
+                f"({failover['after_session_timeout_seconds']:.1f} s after it); "
+                f"{failover['records_read_after_kill']:,.0f} changelog records read after "
+                f"the kill; two workers with standbys: "
+                f"{failover['two_workers_rss_bytes'] / 1024**2:,.0f} MiB RSS",
+            )
+        )
 
 
 def _others(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:

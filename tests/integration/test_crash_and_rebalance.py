@@ -13,12 +13,14 @@ same ids, each copy identical (a crash may repeat an output, never alter or lose
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from agents.settings import KafkaSettings
 from tests.integration.conftest import RunningBroker
 from tests.integration.kafka import group_lag
 from tests.integration.outcome import Outcome, outcome
@@ -28,6 +30,7 @@ from tests.support import (
     agreeing_answer,
     cli,
     isolated_env,
+    settle,
     simulate_history,
     wait_for,
 )
@@ -302,3 +305,64 @@ def test_a_worker_joins_then_the_first_leaves_mid_stream(
     # in the reference (seen: 6-7 upsell tasks of ~1,000 care tasks, in 2 of 4 full runs).
     # Everything else must equal the reference.
     got.assert_same(history.reference, except_kinds=REVALUATION_KINDS)
+
+
+def test_a_standby_serves_a_killed_workers_customers_within_seconds(
+    broker: RunningBroker, history: History, tmp_path: Path
+) -> None:
+    """`kafka.standby_replicas = 1`, two workers, every event consumed and tiered; one is
+    killed with SIGKILL. The survivor's standby copy of the dead worker's partitions is
+    current: once the group gives it those partitions, it reads little more of the
+    changelog, builds their ledgers from the checkpoints, and answers for every customer
+    exactly as before (and as the independent computation says)."""
+    env = {**new_env(broker), "VIPSTREAM_KAFKA__STANDBY_REPLICAS": "1"}
+    session = float(KafkaSettings.model_fields["session_timeout_seconds"].default)
+    replay(env, history.path)
+    customers = sorted(history.expected)
+    survivor = Worker(env, tmp_path / "w1", tmp_path / "w1.log").start()
+    victim = Worker(env, tmp_path / "w2", tmp_path / "w2.log").start()
+    try:
+        survivor.wait_healthy()
+        victim.wait_healthy(timeout=90)
+        settle([survivor, victim], lambda: not group_lag(env), lambda: group_lag(env))
+        before = {}
+        for customer in customers:
+            before[customer] = wait_for(
+                lambda c=customer: agreeing_answer(survivor, victim, c),
+                timeout=30,
+                what=f"both workers answering for {customer}",
+                interval=0.3,
+            )
+        recovered = survivor.metric("vipstream_state_recovered_records_total")
+        built_before = len(_ledger_lines(survivor))
+        victim.kill()
+        killed = time.monotonic()
+        for customer in customers:
+            wait_for(
+                lambda c=customer: survivor.get(f"/customers/{c}") == before[c],
+                timeout=session + 60,
+                what=f"the survivor answering for {customer} as before",
+                interval=0.2,
+            )
+        serving = time.monotonic() - killed
+        caught_up = survivor.metric("vipstream_state_recovered_records_total") - recovered
+        built = _ledger_lines(survivor)[built_before:]
+    finally:
+        victim.kill()
+        survivor.stop()
+    check_figures(history.expected, before, WINDOW_DAYS)
+    print(
+        f"standby failover: every customer served {serving:.1f} s after the kill (the "
+        f"session timeout is {session:.0f} s); {caught_up:,.0f} changelog records read "
+        f"after the kill; ledgers: {built}"
+    )
+    # the dead member is noticed after the session timeout; what follows is the standby
+    # catching up and the ledgers read from their checkpoints: seconds
+    assert serving < session + 15
+    assert built
+    assert all("from its checkpoint" in line for line in built), built
+
+
+def _ledger_lines(worker: Worker) -> list[str]:
+    text = worker.log_path.read_text(errors="replace")
+    return [line for line in text.splitlines() if "value ledger of partition" in line]
