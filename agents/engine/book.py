@@ -85,6 +85,9 @@ class Book:
         self.journals: dict[int, Journal] = {}
         self.policy = CheckpointPolicy(interval_seconds=settings.checkpoint_interval_seconds)
         self._monotonic = monotonic
+        #: whether the worker is stopping or rebalancing (the commit then checkpoints
+        #: every partition with changes: agents/worker/app.py sets it)
+        self.urgent: Callable[[], bool] = lambda: False
         #: partition -> its closed day as of the previous snapshot, and as of the one
         #: before (durable: a snapshot is taken only once the previous one is)
         self._snapshotted: dict[int, int | None] = {}
@@ -219,9 +222,12 @@ class Book:
         after: list[Change] = []
         now = self._monotonic()
         max_bytes = self.settings.kafka.max_message_bytes
+        urgent = self.urgent()
         for partition, ledger in self.ledgers.items():
             own = self.journals.get(partition)
-            if own is None or ledger.busy or not self.policy.due(own, ledger.customers, now):
+            if own is None or ledger.busy:
+                continue
+            if not self.policy.due(own, ledger.customers, now, urgent=urgent):
                 continue
             journal = own
             number = journal.last_number + 1

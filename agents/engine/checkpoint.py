@@ -243,19 +243,24 @@ class CheckpointPolicy:
     """When a partition's ledger is checkpointed: at once when it has none; else once
     `fraction` of its customers (at least `min_customers`) are journaled since the last
     one, or `interval_seconds` have passed with any journaled; never more often than
-    every `min_gap_seconds` unless it has none."""
+    every `min_gap_seconds` unless it has none; at once when the worker stops or its
+    partitions move."""
 
     interval_seconds: float = 60.0
     fraction: float = 0.05
     min_customers: int = 2000
     min_gap_seconds: float = 2.0
 
-    def due(self, journal: Journal, customers: int, now: float) -> bool:
+    def due(self, journal: Journal, customers: int, now: float, *, urgent: bool = False) -> bool:
+        """`urgent`: the worker is stopping or its partitions are moving: whoever starts
+        them next should read as little as possible."""
         if journal.reference is None:
             return True
         journaled = len(journal.journaled or ())
         if not journaled:
             return False
+        if urgent:
+            return True
         elapsed = now - journal.last_checkpoint
         if elapsed >= self.interval_seconds:
             return True

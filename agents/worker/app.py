@@ -161,6 +161,9 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         assignment=owned_partitions,
         day_done=day_done,
     )
+    # a commit while stopping or rebalancing checkpoints every ledger with changes, so
+    # the next owner of a partition reads as little as possible (agents/engine/checkpoint.py)
+    engine.book.urgent = lambda: app.should_stop or app.rebalancing
     events = EventPath(settings, store, metrics, outputs, book=engine)
     # the engine notes the offset of every message it applies (for its caught-up test)
     metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))

@@ -306,3 +306,6 @@ def test_checkpoint_policy(
 ) -> None:
     journal = Journal(reference=reference, journaled={str(i).encode() for i in range(journaled)})
     assert CheckpointPolicy().due(journal, 100_000, now=since) is due
+    # stopping or rebalancing: at once, if anything changed
+    urgent = CheckpointPolicy().due(journal, 100_000, now=since, urgent=True)
+    assert urgent is (reference is None or journaled > 0)
