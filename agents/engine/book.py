@@ -105,7 +105,9 @@ class Book:
         self._processed_next: dict[tuple[str, int], int] = {}
         self._progress_records: dict[int, tuple[PartitionLedger, bytes, Callable[[], bytes]]] = {}
         rules = self.rules
+        self._building: set[int] = set()
         store.hook = self.snapshot_records
+        store.ensure_patches = self._ensure_patches
         store.apply_patch = lambda state, derived: apply_derived(state, derived, rules)
 
     @property
@@ -264,7 +266,18 @@ class Book:
             extra={"event": "journal_wrapped", "partition": partition},
         )
 
+    def _ensure_patches(self, partition: int) -> None:
+        if partition not in self.ledgers and partition not in self._building:
+            self.ledger(partition)
+
     def _build(self, partition: int) -> PartitionLedger:
+        self._building.add(partition)
+        try:
+            return self._build_now(partition)
+        finally:
+            self._building.discard(partition)
+
+    def _build_now(self, partition: int) -> PartitionLedger:
         started = time.perf_counter()
         progress = Progress()
         raw = self.store.get_record(progress_key(partition))

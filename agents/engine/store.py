@@ -122,6 +122,9 @@ class CustomerStore:
         self._patched: dict[bytes, int] = {}
         #: brings a decoded state up to its patch (streams/valuation.py apply_derived)
         self.apply_patch: Callable[[CustomerState, Derived], None] | None = None
+        #: loads a partition's patches (by building its ledger) before one of its states
+        #: is decoded: an event can arrive before the engine has built the ledger
+        self.ensure_patches: Callable[[int], None] | None = None
 
     @property
     def local(self) -> LocalStore:
@@ -138,6 +141,13 @@ class CustomerStore:
         raw = self.local.get(key, partition)
         if raw is None:
             return None
+        if self.ensure_patches is not None:
+            owner = partition if partition is not None else self.local.partition_of(key)
+            if owner is not None and owner not in self._patches:
+                self.ensure_patches(owner)  # its ledger's build loads them
+                state = self._cache.get(key)
+                if state is not None:
+                    return state
         state = decode_state(raw)
         derived = self._patch_of(key, partition)
         if derived is not None and self.apply_patch is not None:

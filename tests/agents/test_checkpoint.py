@@ -26,6 +26,7 @@ from agents.engine.harness import Harness
 from agents.engine.store import DictStore
 from agents.settings import Settings, load_settings
 from agents.tools.simulator import SimEvent, SimulationConfig, Simulator
+from streams.codec import encode_state
 from streams.keys import partition_of
 from streams.valuation import Derived
 from tests.support import effective_table
@@ -309,3 +310,25 @@ def test_checkpoint_policy(
     # stopping or rebalancing: at once, if anything changed
     urgent = CheckpointPolicy().due(journal, 100_000, now=since, urgent=True)
     assert urgent is (reference is None or journaled > 0)
+
+
+async def test_a_state_read_before_its_ledger_is_built_gets_its_patch(
+    history: list[SimEvent],
+) -> None:
+    """After a rebalance an event can arrive before the engine has rebuilt the ledger
+    (which loads the partition's patches): the state must not be decoded without them."""
+    run = Run(settings_of(3600.0), history)
+    h = await run.play()
+    expected = effective_table(h.local, run.settings)
+    patched = [
+        (key, partition)
+        for partition in range(run.settings.kafka.partitions)
+        for key in h.store.patches_of(partition)
+    ]
+    assert patched  # closes and tierings that decided nothing left patches
+    h.store.forget_cache()
+    h.engine.forget()  # ledgers and patches gone until the engine steps again
+    for key, partition in patched[:20]:
+        state = h.store.get(key, partition)
+        assert state is not None
+        assert encode_state(state) == expected[key]
