@@ -133,18 +133,19 @@ class DayCloser:
 
     def _slowest_durable_day(self, ledger: PartitionLedger) -> int:
         """The earliest day another partition may have to merge again after a crash:
-        the slowest of this worker's partitions as of their last durable snapshot, and of
-        the others as their messages say. Partitions close in lock-step, but a crash
+        the slowest partition as of its last durable snapshot (this worker's own, and
+        the others' as their messages say). Partitions close in lock-step, but a crash
         can leave one partition's snapshot durable and another's not: the one that got
         ahead keeps the summaries of the days the others must close again, else they
         would wait for its summaries forever."""
         book = self._book
         days = [d for d in book.durable_closed.values() if d is not None]
-        days.extend(
-            int(message["closed_day"])
-            for partition, message in self._marks.bus_messages().items()
-            if partition not in book.ledgers and message.get("closed_day") is not None
-        )
+        for partition, message in self._marks.bus_messages().items():
+            if partition in book.ledgers:
+                continue
+            durable = message.get("durable_closed", message.get("closed_day"))
+            if durable is not None:
+                days.append(int(durable))
         closed = ledger.progress.closed_day
         floor = min(days) if days else closed
         return (floor if floor is not None else 0) - 1

@@ -83,6 +83,9 @@ class SummaryPublisher:
             "emitted": progress.emitted,
             "started_day": progress.started_day,
             "model": progress.model,
+            # the closed day of its last durable snapshot: how far back a crash can take
+            # it, so the partitions ahead keep the summaries it would merge again
+            "durable_closed": self._book.durable_closed.get(ledger.partition),
         }
         value = orjson.dumps(message)
         self._publish(str(ledger.partition).encode(), value)
