@@ -139,11 +139,16 @@ def test_a_paused_broker_loses_nothing_and_doubles_nothing(tmp_path: Path) -> No
             assert stream.failure is None, stream.failure
             expected, distinct = expected_figures(stream.sent)
             assert distinct == len(stream.sent)
-            wait_for(
-                lambda: worker.metric("vipstream_events_applied_total") == distinct,
-                timeout=60,
-                what=f"all {distinct} events applied",
-            )
+            try:
+                wait_for(
+                    lambda: worker.metric("vipstream_events_applied_total") == distinct,
+                    timeout=60,
+                    what=f"all {distinct} events applied",
+                )
+            except AssertionError as exc:  # a hang: where the worker is stuck
+                raise AssertionError(
+                    f"{exc}\n\n{worker.dump_stacks()}\n\n{exc}\n{worker.account()}"
+                ) from None
             on_topic = len(read_topic(env, "orders", idle=1.0))  # retried sends may copy
             wait_for(
                 lambda: worker.metric("vipstream_events_consumed_total") >= on_topic,
