@@ -241,7 +241,7 @@ def _recovery(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
     rows.append((f"(e) restart to serving, 1M customers ({how}):", "", ""))
     base = rec["empty_worker"]["seconds"]
     names = {
-        "empty_worker": "an empty worker (baseline)",
+        "empty_worker": "an empty worker (100 customers; baseline)",
         "changelog_to_memory_scan": "changelog -> memory, ledgers from every state",
         "changelog_to_memory": "changelog -> memory, ledgers from checkpoints",
         "rocksdb_empty_directory": "RocksDB, empty directory (full rebuild)",

@@ -436,8 +436,9 @@ def _churn(gate: _Gate, days: window.Buckets, settings: CareSettings) -> None:
     last = last_purchase_day(days, day)
     if last is None:
         return
-    if memory.churn_anchor != last:
-        memory.churn_anchor, memory.churn_stage = last, 0
+    # the stages fired for the current last purchase (none if the anchor is an older one:
+    # the anchor moves only when a stage fires, so a purchase alone changes no memory)
+    fired = memory.churn_stage if memory.churn_anchor == last else 0
     silent = day - last
     stage = (
         2
@@ -446,9 +447,9 @@ def _churn(gate: _Gate, days: window.Buckets, settings: CareSettings) -> None:
         if silent >= settings.churn_first_days
         else 0
     )
-    if stage <= memory.churn_stage:
+    if stage <= fired:
         return
-    memory.churn_stage = stage
+    memory.churn_anchor, memory.churn_stage = last, stage
     gate.offer(
         "churn_risk",
         (last, stage),
@@ -463,11 +464,10 @@ def _churn_by_model(gate: _Gate, outlook: ChurnOutlook | None, settings: CareSet
     if outlook is None:  # no model yet, or not a buyer
         return
     memory, last = gate.memory, outlook.last_purchase_day
-    if memory.churn_anchor != last:
-        memory.churn_anchor, memory.churn_stage = last, 0
-    if memory.churn_stage or outlook.p_alive >= settings.churn_p_alive:
-        return
-    memory.churn_stage = 1  # decided for this last purchase, whatever the gates say
+    if churn_decided(memory, last) or outlook.p_alive >= settings.churn_p_alive:
+        return  # (the memory changes only when the rule decides)
+    # decided for this last purchase, whatever the gates say
+    memory.churn_anchor, memory.churn_stage = last, 1
     at_stake = outlook.value_at_risk
     floor = settings.churn_min_value_at_risk
     if at_stake < floor:
@@ -498,8 +498,17 @@ def churn_decided(memory: CareMemory, last_purchase_day: int) -> bool:
     return memory.churn_anchor == last_purchase_day and memory.churn_stage > 0
 
 
-def _replenish(gate: _Gate, settings: CareSettings) -> None:
-    memory, day = gate.memory, gate.day
+def settle_day(memory: CareMemory, day: int, rules: CareRules) -> None:
+    """What the care rules do to the memory as of `day` that decides nothing, as a
+    function of the day alone: the orders up to it folded into the supply plan, what no
+    rule looks at any more dropped. Idempotent, and settling day E then F equals
+    settling F (a tiering that decides nothing need not write the state: streams/
+    valuation.py apply_derived repeats this)."""
+    _fold_orders(memory, day, rules.care)
+    forget_old(memory, day, rules)
+
+
+def _fold_orders(memory: CareMemory, day: int, settings: CareSettings) -> None:
     for sku in sorted(memory.orders):
         pending = memory.orders[sku]
         ready = sorted(o for o in pending if o[0] <= day)
@@ -516,6 +525,11 @@ def _replenish(gate: _Gate, settings: CareSettings) -> None:
             memory.orders[sku] = later
         else:
             del memory.orders[sku]
+
+
+def _replenish(gate: _Gate, settings: CareSettings) -> None:
+    memory, day = gate.memory, gate.day
+    _fold_orders(memory, day, settings)
     due = []
     for sku in sorted(memory.stock):
         run_out, reminded = memory.stock[sku]

@@ -348,8 +348,9 @@ def _encode_care(care: CareMemory) -> dict[str, Any]:
     return {
         "last_task": care.last_task,
         "churn": [care.churn_anchor, care.churn_stage],
-        "stock": care.stock,
-        "orders": care.orders,
+        # by sku: the same memory encodes the same, whatever order the skus came in
+        "stock": dict(sorted(care.stock.items())),
+        "orders": dict(sorted(care.orders.items())),
         "ratings": care.ratings,
         "basic_days": {str(d): c for d, c in care.basic_days.items()},
         "solved": care.solved,

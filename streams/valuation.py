@@ -313,13 +313,14 @@ def derived_of(state: CustomerState) -> Derived:
 def apply_derived(state: CustomerState, derived: Derived, rules: ValueRules) -> None:
     """Bring a state stored before a close or a tiering that changed only derived
     figures up to them: the figures, and what those steps also do to the state as a
-    function of the day alone (old buckets and care memory dropped, purchases settled)."""
+    function of the day alone (old buckets dropped, purchases settled, the care memory
+    settled: streams/care.py settle_day)."""
     closed, stale, score, judged, tiered, percentile = derived
     if closed is not None:
         state.days.evict(closed - rules.retention_days + 1)
         settle(state.history, closed)
     if tiered is not None:
-        care.forget_old(state.care, tiered, rules.care)
+        care.settle_day(state.care, tiered, rules.care)
     state.closed_day, state.stale, state.score, state.judged = closed, stale, score, judged
     state.tiered_day, state.percentile = tiered, percentile
 

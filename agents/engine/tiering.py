@@ -122,7 +122,7 @@ class Tiering:
         state = book.store.get(key, ledger.partition)
         if state is None or state.closed_day is None or state.closed_day > day:
             return 0
-        care.forget_old(state.care, day, book.rules.care)  # derived from the day alone
+        care.settle_day(state.care, day, book.rules.care)  # a function of the day alone
         decided = (state.tier, care_fingerprint(state.care))
         _, facts = retier(state, day, cuts, rules=book.rules)
         found = care_of_day(

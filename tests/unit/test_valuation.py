@@ -13,7 +13,7 @@ from schemas.care_config import CareSettings
 from schemas.config import CostSettings, IngestSettings
 from schemas.inputs import INPUT_MODELS
 from schemas.value_config import ClvSettings, TieringSettings, ValueSettings
-from streams.care import CareRules, forget_old
+from streams.care import CareRules, settle_day
 from streams.codec import decode_state, encode_state
 from streams.customer import CustomerState, apply_event
 from streams.ledger import PartitionLedger, Progress
@@ -200,7 +200,10 @@ _EVENT = st.tuples(
 
 def _body(kind: str, day: int, amount: int, n: int) -> dict[str, Any]:
     when = at(day + (n % 24) / 24)
-    if kind in ("purchase", "refund"):
+    if kind == "purchase":  # with supplies that run out: the care memory's supply plan
+        items = [{"sku": f"S{amount % 3}", "quantity": 1, "consumption_days": amount % 40 + 5}]
+        return f.order(occurred_at=when, amount=amount, event_id=f"e{n}", items=items)
+    if kind == "refund":
         return f.order(occurred_at=when, amount=amount, kind=kind, event_id=f"e{n}")
     return f.call(occurred_at=when, event_id=f"e{n}", is_basic=kind == "basic call")
 
@@ -232,7 +235,7 @@ def test_a_stored_state_plus_the_derived_figures_is_the_live_state(
             stored = decode_state(encode_state(state))
         evaluate(state, day, lifetime_years=3, rules=RULES)
         state.tiered_day, state.percentile = day, data.draw(st.floats(0, 100), label="pct")
-        forget_old(state.care, day, RULES.care)
+        settle_day(state.care, day, RULES.care)
     if stored is None:
         stored = decode_state(encode_state(state))
     apply_derived(stored, derived_of(state), RULES)
