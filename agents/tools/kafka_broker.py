@@ -122,8 +122,13 @@ def resolve_jars() -> Path:
 
 
 def random_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. Never one
+    that starts with "-", which the storage tool's command line takes for an option
+    (one start in 64 failed so; Kafka's own Uuid.randomUuid() skips them likewise)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 class KafkaNode(LocalBroker):
