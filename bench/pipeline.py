@@ -111,6 +111,7 @@ def consume_backlog(
             timeout=900,
             what="the last closable day to be tiered",
         )
+    _wait_for_the_last_commit(deployment)
     metrics = deployment.metrics()
     measured = events - before
     seconds = last - ready
@@ -383,3 +384,17 @@ def _closing_event(at: float) -> SimEvent:
         "cost": 0,
     }
     return SimEvent("calls", b"ZZ-BENCH-CLOSER", orjson.dumps(body), at)
+
+
+def _wait_for_the_last_commit(deployment: Deployment, quiet_seconds: float = 12.0) -> None:
+    """Until the changelog writes stop growing for longer than two commit intervals: what
+    the last commits wrote (the day's close and tiering included) is then counted."""
+    last, since = -1.0, time.perf_counter()
+    deadline = since + 300
+    while time.perf_counter() < deadline:
+        writes = deployment.total("vipstream_state_writes_total")
+        if writes != last:
+            last, since = writes, time.perf_counter()
+        elif time.perf_counter() - since >= quiet_seconds:
+            return
+        time.sleep(1.0)
