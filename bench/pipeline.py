@@ -29,7 +29,7 @@ from agents.tools.simulator import SimEvent, Simulator
 from bench.deployment import Deployment, patiently, poll_until
 from bench.profile import sampling, summarize
 from bench.soak import INPUT_DELAY, sample
-from tests.support import Worker
+from tests.support import Worker, wait_for
 
 CONSUMED = "vipstream_events_consumed_total"
 CPU = "process_cpu_seconds_total"
@@ -389,12 +389,13 @@ def _closing_event(at: float) -> SimEvent:
 def _wait_for_the_last_commit(deployment: Deployment, quiet_seconds: float = 12.0) -> None:
     """Until the changelog writes stop growing for longer than two commit intervals: what
     the last commits wrote (the day's close and tiering included) is then counted."""
-    last, since = -1.0, time.perf_counter()
-    deadline = since + 300
-    while time.perf_counter() < deadline:
+    seen = [-1.0, time.perf_counter()]  # the writes last counted, since when
+
+    def quiet() -> bool:
         writes = deployment.total("vipstream_state_writes_total")
-        if writes != last:
-            last, since = writes, time.perf_counter()
-        elif time.perf_counter() - since >= quiet_seconds:
-            return
-        time.sleep(1.0)
+        if writes != seen[0]:
+            seen[:] = [writes, time.perf_counter()]
+            return False
+        return time.perf_counter() - seen[1] >= quiet_seconds
+
+    wait_for(quiet, timeout=300, what="the changelog writes to settle", interval=1.0)

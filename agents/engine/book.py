@@ -234,7 +234,7 @@ class Book:
             journal = own
             number = journal.last_number + 1
             saved = ledger.to_checkpoint()
-            saved["patches"] = patches_json(self.store.patches_of(partition))
+            saved["patches"] = patches_json(self.store.patches_of(partition).items())
             records = encode_checkpoint(partition, number, saved, max_bytes)
             after.extend((key, partition, value) for key, value in records)
             journal.reference = Reference(number, len(records), journal.next_number)
@@ -296,7 +296,7 @@ class Book:
             ledger = self._scan(partition, progress)
             how = "every customer's state"
         self._snapshotted[partition] = self.durable_closed[partition] = progress.closed_day
-        count = len(journal.journaled or ()) if journal.reference is not None else ledger.customers
+        count = len(journal.journaled) if journal.reference is not None else ledger.customers
         log.info(
             "value ledger of partition %d built from %s: %d customers, %d states read, "
             "closed through %s, in %.2fs",

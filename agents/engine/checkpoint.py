@@ -39,7 +39,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -133,10 +133,7 @@ def decode_checkpoint(
 def encode_journal(
     number: int, keys: Iterable[bytes], patches: Iterable[tuple[bytes, Derived]] = ()
 ) -> bytes:
-    body = {
-        "written": [key.decode() for key in keys],
-        "patched": [[key.decode(), *derived] for key, derived in patches],
-    }
+    body = {"written": [key.decode() for key in keys], "patched": patches_json(patches)}
     return _NUMBER.pack(number) + orjson.dumps(body)
 
 
@@ -185,8 +182,9 @@ def as_derived(values: list[Any]) -> Derived:
     return (closed, bool(stale), score, bool(judged), tiered, percentile)
 
 
-def patches_json(patches: dict[bytes, Derived]) -> list[list[Any]]:
-    return [[key.decode(), *derived] for key, derived in patches.items()]
+def patches_json(patches: Iterable[tuple[bytes, Derived]]) -> list[list[Any]]:
+    """(customer, derived figures) pairs as JSON rows: [customer id, *figures]."""
+    return [[key.decode(), *derived] for key, derived in patches]
 
 
 def patches_of_json(rows: list[list[Any]]) -> dict[bytes, Derived]:
@@ -203,12 +201,8 @@ class Journal:
     #: the number of the latest checkpoint written or named (the next takes the other slot)
     last_number: int = 0
     #: customers journaled since the checkpoint
-    journaled: set[bytes] | None = None
+    journaled: set[bytes] = field(default_factory=set)
     last_checkpoint: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.journaled is None:
-            self.journaled = set()
 
     def records(
         self,
@@ -220,7 +214,6 @@ class Journal:
         these derived figures."""
         changes: list[Change] = []
         journaled = self.journaled
-        assert journaled is not None
         patched = patches or []
         for start in range(0, max(len(keys), len(patched)), JOURNAL_KEYS):
             part = keys[start : start + JOURNAL_KEYS]
@@ -256,7 +249,7 @@ class CheckpointPolicy:
         them next should read as little as possible."""
         if journal.reference is None:
             return True
-        journaled = len(journal.journaled or ())
+        journaled = len(journal.journaled)
         if not journaled:
             return False
         if urgent:

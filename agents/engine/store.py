@@ -141,28 +141,18 @@ class CustomerStore:
         raw = self.local.get(key, partition)
         if raw is None:
             return None
-        if self.ensure_patches is not None:
-            owner = partition if partition is not None else self.local.partition_of(key)
-            if owner is not None and owner not in self._patches:
-                self.ensure_patches(owner)  # its ledger's build loads them
-                state = self._cache.get(key)
-                if state is not None:
-                    return state
+        owner = partition if partition is not None else self.local.partition_of(key)
+        if self.ensure_patches is not None and owner is not None and owner not in self._patches:
+            self.ensure_patches(owner)  # its ledger's build loads them
+            state = self._cache.get(key)
+            if state is not None:
+                return state
         state = decode_state(raw)
-        derived = self._patch_of(key, partition)
+        derived = None if owner is None else self._patches.get(owner, {}).get(key)
         if derived is not None and self.apply_patch is not None:
             self.apply_patch(state, derived)
         self._admit(key, state)
         return state
-
-    def _patch_of(self, key: bytes, partition: int | None) -> Derived | None:
-        if partition is not None:
-            return self._patches.get(partition, {}).get(key)
-        for patches in self._patches.values():
-            found = patches.get(key)
-            if found is not None:
-                return found
-        return None
 
     def patch(self, key: bytes, partition: int, state: CustomerState) -> None:
         """Record a state whose change is derived figures only (`streams.valuation

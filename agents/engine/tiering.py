@@ -123,7 +123,7 @@ class Tiering:
         if state is None or state.closed_day is None or state.closed_day > day:
             return 0
         care.settle_day(state.care, day, book.rules.care)  # a function of the day alone
-        decided = (state.tier, care_fingerprint(state.care))
+        remembered = care_fingerprint(state.care)
         _, facts = retier(state, day, cuts, rules=book.rules)
         found = care_of_day(
             state,
@@ -147,8 +147,8 @@ class Tiering:
                 f"(expected {spike.test.expected_count:.1f}, p = {spike.test.p_value:.2g}): "
                 f"{spike.suggested_action}",
             )
-        if facts is None and (state.tier, care_fingerprint(state.care)) == decided:
-            book.store.patch(key, ledger.partition, state)  # nothing decided
+        if facts is None and care_fingerprint(state.care) == remembered:
+            book.store.patch(key, ledger.partition, state)  # nothing decided (tier kept)
         else:
             book.store.put(key, ledger.partition, state)
         value = (

@@ -123,7 +123,7 @@ class Run:
                 for partition, journal in h.engine.book.journals.items():
                     ledger = h.engine.ledgers[partition]
                     found = journal.reference is not None
-                    read = len(journal.journaled or ()) if found else ledger.customers
+                    read = len(journal.journaled) if found else ledger.customers
                     self.started[partition] = (found, read)
                 self.customers = sum(g.customers for g in h.engine.ledgers.values())
                 at = committed  # the events after the committed offsets come again
