@@ -49,6 +49,7 @@ class TopicSettings(Section):
     tickets: TopicName = "tickets"
     contact_preferences: TopicName = "contact-preferences"
     tier_changes: TopicName = "tier-changes"
+    customer_tiers: TopicName = "customer-tiers"
     basic_question_spikes: TopicName = "basic-question-spikes"
     care_tasks: TopicName = "care-tasks"
     ticket_priorities: TopicName = "ticket-priorities"

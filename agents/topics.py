@@ -16,13 +16,14 @@ INPUT_EVENT_TYPES: dict[str, str] = {
 }
 OUTPUT_TOPICS = (
     "tier_changes",
+    "customer_tiers",
     "basic_question_spikes",
     "care_tasks",
     "ticket_priorities",
     "dead_letters",
 )
 #: Compacted: only the latest value per customer matters.
-COMPACTED = frozenset({"contact_preferences"})
+COMPACTED = frozenset({"contact_preferences", "customer_tiers"})
 
 
 @dataclass(frozen=True)

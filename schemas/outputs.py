@@ -94,6 +94,31 @@ class TierChange(OutputEvent):
     reason: str
 
 
+class CustomerTier(OutputEvent):
+    """A judged customer's current tier and value, as of its partition's last tiering
+    that changed any of them: the record of the compacted `customer-tiers` topic (keyed
+    by customer, a tombstone once the customer is erased). `event_id` is deterministic
+    per customer and day. `tier_change` events are the history; this is the table."""
+
+    event_type: Literal["customer_tier"] = "customer_tier"
+    tier: Tier
+    tier_since: Rfc3339 | None  # when the customer entered `tier` (end of that day)
+    score: float
+    score_kind: Literal["ratio", "net_value", "clv"]
+    percentile: Percent | None  # in the population of `as_of` (None: nobody judged)
+    revenue: float  # over the window ending at `as_of`
+    service_cost: float
+    ratio: float
+    window_days: Annotated[int, Field(ge=1)]
+    lifetime_revenue: float
+    lifetime_service_cost: float
+    clv: float  # the historic CLV (the contract's formula) as of `as_of`
+    #: once the purchase and spend models are fitted and the customer has bought:
+    #: P(alive) and the predicted CLV as of `as_of`; null before
+    p_alive: Annotated[float, Field(ge=0, le=1)] | None = None
+    predicted_clv: float | None = None
+
+
 class CategoryCount(Contract):
     """A category and how often it was asked in the recent window."""
 
@@ -143,6 +168,7 @@ class TicketPriority(OutputEvent):
 #: event_type -> model
 OUTPUT_MODELS: dict[str, type[Contract]] = {
     "tier_change": TierChange,
+    "customer_tier": CustomerTier,
     "basic_question_spike": BasicQuestionSpike,
     "care_task": CareTask,
     "ticket_priority": TicketPriority,

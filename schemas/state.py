@@ -1,6 +1,6 @@
 """The persisted per-customer state: what a changelog record of `customer_state` holds.
 
-Version 3 (written by streams/codec.py): one byte, the version, the length of the body
+Version 4 (written by streams/codec.py): one byte, the version, the length of the body
 (uint32), then the body compressed as one LZ4 block. The body is
 
 1. `STATE_HEADER`: flags (`STATE_FLAG`: booleans, and which optional values are
@@ -8,7 +8,8 @@ Version 3 (written by streams/codec.py): one byte, the version, the length of th
    absent), the lifetime figures, score and percentile, the lengths of what follows,
    and the purchase history (streams/history.py: first purchase day, distinct purchase
    days, the first day's spend, the latest settled purchase day, the number of pending
-   purchase days);
+   purchase days), and the fingerprint of the customer's last `customer-tiers` record
+   (agents/engine/tiering.py: a signed 64-bit hash, flag `published`);
 2. the customer id, UTF-8;
 3. per input stream, `STATE_STREAM` (index in `STATE_STREAMS`, last_at, floor, number of
    remembered ids) and the ids: int64 pairs (event-id hash, occurred_at), arrival order;
@@ -17,10 +18,12 @@ Version 3 (written by streams/codec.py): one byte, the version, the length of th
    for each field of `CustomerStateRecord.days` in order, one int64 per day;
 6. the care memory, `CareRecord` as compact JSON (nothing when it is empty).
 
-All integers are little-endian. Version 2 is version 3 without the purchase history
-(`STATE_HEADER_V2`, no item 4); version 1 is the JSON document `CustomerStateRecord`
-below. Both are still read, so stores and changelogs written by older workers upgrade in
-place; their purchase history is estimated from the lifetime figures (first seen as the
+All integers are little-endian. Version 3 is version 4 without the fingerprint
+(`STATE_HEADER_V3`: such a customer's record is published at its next tiering); version
+2 is version 3 without the purchase history (`STATE_HEADER_V2`, no item 4); version 1 is
+the JSON document `CustomerStateRecord` below. All are still read, so stores and
+changelogs written by older workers upgrade in place; a version 1 or 2 state's purchase
+history is estimated from the lifetime figures (first seen as the
 first purchase day, orders as purchase days, the mean order as the first day's spend),
 exact from the next purchase on only in its new days. Times are epoch microseconds
 (UTC), money is integer millionths of the currency unit; the record models document
@@ -36,7 +39,7 @@ from pydantic import Field
 
 from schemas.base import Contract, Identifier
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 STATE_TIERS = ("vip", "gold", "silver", "bronze", "new")
 STATE_STREAMS = ("call", "order", "ticket", "contact_preference")
 STATE_FLAG = {
@@ -52,14 +55,18 @@ STATE_FLAG = {
     "tiered_day": 512,
     "first_purchase_day": 1024,
     "settled_last_day": 2048,
+    "published": 4096,
 }
 #: flags, tier, first_seen_at, last_event_at, last_order_at, preference_at, closed_day,
 #: tier_since, tiered_day, revenue, service_cost, purchases, purchase_amount,
 #: refund_amount, contacts, basic_questions, score, percentile, customer id bytes,
 #: streams, bucket days, care JSON bytes, first purchase day, purchase days, first day's
-#: spend, settled last purchase day, pending purchase days
-STATE_HEADER = struct.Struct("<HB14q2dHBII4qH")
-#: version 2: the same without the purchase history
+#: spend, settled last purchase day, pending purchase days, the fingerprint of the
+#: customer's last `customer-tiers` record
+STATE_HEADER = struct.Struct("<HB14q2dHBII4qHq")
+#: version 3: the same without the fingerprint
+STATE_HEADER_V3 = struct.Struct("<HB14q2dHBII4qH")
+#: version 2: version 3 without the purchase history
 STATE_HEADER_V2 = struct.Struct("<HB14q2dHBII")
 #: stream index, last_at, floor, remembered ids
 STATE_STREAM = struct.Struct("<BqqI")

@@ -33,6 +33,7 @@ from schemas.state import (
     STATE_FLAG,
     STATE_HEADER,
     STATE_HEADER_V2,
+    STATE_HEADER_V3,
     STATE_STREAM,
     STATE_STREAMS,
     STATE_TIERS,
@@ -47,7 +48,7 @@ from streams.window import FIELDS, DayBuckets
 
 _LITTLE = sys.byteorder == "little"
 _VERSION_BYTE = bytes([STATE_VERSION])
-_V2_BYTE = bytes([2])
+_OLDER_BYTES = (bytes([3]), bytes([2]))
 _STREAM_CODE = {name: code for code, name in enumerate(STATE_STREAMS)}
 _TIER_CODE = {name: code for code, name in enumerate(STATE_TIERS)}
 _KNOWN_FLAGS = sum(STATE_FLAG.values())
@@ -98,6 +99,8 @@ def encode_state(state: CustomerState) -> bytes:
     flags_history = STATE_FLAG["first_purchase_day"] if history.first_day is not None else 0
     if history.settled_last is not None:
         flags_history |= STATE_FLAG["settled_last_day"]
+    if state.published is not None:
+        flags_history |= STATE_FLAG["published"]
     flags = (
         STATE_FLAG["do_not_call"] * state.do_not_call
         | STATE_FLAG["stale"] * state.stale
@@ -134,6 +137,7 @@ def encode_state(state: CustomerState) -> bytes:
             history.first_amount,
             history.settled_last or 0,
             len(history.pending),
+            state.published or 0,
         ),
         name,
     ]
@@ -151,14 +155,15 @@ def encode_state(state: CustomerState) -> bytes:
 
 
 def pack_body(body: bytes) -> bytes:
-    """A version-3 state from its uncompressed body (the inverse of `unpack_body`)."""
+    """A current-version state from its uncompressed body (the inverse of `unpack_body`
+    for a state of this version)."""
     compressed: bytes = lz4.block.compress(body, store_size=False)
     return _VERSION_BYTE + _SIZE.pack(len(body)) + compressed
 
 
 def unpack_body(data: bytes) -> bytes:
-    """The uncompressed body of a version-2 or -3 state (StateDecodeError otherwise)."""
-    if data[:1] not in (_VERSION_BYTE, _V2_BYTE):
+    """The uncompressed body of a version-2, -3 or -4 state (StateDecodeError otherwise)."""
+    if data[:1] != _VERSION_BYTE and data[:1] not in _OLDER_BYTES:
         raise StateDecodeError(f"unknown state version {data[:1]!r}")
     try:
         (size,) = _SIZE.unpack_from(data, 1)
@@ -196,9 +201,10 @@ def decode_state(data: bytes) -> CustomerState:
 
 
 def _decode_binary(body: bytes, *, version: int) -> CustomerState:
-    header = STATE_HEADER if version == STATE_VERSION else STATE_HEADER_V2
+    header = {STATE_VERSION: STATE_HEADER, 3: STATE_HEADER_V3}.get(version, STATE_HEADER_V2)
     fields = list(header.unpack_from(body))
-    if version == STATE_VERSION:
+    published = fields.pop() if version == STATE_VERSION else 0
+    if version >= 3:
         (
             *fields,
             first_purchase_day,
@@ -247,7 +253,7 @@ def _decode_binary(body: bytes, *, version: int) -> CustomerState:
         if name in streams:
             raise StateDecodeError(f"stream {name} stored twice")
         streams[name] = StreamMemory(last_at, floor, dict(zip(seen[0::2], seen[1::2], strict=True)))
-    if version == STATE_VERSION:
+    if version >= 3:
         pending, at = _array(body, at, pending_count)
         if any(b <= a for a, b in itertools.pairwise(pending)):
             raise StateDecodeError("pending purchase days out of order")
@@ -300,6 +306,7 @@ def _decode_binary(body: bytes, *, version: int) -> CustomerState:
         percentile=percentile if flags & STATE_FLAG["percentile"] else None,
         care=care,
         history=history,
+        published=present("published", published),
     )
 
 

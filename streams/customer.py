@@ -96,6 +96,8 @@ class CustomerState:
     care: CareMemory = field(default_factory=CareMemory)  # streams/care.py
     #: repeat purchases, for the purchase and spend models (streams/history.py)
     history: PurchaseHistory = field(default_factory=PurchaseHistory)
+    #: fingerprint of the customer's last `customer-tiers` record (None: none yet)
+    published: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.days, window.DayBuckets):  # a plain mapping, e.g. in a test

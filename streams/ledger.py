@@ -51,6 +51,10 @@ class Progress:
     #: the ledger checkpoint this progress is consistent with (agents/engine/checkpoint.py
     #: `Reference`), None: there is none, a start builds the ledger from every state
     checkpoint: dict[str, int] | None = None
+    #: every judged customer of the partition has its record on `customer-tiers` (False
+    #: for a partition written by a version without that topic: its next tiering
+    #: publishes them all once)
+    snapshot_complete: bool = True
 
     def count_emitted(self, key: str) -> None:
         self.emitted[key] = self.emitted.get(key, 0) + 1
@@ -68,6 +72,7 @@ class Progress:
             "outbox": self.outbox,
             "model": self.model,
             "checkpoint": self.checkpoint,
+            "snapshot_complete": self.snapshot_complete,
         }
 
     @classmethod
@@ -84,11 +89,13 @@ class Progress:
             list(data.get("outbox") or []),  # likewise
             data.get("model"),  # likewise
             data.get("checkpoint"),  # likewise
+            data.get("snapshot_complete", False),  # likewise: not published yet
         )
 
 
 #: Keys of `Progress.emitted`: the output's event type, with the kind for care tasks.
 TIER_CHANGE = "tier_change"
+CUSTOMER_TIER = "customer_tier"
 SPIKE = "basic_question_spike"
 _CARE_TASK = "care_task:"
 

@@ -8,22 +8,28 @@ engine only sends what it is given.
 from __future__ import annotations
 
 import base64
+import hashlib
+import struct
 
 from schemas.outputs import (
     BasicQuestionSpike,
     CareTask,
     CategoryCount,
+    CustomerTier,
     DeadLetter,
     OutputEvent,
     TicketPriority,
     TierChange,
 )
 from streams.care import DayCare, TicketDecision
+from streams.customer import CustomerState
 from streams.decode import Rejected
 from streams.ids import deterministic_id
-from streams.units import MICROS_PER_DAY, amount, from_micros
-from streams.valuation import TierChangeFacts, ValueRules
-from streams.value import benefit_cost_ratio
+from streams.predictive import PopulationModel
+from streams.units import MICROS_PER_DAY, amount, day_of, from_micros
+from streams.valuation import TierChangeFacts, ValueRules, outlook
+from streams.value import benefit_cost_ratio, customer_lifetime_value
+from streams.window import REVENUE, SERVICE_COST, WindowTotals
 
 
 def day_end(day: int) -> int:
@@ -50,6 +56,89 @@ def tier_change(
         ratio=benefit_cost_ratio(totals.revenue, totals.service_cost, rules.value.cost_floor),
         window_days=rules.value.window_days,
         reason=facts.reason,
+    )
+
+
+_FIGURES = struct.Struct("<16sqdqqqq")
+
+
+def lifetime_as_of(state: CustomerState, day: int) -> tuple[int, int]:
+    """(lifetime revenue, lifetime service cost) through the end of `day`: the state's
+    lifetime figures less what events of later (open) days added."""
+    last = state.days.last_day
+    if last is None or last <= day:
+        return state.revenue, state.service_cost
+    days = state.days
+    return (
+        state.revenue - days.field_sum(REVENUE, day + 1, last),
+        state.service_cost - days.field_sum(SERVICE_COST, day + 1, last),
+    )
+
+
+def tier_fingerprint(state: CustomerState, day: int, totals: WindowTotals) -> int:
+    """What a `customer-tiers` record says that only the customer's own history moves
+    (tier, tier since, score, the window's and the lifetime's money as of `day`), hashed:
+    a record is published when this changes. The figures that move with the day or the
+    population alone (percentile, CLV, P(alive)) ride along but do not trigger one, or
+    whether a record went out would depend on which days the engine happened to look
+    at the customer, and a replay would not reproduce it."""
+    revenue, service_cost = lifetime_as_of(state, day)
+    packed = _FIGURES.pack(
+        state.tier.encode(),
+        -1 if state.tier_since is None else state.tier_since,
+        0.0 if state.score is None else state.score,
+        totals.revenue,
+        totals.service_cost,
+        revenue,
+        service_cost,
+    )
+    digest = hashlib.blake2b(packed, digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def customer_tier(
+    state: CustomerState,
+    day: int,
+    *,
+    totals: WindowTotals,
+    rules: ValueRules,
+    lifetime_years: float,
+    model: PopulationModel | None,
+    emitted_at: int,
+) -> CustomerTier:
+    """The `customer-tiers` record of a judged customer tiered for closed day `day`: its
+    tier and score as decided, the window's (`totals`, as of `day`) and lifetime's
+    figures and its CLV as of the day's end."""
+    floor = rules.value.cost_floor
+    clv = customer_lifetime_value(
+        totals,
+        days_known=max(1, day - day_of(state.first_seen_at) + 1),
+        window_days=rules.value.window_days,
+        lifetime_years=lifetime_years,
+        settings=rules.clv,
+    )
+    found = None if model is None else outlook(state, day, model, rules)
+    percentile = state.percentile
+    revenue, service_cost = lifetime_as_of(state, day)
+    return CustomerTier(
+        event_id=deterministic_id("customer_tier", state.customer_id, day),
+        customer_id=state.customer_id,
+        as_of=from_micros(day_end(day)),
+        emitted_at=from_micros(emitted_at),
+        tier=state.tier,  # type: ignore[arg-type]
+        tier_since=None if state.tier_since is None else from_micros(day_end(state.tier_since - 1)),
+        score=state.score if state.score is not None else 0.0,
+        score_kind=rules.value.score,
+        percentile=None if percentile is None else max(0.0, min(100.0, percentile)),
+        revenue=amount(totals.revenue),
+        service_cost=amount(totals.service_cost),
+        ratio=benefit_cost_ratio(totals.revenue, totals.service_cost, floor),
+        window_days=rules.value.window_days,
+        lifetime_revenue=amount(revenue),
+        lifetime_service_cost=amount(service_cost),
+        clv=clv.value,
+        p_alive=None if found is None else found[1].p_alive,
+        predicted_clv=None if found is None else found[1].clv,
     )
 
 

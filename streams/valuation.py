@@ -295,8 +295,10 @@ def care_of_day(
 #: `evaluate`, and `retier` when the tier stays): (closed_day, stale, score, judged,
 #: tiered_day, percentile). They are not worth a changelog write of the whole state: the
 #: engine keeps them beside it (agents/engine/store.py `patch`) and `apply_derived`
-#: brings a stored state up to them.
-Derived = tuple[int | None, bool, float | None, bool, int | None, float | None]
+#: brings a stored state up to them. With them, the fingerprint of the customer's last
+#: `customer-tiers` record (a record is an output, not a decision: publishing one is no
+#: reason to write the state whole either).
+Derived = tuple[int | None, bool, float | None, bool, int | None, float | None, int | None]
 
 
 def derived_of(state: CustomerState) -> Derived:
@@ -307,6 +309,7 @@ def derived_of(state: CustomerState) -> Derived:
         state.judged,
         state.tiered_day,
         state.percentile,
+        state.published,
     )
 
 
@@ -315,14 +318,14 @@ def apply_derived(state: CustomerState, derived: Derived, rules: ValueRules) -> 
     figures up to them: the figures, and what those steps also do to the state as a
     function of the day alone (old buckets dropped, purchases settled, the care memory
     settled: streams/care.py settle_day)."""
-    closed, stale, score, judged, tiered, percentile = derived
+    closed, stale, score, judged, tiered, percentile, published = derived
     if closed is not None:
         state.days.evict(closed - rules.retention_days + 1)
         settle(state.history, closed)
     if tiered is not None:
         care.settle_day(state.care, tiered, rules.care)
     state.closed_day, state.stale, state.score, state.judged = closed, stale, score, judged
-    state.tiered_day, state.percentile = tiered, percentile
+    state.tiered_day, state.percentile, state.published = tiered, percentile, published
 
 
 @dataclass(frozen=True, slots=True)

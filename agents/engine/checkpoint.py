@@ -178,8 +178,9 @@ def read_journal(
 
 
 def as_derived(values: list[Any]) -> Derived:
-    closed, stale, score, judged, tiered, percentile = values
-    return (closed, bool(stale), score, bool(judged), tiered, percentile)
+    closed, stale, score, judged, tiered, percentile, *rest = values
+    published = rest[0] if rest else None  # absent in patches written before it existed
+    return (closed, bool(stale), score, bool(judged), tiered, percentile, published)
 
 
 def patches_json(patches: Iterable[tuple[bytes, Derived]]) -> list[list[Any]]:

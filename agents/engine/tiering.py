@@ -23,10 +23,10 @@ from streams import care, outputs
 from streams.care import DayCare
 from streams.codec import care_fingerprint
 from streams.customer import CustomerState
-from streams.ledger import SPIKE, TIER_CHANGE, PartitionLedger, care_task_key
+from streams.ledger import CUSTOMER_TIER, SPIKE, TIER_CHANGE, PartitionLedger, care_task_key
 from streams.tiers import recheck_keys
 from streams.units import MICROS_PER_SECOND, day_of
-from streams.valuation import care_of_day, due_day, retier, task_value
+from streams.valuation import care_of_day, due_day, retier, task_value, totals_as_of
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class Tiering:
             progress.tiered_day = day
         finally:
             ledger.busy = False
+        if not progress.snapshot_complete and not await self._publish_snapshot(ledger, merged):
+            return
         self._release_tickets(ledger, day)
         progress.tier_counts = dict(ledger.tier_counts)
         book.touch_progress(ledger)
@@ -147,6 +149,7 @@ class Tiering:
                 f"(expected {spike.test.expected_count:.1f}, p = {spike.test.p_value:.2g}): "
                 f"{spike.suggested_action}",
             )
+        self._maybe_publish(ledger, key, state, day, merged)
         if facts is None and care_fingerprint(state.care) == remembered:
             book.store.patch(key, ledger.partition, state)  # nothing decided (tier kept)
         else:
@@ -165,6 +168,61 @@ class Tiering:
         self._outputs.emit("tier_changes", ledger.partition, key, event)
         self._metrics.tier_changes.labels(from_tier=facts.previous, to_tier=facts.tier).inc()
         return 1
+
+    def _maybe_publish(
+        self, ledger: PartitionLedger, key: bytes, state: CustomerState, day: int, merged: GlobalDay
+    ) -> None:
+        """The customer's record on the compacted `customer-tiers`, if what it says
+        changed since the last one (streams/outputs.py tier_fingerprint). The caller
+        writes or patches the state, which remembers the fingerprint."""
+        if not state.judged:
+            return
+        rules = self._book.rules
+        totals = totals_as_of(state, day, rules)
+        fingerprint = outputs.tier_fingerprint(state, day, totals)
+        if fingerprint == state.published:
+            return
+        state.published = fingerprint
+        event = outputs.customer_tier(
+            state,
+            day,
+            totals=totals,
+            rules=rules,
+            lifetime_years=merged.lifetime_years,
+            model=merged.model,
+            emitted_at=self._now(),
+        )
+        self._outputs.emit("customer_tiers", ledger.partition, key, event)
+        self._count_emitted(ledger, CUSTOMER_TIER)
+
+    async def _publish_snapshot(self, ledger: PartitionLedger, merged: GlobalDay) -> bool:
+        """Every judged customer's record, once, for a partition whose customers were
+        tiered before `customer-tiers` existed (False: revoked part-way, the new owner
+        starts again)."""
+        book = self._book
+        generation = book.generation
+        judged = sorted(key for key, tier in ledger.tiers.items() if tier != "new")
+        for chunk in chunks(judged):
+            for key in chunk:
+                state = book.store.get(key, ledger.partition)
+                if state is None or state.tiered_day is None:
+                    continue
+                published = state.published
+                self._maybe_publish(ledger, key, state, state.tiered_day, merged)
+                if state.published != published:
+                    book.store.patch(key, ledger.partition, state)
+            await asyncio.sleep(0)
+            if book.generation != generation:
+                return False
+        ledger.progress.snapshot_complete = True
+        book.touch_progress(ledger)
+        log.info(
+            "partition %d published all %d judged customers to customer-tiers",
+            ledger.partition,
+            len(judged),
+            extra={"event": "snapshot_published", "partition": ledger.partition},
+        )
+        return True
 
     def _count_emitted(self, ledger: PartitionLedger, key: str) -> None:
         ledger.progress.count_emitted(key)

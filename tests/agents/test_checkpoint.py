@@ -264,8 +264,8 @@ def test_the_journal_ends_at_a_gap_or_an_older_lap() -> None:
 
 
 def test_the_journal_keeps_the_latest_patch_until_a_whole_state_is_written() -> None:
-    first: Derived = (10, False, 1.5, True, 10, 50.0)
-    later: Derived = (11, False, 2.5, True, 11, 60.0)
+    first: Derived = (10, False, 1.5, True, 10, 50.0, None)
+    later: Derived = (11, False, 2.5, True, 11, 60.0, -77)
     journal = Journal()
     store: dict[bytes, bytes] = {}
     for written, patched in [

@@ -26,15 +26,18 @@ pytestmark = pytest.mark.integration
 #: per topic (events, sha256 of the sorted normalised events), and of all together
 RECORDED = {
     "tier-changes": "4426 f5a9f0efc368482322f9280033302d26eec7d07847ebe20f2e2c89df7beae4b8",
+    # added 2026-12-06 (issue 25); every other topic's digest unchanged by it
+    "customer-tiers": "95208 2710575e37adaf8e0f1a62a23893331829f7e004673611ae685503105640a7db",
     "basic-question-spikes": "99 c865e83a9263d736ea5279da78241aa965817eb4b69f1dfdadf2cec2560f78c8",
     # churn_risk by the population model since 2026-12-06 (the fixed stages before)
     "care-tasks": "6577 487db1694cbf10830c96a46cc880f7b728390ba10fdd1bfd5d8c6d6fbec3ca39",
     "ticket-priorities": "16765 4ad87ef5a35c2aedb80a242f970317d1750eb192737e732aa0dc629dbb87270a",
     "dead-letters": "59 8ee60fdcd824c758d41063102913a80fe6a789021ebd78ff88f06b983557295a",
-    "all": "48305138331db1335188e89d67aa6bca9a86229e00b8a0b76fb6467e22770fbc",
+    "all": "f2294741dbbc803e3f77505cd0fc730540c0caff0e68013e35c1781c8a4ef6fc",
 }
 TOPICS = (
     "tier-changes",
+    "customer-tiers",
     "basic-question-spikes",
     "care-tasks",
     "ticket-priorities",

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from schemas.state import (
     STATE_FLAG,
     STATE_HEADER,
+    STATE_HEADER_V3,
     STATE_STREAM,
     STATE_STREAMS,
     STATE_TIERS,
@@ -67,6 +68,7 @@ states = st.builds(
     tier_since=st.none() | st.integers(0, 40_000),
     tiered_day=st.none() | st.integers(0, 40_000),
     percentile=st.none() | st.floats(0, 100),
+    published=st.none() | int64,
     care=st.builds(
         CareMemory,
         last_task=st.dictionaries(st.sampled_from(["upsell", "churn_risk"]), st.integers(0, 9)),
@@ -95,7 +97,7 @@ def test_round_trip_is_lossless(state: CustomerState) -> None:
 
 
 def read_documented_layout(data: bytes) -> dict[str, Any]:
-    """Decode a version 3 record by following schemas/state.py alone."""
+    """Decode a current-version record by following schemas/state.py alone."""
     assert data[0] == STATE_VERSION
     (size,) = struct.unpack_from("<I", data, 1)
     body = lz4.block.decompress(data[5:], uncompressed_size=size)
@@ -127,6 +129,7 @@ def read_documented_layout(data: bytes) -> dict[str, Any]:
         "first_day_amount",
         "settled_last_day",
         "pending_days",
+        "published",
     ]
     record: dict[str, Any] = dict(zip(names, STATE_HEADER.unpack_from(body), strict=True))
     at = STATE_HEADER.size
@@ -167,6 +170,7 @@ def test_encoding_is_the_documented_layout(state: CustomerState) -> None:
     for name in ("last_order_at", "preference_at", "closed_day", "tier_since", "tiered_day"):
         assert optional(name) == getattr(state, name)
     assert optional("score") == state.score
+    assert optional("published") == state.published
     history = state.history
     assert optional("first_purchase_day") == history.first_day
     assert optional("settled_last_day") == history.settled_last
@@ -231,6 +235,25 @@ def test_version_1_json_is_still_read() -> None:
     assert state.days[19675] == [12000000, 3000000, 2, 1, 1, 12000000] + [0] * (FIELDS - 6)
     assert decode_state(encode_state(state)) == state
     assert encode_state(state)[0] == STATE_VERSION
+
+
+@given(states)
+@settings(max_examples=30, deadline=None)
+def test_a_version_3_state_reads_as_never_published(state: CustomerState) -> None:
+    """A store written before `customer-tiers`: everything but the fingerprint, which a
+    version 3 header does not have (its record goes out at the next tiering)."""
+    data = encode_state(state)
+    (size,) = struct.unpack_from("<I", data, 1)
+    body = lz4.block.decompress(data[5:], uncompressed_size=size)
+    *fields, _ = STATE_HEADER.unpack_from(body)
+    flags = fields[0] & ~STATE_FLAG["published"]
+    v3_body = STATE_HEADER_V3.pack(flags, *fields[1:]) + body[STATE_HEADER.size :]
+    compressed = lz4.block.compress(v3_body, store_size=False)
+    v3 = bytes([3]) + struct.pack("<I", len(v3_body)) + compressed
+    old = decode_state(v3)
+    state.published = None
+    assert old == state
+    assert decode_state(encode_state(old)) == old
 
 
 def test_id_memory_keeps_arrival_order() -> None:

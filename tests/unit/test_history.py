@@ -155,7 +155,8 @@ def test_a_version_2_state_reads_with_an_estimated_history() -> None:
     (size,) = struct.unpack_from("<I", data, 1)
     body = lz4.block.decompress(data[5:], uncompressed_size=size)
     fields = STATE_HEADER.unpack_from(body)
-    v2_body = STATE_HEADER_V2.pack(*fields[: len(fields) - 5]) + body[STATE_HEADER.size :]
+    # version 2's header lacks the purchase history (5 fields) and the fingerprint
+    v2_body = STATE_HEADER_V2.pack(*fields[: len(fields) - 6]) + body[STATE_HEADER.size :]
     v2 = (
         bytes([2]) + struct.pack("<I", len(v2_body)) + lz4.block.compress(v2_body, store_size=False)
     )
@@ -164,7 +165,7 @@ def test_a_version_2_state_reads_with_an_estimated_history() -> None:
         first_day=D0, days=3, first_amount=money(40), settled_last=D0 + 10
     )
     assert old.purchases == state.purchases
-    assert decode_state(encode_state(old)) == old  # rewritten as version 3
+    assert decode_state(encode_state(old)) == old  # rewritten in the current version
 
 
 def test_purchase_days_kept_apart_are_capped_and_the_history_stays_exact() -> None:
