@@ -18,12 +18,31 @@ from schemas.state import CustomerStateRecord
 REPOSITORY_DIR = Path(__file__).parent / "json"
 
 
+def open_to_additions(schema: Any) -> Any:
+    """The schema without `additionalProperties: false` anywhere: an output may gain
+    optional fields within its schema version (README "Schema evolution"), so a consumer
+    that validates with the schema it was written against must accept them."""
+    if isinstance(schema, dict):
+        return {
+            key: open_to_additions(value)
+            for key, value in schema.items()
+            if not (key == "additionalProperties" and value is False)
+        }
+    if isinstance(schema, list):
+        return [open_to_additions(value) for value in schema]
+    return schema
+
+
 def all_schemas() -> dict[str, dict[str, Any]]:
-    """file name -> JSON Schema, for every input event, output event and the state record."""
+    """file name -> JSON Schema, for every input event, output event and the state record.
+    Inputs are closed (an unknown field is a schema violation, so a typo is not lost);
+    outputs are open to additions."""
     models: dict[str, type[BaseModel]] = {**INPUT_MODELS, **OUTPUT_MODELS}
     schemas = {}
     for event_type, model in sorted(models.items()):
         schema = model.model_json_schema(mode="serialization")
+        if event_type in OUTPUT_MODELS:
+            schema = open_to_additions(schema)
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"urn:vipstream:schema:{event_type}"
         schemas[f"{event_type}.schema.json"] = schema
