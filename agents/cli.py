@@ -148,6 +148,15 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of co
     p.add_argument("--max-events", type=int, help="exit after this many events")
     p.set_defaults(run=_tail)
 
+    p = sub.add_parser(
+        "export", help="every customer's current tier, read from customer-tiers (no worker)"
+    )
+    p.add_argument("table", choices=("tiers",), help="what to export")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_export)
+
     p = sub.add_parser("schemas", help="write the JSON Schemas of every event")
     p.add_argument("directory", nargs="?", type=Path, default=Path("."))
     p.set_defaults(run=_schemas)
@@ -347,6 +356,41 @@ def _tail(args: argparse.Namespace) -> int:
                 return
 
     asyncio.run(run())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from agents.tools.export import ExportError, export_tiers
+
+    settings = load_settings()
+    _tool_logging()
+    try:
+        if args.output is None:
+            written, invalid = asyncio.run(
+                export_tiers(settings, sys.stdout, fmt=args.format, progress=not args.quiet)
+            )
+        else:
+            # a new file appears whole or not at all: an interrupted export leaves none
+            directory = args.output.resolve().parent
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=".export-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                    written, invalid = asyncio.run(
+                        export_tiers(settings, out, fmt=args.format, progress=not args.quiet)
+                    )
+                Path(temporary).replace(args.output)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+    except ExportError as exc:
+        print(f"vipstream export: {exc}", file=sys.stderr)
+        return 1
+    where = "stdout" if args.output is None else str(args.output)
+    skipped = f" ({invalid} records without a customer key skipped)" if invalid else ""
+    print(f"{written:,} customers written to {where}{skipped}", file=sys.stderr)
     return 0
 
 

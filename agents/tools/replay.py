@@ -64,6 +64,10 @@ class Progress:
         self._started = time.monotonic()
         self._last = 0.0
 
+    def set_total(self, total: int) -> None:
+        """What `update`'s first argument reaches at the end, once it is known."""
+        self._total = max(total, 1)
+
     def update(self, done_bytes: int, sent: int, invalid: int, *, final: bool = False) -> None:
         now = time.monotonic()
         if not final and now - self._last < (0.2 if self._tty else 5.0):
