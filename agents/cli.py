@@ -157,6 +157,18 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of co
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_export)
 
+    p = sub.add_parser(
+        "erase", help="forget customers: state, customer-tiers record and preference removed"
+    )
+    p.add_argument("customer_ids", nargs="+", metavar="CUSTOMER_ID")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the workers to confirm (0: do not wait)",
+    )
+    p.set_defaults(run=_erase)
+
     p = sub.add_parser("schemas", help="write the JSON Schemas of every event")
     p.add_argument("directory", nargs="?", type=Path, default=Path("."))
     p.set_defaults(run=_schemas)
@@ -391,6 +403,39 @@ def _export(args: argparse.Namespace) -> int:
     where = "stdout" if args.output is None else str(args.output)
     skipped = f" ({invalid} records without a customer key skipped)" if invalid else ""
     print(f"{written:,} customers written to {where}{skipped}", file=sys.stderr)
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from agents.kafka.admin import TopicError
+    from agents.tools.erase import request_erasure
+
+    settings = load_settings()
+    _tool_logging()
+    try:
+        confirmed = asyncio.run(
+            request_erasure(settings, list(args.customer_ids), wait_seconds=args.wait)
+        )
+    except ValidationError as exc:
+        print(f"vipstream erase: not a customer id: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    except TopicError as exc:
+        print(f"vipstream erase: {exc}", file=sys.stderr)
+        return 1
+    pending = [c for c in args.customer_ids if c not in confirmed]
+    print(f"erasure requested for {len(args.customer_ids)} customer(s)", file=sys.stderr)
+    if args.wait <= 0:
+        return 0
+    if pending:
+        print(
+            f"not confirmed within {args.wait:.0f}s (is a worker running and caught up?): "
+            + " ".join(pending),
+            file=sys.stderr,
+        )
+        return 1
+    print("confirmed: every one's state and customer-tiers record are tombstoned", file=sys.stderr)
     return 0
 
 

@@ -284,7 +284,20 @@ class Metrics:
             "vipstream_processing_errors",
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",
         )
-        r.register(FastCollector([self.processing_errors]))
+        self.customers_erased = FastCounter(
+            "vipstream_customers_erased",
+            "Erasure requests applied (vipstream erase): the customer's state and "
+            "customer-tiers record got tombstones.",
+        )
+        self.events_erased = FastCounter(
+            "vipstream_events_erased",
+            "Input events of an erased customer dated before its erasure, dropped unread "
+            "(a replay of older input).",
+            ["topic"],
+        )
+        r.register(
+            FastCollector([self.processing_errors, self.customers_erased, self.events_erased])
+        )
         self.agent_crashes = Counter(
             "vipstream_agent_crashes_total",
             "The event agent failed outside its per-message guard and Faust restarted it "

@@ -39,16 +39,22 @@ def summaries_topic(settings: Settings) -> str:
     return f"{settings.app_id}-value-summaries"
 
 
+def erasures_topic(settings: Settings) -> str:
+    """Internal: `vipstream erase` requests, partitioned like the inputs (by customer)."""
+    return f"{settings.app_id}-erasures"
+
+
 def topic_plan(settings: Settings) -> list[TopicPlan]:
     """Every contract topic with its full name and partition count, and the internal
-    summaries topic (one partition, compacted: only the latest message per partition
-    matters)."""
+    topics: the summaries (one partition, compacted: only the latest message per
+    partition matters) and the erasure requests (co-partitioned with the inputs; not
+    compacted: a request is applied once, and retention then deletes the customer id
+    it names)."""
     keys = [*INPUT_EVENT_TYPES, *OUTPUT_TOPICS]
-    plan = [
-        TopicPlan(k, settings.topics.name(k), settings.kafka.partitions, k in COMPACTED)
-        for k in keys
-    ]
+    partitions = settings.kafka.partitions
+    plan = [TopicPlan(k, settings.topics.name(k), partitions, k in COMPACTED) for k in keys]
     plan.append(TopicPlan("value_summaries", summaries_topic(settings), 1, True))
+    plan.append(TopicPlan("erasures", erasures_topic(settings), partitions, False))
     return plan
 
 

@@ -99,3 +99,15 @@ INPUT_MODELS: dict[str, type[InputEvent]] = {
     "ticket": TicketEvent,
     "contact_preference": ContactPreferenceEvent,
 }
+
+
+class ErasureRequest(Contract):
+    """`vipstream erase`: forget a customer. Not a contract input: written by the CLI to
+    the worker group's own `<app_id>-erasures` topic, keyed and partitioned by the
+    customer like every input, so the customer's partition owner applies it."""
+
+    event_type: Literal["erasure"] = "erasure"
+    event_id: Identifier
+    customer_id: Identifier
+    #: input events of the customer dated at or before this are dropped from now on
+    requested_at: Rfc3339

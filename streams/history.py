@@ -169,6 +169,13 @@ class HistorySample:
         bisect.insort(self._hashes, hashed)
         self._entries[hashed] = entry
 
+    def forget(self, key: bytes) -> None:
+        """Drop the customer (an erasure): the sample holds one buyer fewer until the next
+        buyer with a smaller hash than its largest is noted."""
+        hashed = customer_hash(key)
+        if self._entries.pop(hashed, None) is not None:
+            self._hashes.remove(hashed)
+
     def to_json(self) -> list[SampleEntry]:
         return [self._entries[h] for h in self._hashes]
 

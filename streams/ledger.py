@@ -55,6 +55,9 @@ class Progress:
     #: for a partition written by a version without that topic: its next tiering
     #: publishes them all once)
     snapshot_complete: bool = True
+    #: erased customers (streams.ids.erasure_hash of the id, not the id) -> when the
+    #: erasure was requested (epoch µs): their input events dated before are dropped
+    erased: dict[str, int] = field(default_factory=dict)
 
     def count_emitted(self, key: str) -> None:
         self.emitted[key] = self.emitted.get(key, 0) + 1
@@ -73,6 +76,7 @@ class Progress:
             "model": self.model,
             "checkpoint": self.checkpoint,
             "snapshot_complete": self.snapshot_complete,
+            "erased": self.erased,
         }
 
     @classmethod
@@ -90,6 +94,7 @@ class Progress:
             data.get("model"),  # likewise
             data.get("checkpoint"),  # likewise
             data.get("snapshot_complete", False),  # likewise: not published yet
+            dict(data.get("erased") or {}),  # likewise
         )
 
 
@@ -197,6 +202,17 @@ class PartitionLedger:
             return
         self.tiers[key] = new
         self.tier_counts[new] += 1
+
+    def erase_customer(self, key: bytes, erased_hash: str, requested_at: int) -> None:
+        """Forget a customer for good: everything above, its purchase history in the
+        model's sample and its care tasks waiting for the dialer budget; remember when
+        (by a hash of its id), so older input does not bring it back."""
+        self.forget_customer(key)
+        self.sample.forget(key)
+        customer_id = key.decode()
+        self.progress.outbox = [e for e in self.progress.outbox if e[3] != customer_id]
+        known = self.progress.erased.get(erased_hash)
+        self.progress.erased[erased_hash] = max(requested_at, known or requested_at)
 
     def forget_customer(self, key: bytes) -> None:
         """Drop everything the ledger holds about a customer (before it is derived again

@@ -211,7 +211,8 @@ class CommitBarrier:
 
 # -- exactly once -----------------------------------------------------------------------
 
-Record = tuple[str, int, bytes | None, bytes]  # topic, partition, key, value
+#: topic, partition, key, value (None: a tombstone)
+Record = tuple[str, int, bytes | None, bytes | None]
 
 
 class Fenced(RuntimeError):

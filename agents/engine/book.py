@@ -32,6 +32,7 @@ from agents.topics import INPUT_EVENT_TYPES
 from streams import care
 from streams.care import CareRules
 from streams.customer import CustomerState
+from streams.ids import erasure_hash
 from streams.ledger import PartitionLedger, Progress
 from streams.units import MICROS_PER_DAY, MICROS_PER_SECOND, day_of, from_micros
 from streams.valuation import (
@@ -144,6 +145,21 @@ class Book:
             closed = progress.closed_day
             ledger.mark_stale(key, day if closed is None else max(day, closed + 1))
         self.touch_progress(ledger)
+
+    def erase(self, partition: int, key: bytes, requested_at: int) -> None:
+        """Forget a customer (an erasure request): its state gets a tombstone at the next
+        commit, the ledger forgets it, and the partition's progress remembers a hash of
+        its id with the time, so its older input is dropped (`erased_at`)."""
+        ledger = self.ledger(partition)
+        ledger.erase_customer(key, erasure_hash(key.decode()), requested_at)
+        self.store.delete(key, partition)
+        self.touch_progress(ledger)
+
+    def erased_at(self, partition: int, customer_id: str) -> int | None:
+        """When the customer was erased (epoch µs), if it was; its input dated at or
+        before that is not applied. A hash per event only where someone was erased."""
+        erased = self.ledger(partition).progress.erased
+        return erased.get(erasure_hash(customer_id)) if erased else None
 
     def bucket_floor_day(self, partition: int) -> int | None:
         """Events dated before this day are too old for any window still to be closed."""

@@ -19,8 +19,8 @@ from agents.engine.store import CustomerStore
 from agents.logs import Throttle
 from agents.metrics import Metrics
 from agents.settings import Settings
-from agents.topics import input_topic_names
-from schemas.inputs import OPENING_STATUSES, InputEvent, TicketEvent
+from agents.topics import erasures_topic, input_topic_names
+from schemas.inputs import OPENING_STATUSES, ErasureRequest, InputEvent, TicketEvent
 from streams import outputs
 from streams.care import CareRules
 from streams.customer import CustomerState, Outcome, apply_event, refuse_before
@@ -61,6 +61,8 @@ class DayBook(Protocol):
         created: bool = False,
     ) -> None: ...
     def bucket_floor_day(self, partition: int) -> int | None: ...
+    def erase(self, partition: int, key: bytes, requested_at: int) -> None: ...
+    def erased_at(self, partition: int, customer_id: str) -> int | None: ...
     def ticket_arrived(
         self, partition: int, key: bytes, state: CustomerState, occurred_at: int
     ) -> None: ...
@@ -94,6 +96,8 @@ class EventPath:
         self.outputs = outputs
         self._clock = clock
         self._input_types = input_topic_names(settings)
+        self._erasures = erasures_topic(settings)
+        self._preferences = settings.topics.name("contact_preferences")
         self._counters = {t: _TopicCounters(metrics, t) for t in self._input_types}
         self._lateness = settings.ingest.allowed_lateness_seconds * MICROS_PER_SECOND
         self.max_event_at: int | None = None
@@ -123,13 +127,17 @@ class EventPath:
     def _handle(self, message: InputMessage) -> None:
         started = time.perf_counter()
         counters = self._counters.get(message.topic)
-        if counters is None:  # cannot happen: the agent only subscribes to input topics
-            log.error("message from unexpected topic %s ignored", message.topic)
+        if counters is None:
+            self._not_an_input(message)
             return
         counters.consumed.inc()
         value = self.book
         if value is not None:
             value.note_offset(message.topic, message.partition, message.offset)
+        if message.value is None and message.key and message.topic == self._preferences:
+            # a tombstone on the compacted preferences (an erasure writes one): no event
+            # to apply, and an opt-out stays until a preference event says otherwise
+            return
         now = self._clock()
         self.metrics.input_delay.observe(max(0.0, now - message.timestamp))
         decoded = decode_input(
@@ -144,6 +152,8 @@ class EventPath:
             self._dead_letter(message, decoded, now)
             return
         key = decoded.customer_id.encode()
+        if value is not None and self._before_erasure(value, message, decoded):
+            return
         try:
             state = self.store.get(key, message.partition)
             created = state is None
@@ -184,6 +194,51 @@ class EventPath:
         else:
             self._dead_letter(message, self._late(decoded, state), now)
         self.metrics.processing.observe(time.perf_counter() - started)
+
+    # -- erasure -----------------------------------------------------------------------
+    def _not_an_input(self, message: InputMessage) -> None:
+        if message.topic == self._erasures:
+            self._erase(message)
+        else:  # cannot happen: the agent only subscribes to these topics
+            log.error("message from unexpected topic %s ignored", message.topic)
+
+    def _before_erasure(self, book: DayBook, message: InputMessage, event: InputEvent) -> bool:
+        """Older input of an erased customer (a replay): not applied, and no dead letter,
+        which would copy its personal data to another topic; counted."""
+        erased = book.erased_at(message.partition, event.customer_id)
+        if erased is None or to_micros(event.occurred_at) > erased:
+            return False
+        self.metrics.events_erased.labels(topic=message.topic).inc()
+        return True
+
+    def _erase(self, message: InputMessage) -> None:
+        """An erasure request (`vipstream erase`): the customer's state and its
+        customer-tiers record get tombstones; its older input is dropped from now on."""
+        value = self.book
+        if value is not None:
+            value.note_offset(message.topic, message.partition, message.offset)
+        now = self._clock()
+        try:
+            request = ErasureRequest.model_validate_json(message.value or b"")
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            self._dead_letter(message, Rejected("schema_violation", str(exc)[:1000]), now)
+            return
+        key = request.customer_id.encode()
+        if message.key != key:
+            detail = "the message key is not the customer_id of the erasure request"
+            self._dead_letter(message, Rejected("key_mismatch", detail, request.customer_id), now)
+            return
+        if value is not None:
+            value.erase(message.partition, key, to_micros(request.requested_at))
+        else:
+            self.store.delete(key, message.partition)
+        self.outputs.tombstone("customer_tiers", message.partition, key)
+        self.metrics.customers_erased.inc()
+        log.info(  # not the customer id: the log would keep what was erased
+            "a customer of partition %d erased",
+            message.partition,
+            extra={"event": "customer_erased", "partition": message.partition},
+        )
 
     # -- outputs -----------------------------------------------------------------------
     def _dead_letter(self, message: InputMessage, rejected: Rejected, now: float | None) -> None:

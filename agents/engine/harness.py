@@ -23,9 +23,11 @@ from agents.engine.store import CustomerStore, DictStore
 from agents.engine.value import ValueEngine
 from agents.metrics import Metrics
 from agents.settings import Settings
-from agents.topics import INPUT_EVENT_TYPES
+from agents.topics import INPUT_EVENT_TYPES, erasures_topic
+from schemas.inputs import ErasureRequest
 from streams.customer import CustomerState
 from streams.keys import partition_of
+from streams.units import MICROS_PER_SECOND, from_micros
 
 
 class OfflinePositions:
@@ -46,7 +48,7 @@ class OfflinePositions:
 
 
 #: (topic key, partition, message key, value) of a produced output
-Sent = tuple[str, int, bytes | None, bytes]
+Sent = tuple[str, int, bytes | None, bytes | None]
 
 
 class Harness:
@@ -118,7 +120,22 @@ class Harness:
         self.events.handle(InputMessage(topic, partition, offset, key, value, seconds))
         self.applied += 1
 
-    def _keep(self, topic_key: str, partition: int, key: bytes | None, value: bytes) -> None:
+    def erase(self, customer_id: str, requested_at: float) -> None:
+        """An erasure request, as `vipstream erase` writes it (requested_at: epoch s)."""
+        key = customer_id.encode()
+        topic = erasures_topic(self.settings)
+        partition = partition_of(key, self.settings.kafka.partitions)
+        offset = self._offsets[(topic, partition)]
+        self._offsets[(topic, partition)] = offset + 1
+        request = ErasureRequest(
+            event_id=f"erase-{customer_id}-{requested_at}",
+            customer_id=customer_id,
+            requested_at=from_micros(int(requested_at * MICROS_PER_SECOND)),
+        )
+        value = request.model_dump_json().encode()
+        self.events.handle(InputMessage(topic, partition, offset, key, value, requested_at))
+
+    def _keep(self, topic_key: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         self.sent.append((topic_key, partition, key, value))
 
     def _publish(self, key: bytes, value: bytes) -> None:
@@ -159,7 +176,7 @@ class Harness:
 
     def outputs(self, topic_key: str) -> list[dict[str, Any]]:
         """The outputs sent to a topic so far, decoded, in order."""
-        return [orjson.loads(v) for t, _, _, v in self.sent if t == topic_key]
+        return [orjson.loads(v) for t, _, _, v in self.sent if t == topic_key and v is not None]
 
     def _closed(self) -> list[int | None]:
         return [g.progress.closed_day for g in self.engine.ledgers.values()]
@@ -190,6 +207,7 @@ async def run(
         harness.apply(topic_key, key, value)
     await harness.settle()
     by_topic: dict[str, list[dict[str, Any]]] = {}
-    for topic_key, _, _, value in harness.sent:
-        by_topic.setdefault(topic_key, []).append(orjson.loads(value))
+    for topic_key, _, _, sent in harness.sent:
+        if sent is not None:  # (a tombstone: an erased customer's customer-tiers record)
+            by_topic.setdefault(topic_key, []).append(orjson.loads(sent))
     return by_topic, harness

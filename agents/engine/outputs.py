@@ -30,3 +30,8 @@ class Outputs:
                 topic=self._topics.name(topic_key)
             )
         counter.inc()
+
+    def tombstone(self, topic_key: str, partition: int, key: bytes) -> None:
+        """Queue a tombstone (no value) for the key on a compacted output: an erased
+        customer's record goes away when the topic is compacted."""
+        self._send(topic_key, partition, key, None)

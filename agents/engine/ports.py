@@ -19,8 +19,9 @@ class InputPositions(Protocol):
         """The group's committed offset of the partition, as this worker knows it."""
 
 
-#: (topic key, partition, message key, value): queues one output message
-OutputSend = Callable[[str, int, bytes | None, bytes], None]
+#: (topic key, partition, message key, value): queues one output message (value None: a
+#: tombstone, on a compacted output)
+OutputSend = Callable[[str, int, bytes | None, bytes | None], None]
 
 #: (message key, value): publishes one value-summary message to every worker
 Publish = Callable[[bytes, bytes], object]

@@ -26,7 +26,8 @@ from streams.valuation import Derived, derived_of
 
 log = logging.getLogger(__name__)
 
-Change = tuple[bytes, int, bytes]  # key, changelog partition, encoded value
+#: key, changelog partition, encoded value (None: a tombstone, the key is deleted)
+Change = tuple[bytes, int, bytes | None]
 #: Called at each snapshot with the customers it writes and the derived figures it
 #: patches (`CustomerStore.patch`), by changelog partition: records to write before those
 #: states, and records to write after them (before the other records, a partition's
@@ -55,9 +56,12 @@ class LocalStore(Protocol):
     engine's harness and the backfill)."""
 
     def get(self, key: bytes, partition: int | None) -> bytes | None: ...
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
-        """Write states of one changelog partition, and the changelog offset they are
-        current through, as one atomic step where the store supports it."""
+    def write(
+        self, partition: int, items: list[tuple[bytes, bytes | None]], offset: int | None
+    ) -> None:
+        """Write states of one changelog partition (a value None deletes its key), and the
+        changelog offset they are current through, as one atomic step where the store
+        supports it."""
 
     def keys_of(self, partition: int) -> Iterable[bytes]: ...
     def partition_of(self, key: bytes) -> int | None: ...
@@ -83,10 +87,16 @@ class DictStore:
     def get(self, key: bytes, partition: int | None) -> bytes | None:
         return self.data.get(key)
 
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+    def write(
+        self, partition: int, items: list[tuple[bytes, bytes | None]], offset: int | None
+    ) -> None:
         for key, value in items:
-            self.data[key] = value
-            self.partitions[key] = partition
+            if value is None:
+                self.data.pop(key, None)
+                self.partitions.pop(key, None)
+            else:
+                self.data[key] = value
+                self.partitions[key] = partition
 
     def keys_of(self, partition: int) -> list[bytes]:
         return [key for key, p in self.partitions.items() if p == partition]
@@ -120,6 +130,10 @@ class CustomerStore:
         self._patches: dict[int, dict[bytes, Derived]] = {}
         #: customers patched since the last snapshot -> partition
         self._patched: dict[bytes, int] = {}
+        #: customers deleted since the last snapshot (an erasure) -> partition; and those
+        #: whose tombstone is in flight -> the number of the snapshot that carries it
+        self._deleted: dict[bytes, int] = {}
+        self._inflight_deleted: dict[bytes, int] = {}
         #: brings a decoded state up to its patch (streams/valuation.py apply_derived)
         self.apply_patch: Callable[[CustomerState, Derived], None] | None = None
         #: loads a partition's patches (by building its ledger) before one of its states
@@ -138,6 +152,8 @@ class CustomerStore:
         state = self._cache.get(key)
         if state is not None:
             return state
+        if key in self._deleted or key in self._inflight_deleted:
+            return None  # the local store still has it until the tombstone is confirmed
         raw = self.local.get(key, partition)
         if raw is None:
             return None
@@ -184,8 +200,18 @@ class CustomerStore:
         for partition in partitions:
             self._patches.pop(partition, None)
 
+    def delete(self, key: bytes, partition: int) -> None:
+        """Forget a customer (an erasure): a tombstone reaches the changelog at the next
+        commit, and the local store drops the key once it is confirmed."""
+        self._dirty.pop(key, None)
+        self._patched.pop(key, None)
+        self._patches.get(partition, {}).pop(key, None)
+        self._cache.pop(key, None)
+        self._deleted[key] = partition
+
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
         """Record a changed state; it reaches the changelog at the next commit."""
+        self._deleted.pop(key, None)  # a customer again (new events after its erasure)
         self._dirty[key] = partition  # before admitting: eviction must never pick it
         if key not in self._cache:
             self._admit(key, state)
@@ -231,7 +257,7 @@ class CustomerStore:
         before: list[Change] = []
         after: list[Change] = []
         written: dict[int, list[bytes]] = {}
-        for key, partition in self._dirty.items():
+        for key, partition in [*self._dirty.items(), *self._deleted.items()]:
             written.setdefault(partition, []).append(key)
             self._patched.pop(key, None)
             patches = self._patches.get(partition)
@@ -245,33 +271,47 @@ class CustomerStore:
         self._patched.clear()
         if self.hook is not None:
             before, after = self.hook(written, patched)
-        if not self._dirty and not self._dirty_records and not before and not after:
+        if (
+            not self._dirty
+            and not self._deleted
+            and not self._dirty_records
+            and not before
+            and not after
+        ):
             return Snapshot(number)
-        changes = list(before)
+        changes: list[Change] = list(before)
         for key, partition in self._dirty.items():
             changes.append((key, partition, encode_state(self._cache[key])))
             self._inflight[key] = number
+        for key, partition in self._deleted.items():
+            changes.append((key, partition, None))
+            self._inflight_deleted[key] = number
         changes.extend(after)
         for key, _, value in (*before, *after):
-            self._inflight_records[key] = value
+            if value is not None:
+                self._inflight_records[key] = value
         for key, (partition, encode) in self._dirty_records.items():
             value = encode()
             changes.append((key, partition, value))
             self._inflight_records[key] = value
         self._dirty.clear()
+        self._deleted.clear()
         self._dirty_records.clear()
         return Snapshot(number, changes)
 
     def confirm(self, snapshot: Snapshot, offsets: dict[int, int]) -> None:
         """The broker acknowledged the snapshot: write it to the local store, with the
         highest changelog offset acknowledged per partition (`offsets`)."""
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
         for key, partition, value in snapshot.changes:
             by_partition.setdefault(partition, []).append((key, value))
         for partition, items in sorted(by_partition.items()):
             self.local.write(partition, items, offsets.get(partition))
         for key, _, value in snapshot.changes:
-            if self._inflight.get(key) == snapshot.number:
+            if value is None:
+                if self._inflight_deleted.get(key) == snapshot.number:
+                    del self._inflight_deleted[key]
+            elif self._inflight.get(key) == snapshot.number:
                 del self._inflight[key]
             elif self._inflight_records.get(key) is value:
                 del self._inflight_records[key]
@@ -290,6 +330,8 @@ class CustomerStore:
             )
             self._dirty.clear()
             self._dirty_records.clear()
+        self._deleted.clear()  # an erasure not in a snapshot is applied again (its offset
+        # was not committed)
         # Patches not yet in a snapshot are dropped like the changes above; the others
         # are durable in the partitions' journals and checkpoints, and the ledgers of the
         # new assignment load them again.

@@ -128,6 +128,12 @@ class ValueEngine:
     def bucket_floor_day(self, partition: int) -> int | None:
         return self.book.bucket_floor_day(partition)
 
+    def erase(self, partition: int, key: bytes, requested_at: int) -> None:
+        self.book.erase(partition, key, requested_at)
+
+    def erased_at(self, partition: int, customer_id: str) -> int | None:
+        return self.book.erased_at(partition, customer_id)
+
     def ticket_arrived(
         self, partition: int, key: bytes, state: CustomerState, occurred_at: int
     ) -> None:

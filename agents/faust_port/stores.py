@@ -29,11 +29,17 @@ class MemoryLocal:
         value = self._store.data.get(key)
         return value if value is None or isinstance(value, bytes) else bytes(value)
 
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+    def write(
+        self, partition: int, items: list[tuple[bytes, bytes | None]], offset: int | None
+    ) -> None:
         data, partitions = self._store.data, self._store._key_partition
         for key, value in items:
-            data[key] = value
-            partitions[key] = partition
+            if value is None:  # a tombstone
+                data.pop(key, None)
+                partitions.pop(key, None)
+            else:
+                data[key] = value
+                partitions[key] = partition
 
     def keys_of(self, partition: int) -> list[bytes]:
         return [key for key, p in self._store._key_partition.items() if p == partition]
@@ -60,12 +66,18 @@ class RocksLocal:
         found = store._get_bucket_for_key(key)
         return None if found is None else bytes(found[1])
 
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], offset: int | None) -> None:
+    def write(
+        self, partition: int, items: list[tuple[bytes, bytes | None]], offset: int | None
+    ) -> None:
         store = self._store
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in items:
-            batch.put(key, value)
-            store._key_index[key] = partition
+            if value is None:  # a tombstone
+                batch.delete(key)
+                store._key_index.pop(key, None)
+            else:
+                batch.put(key, value)
+                store._key_index[key] = partition
         if offset is not None:
             batch.put(store.offset_key, str(offset).encode())
         store._db_for_partition(partition).write(batch)

@@ -77,7 +77,13 @@ def worker_acls(settings: Settings) -> list[Acl]:
         for key in OUTPUT_TOPICS
     ]
     acls += [
-        Acl("topic", internal, "prefixed", "Read", "recover the state, follow the summaries"),
+        Acl(
+            "topic",
+            internal,
+            "prefixed",
+            "Read",
+            "recover the state, follow the summaries, read erasure requests",
+        ),
         Acl("topic", internal, "prefixed", "Write", "the state changelog, the summaries"),
         Acl("topic", internal, "prefixed", "Create", "create the internal topics"),
         Acl("group", settings.app_id, "literal", "Read", "join the group, commit offsets"),

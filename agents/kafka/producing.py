@@ -47,7 +47,8 @@ _BATCH_OVERHEAD = 128
 #: on a changelog topic created to take it): it goes in a batch of its own.
 BATCH_BYTES = 1_000_000
 
-Record = tuple[str, int, bytes | None, bytes]  # topic, partition, key, value
+#: topic, partition, key, value (None: a tombstone)
+Record = tuple[str, int, bytes | None, bytes | None]
 
 
 class MessageTooLargeError(RuntimeError):
@@ -95,11 +96,11 @@ class BatchProducer:
         partition's last batch holds one record (see `KafkaSettings.exact_log_end`).
         Those batches are queued after every other, so that each waits for its
         partition's batch ahead of it in the same produce round."""
-        by_destination: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        by_destination: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
         for topic, partition, key, value in records:
             by_destination.setdefault((topic, partition), []).append((key, value))
         acks: list[Awaitable[Written]] = []
-        lasts: list[tuple[str, int, tuple[bytes | None, bytes]]] = []
+        lasts: list[tuple[str, int, tuple[bytes | None, bytes | None]]] = []
         for (topic, partition), batch in by_destination.items():
             if last_alone and len(batch) > 1:
                 lasts.append((topic, partition, batch.pop()))
@@ -109,7 +110,7 @@ class BatchProducer:
         return acks
 
     async def send(
-        self, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes]]
+        self, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
     ) -> list[Awaitable[Written]]:
         """Queue the records for one partition, in order, as few batches as fit; one
         future per batch. Returns once they are queued, not delivered."""
@@ -117,10 +118,10 @@ class BatchProducer:
         acks: list[Awaitable[Written]] = []
         batch, count = producer.create_batch(), 0
         for key, value in records:
-            if len(key or b"") + len(value) + _BATCH_OVERHEAD > self._max_bytes:
+            if len(key or b"") + len(value or b"") + _BATCH_OVERHEAD > self._max_bytes:
                 # start-up refuses caps that allow this for a state (max_state_bytes)
                 raise MessageTooLargeError(
-                    f"a message of {len(value):,} bytes for key {(key or b'')[:80]!r} on "
+                    f"a message of {len(value or b''):,} bytes for key {(key or b'')[:80]!r} on "
                     f"{topic} exceeds kafka.max_message_bytes={self._max_bytes:,}"
                 )
             if batch.append(timestamp=None, key=key, value=value) is None:  # full
@@ -246,7 +247,7 @@ class OutputQueue:
         topic: str,
         partition: int,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         *,
         owner: int | None = None,
     ) -> None:

@@ -121,10 +121,10 @@ class _Outputs:
         self._names = {k: settings.topics.name(k) for k in type(settings.topics).model_fields}
         self.keep = keep
         self.last_alone = settings.kafka.exact_log_end
-        self.pending: list[tuple[str, int, bytes | None, bytes]] = []
+        self.pending: list[tuple[str, int, bytes | None, bytes | None]] = []
         self.counts: Counter[str] = Counter()
 
-    def send(self, topic_key: str, partition: int, key: bytes | None, value: bytes) -> None:
+    def send(self, topic_key: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         self.counts[self._names[topic_key]] += 1
         if self.keep:
             self.pending.append((self._names[topic_key], partition, key, value))

@@ -31,7 +31,7 @@ from agents.kafka.summaries import follow_summaries
 from agents.kafka.transactions import PartitionTransactions
 from agents.metrics import Metrics
 from agents.settings import Settings
-from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, summaries_topic
+from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, erasures_topic, summaries_topic
 from agents.worker.health import Health
 from agents.worker.web import register_views, routing_client
 
@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     count_recovery(table, metrics)
     output_names = {key: settings.topics.name(key) for key in OUTPUT_TOPICS}
 
-    def send(topic_key: str, partition: int, key: bytes | None, value: bytes) -> None:
+    def send(topic_key: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         queue.queue(output_names[topic_key], partition, key, value)
 
     outputs = Outputs(settings, metrics, send)
@@ -195,6 +195,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     health = Health(app, client)
     inputs = app.topic(
         *[settings.topics.name(key) for key in INPUT_EVENT_TYPES],
+        erasures_topic(settings),  # `vipstream erase`: applied in order with the events
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",

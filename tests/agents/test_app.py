@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.settings import Settings, load_settings
+from agents.topics import erasures_topic
 from agents.worker.app import STATE_TABLE, create_app
 
 
@@ -12,7 +13,8 @@ def test_topics_and_partitions(app: object, settings: Settings) -> None:
     agent = app.agents[next(iter(app.agents))]  # type: ignore[attr-defined]
     subscribed = set(agent.channel.topics)
     assert subscribed == {
-        settings.topics.name(k) for k in ("calls", "orders", "tickets", "contact_preferences")
+        *(settings.topics.name(k) for k in ("calls", "orders", "tickets", "contact_preferences")),
+        erasures_topic(settings),  # `vipstream erase`
     }
     assert app.conf.topic_partitions == settings.kafka.partitions  # type: ignore[attr-defined]
 

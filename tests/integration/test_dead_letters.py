@@ -31,10 +31,13 @@ def garbage(topic: str) -> list[tuple[bytes | None, bytes | None, str]]:
     """(key, value, expected reason): one message per reason for the given input topic.
 
     No keyless message on the compacted contact-preferences topic: Apache Kafka refuses
-    those itself (a compacted topic keeps the latest value per key)."""
+    those itself (a compacted topic keeps the latest value per key); and no tombstone
+    there: it deletes a customer's preference record (an erasure writes one), it is not
+    bad input."""
     valid = TOPICS[topic]
     other = TOPICS["orders" if topic != "orders" else "calls"]
     keyless = [] if topic == "contact_preferences" else [(None, f.raw(valid()), "key_mismatch")]
+    tombstone = [] if topic == "contact_preferences" else [(b"C1", None, "empty_payload")]
     return [
         (b"C1", b"\xff\xfe not json", "invalid_json"),
         (b"C1", b"[1, 2, 3]", "not_an_object"),
@@ -43,7 +46,7 @@ def garbage(topic: str) -> list[tuple[bytes | None, bytes | None, str]]:
         (b"C1", f.raw(f.without(valid(), "occurred_at")), "schema_violation"),
         (b"C9", f.raw(valid()), "key_mismatch"),
         *keyless,
-        (b"C1", None, "empty_payload"),
+        *tombstone,
         (b"C1", f.raw(valid(occurred_at="1990-01-01T00:00:00Z")), "timestamp_out_of_range"),
         (b"C1", b"{" + b" " * 300_000 + b"}", "payload_too_large"),
     ]

@@ -240,3 +240,32 @@ def test_a_stored_state_plus_the_derived_figures_is_the_live_state(
         stored = decode_state(encode_state(state))
     apply_derived(stored, derived_of(state), RULES)
     assert encode_state(stored) == encode_state(state)
+
+
+def test_an_erased_customer_leaves_nothing_in_the_ledger_but_a_hash_and_a_time() -> None:
+    from streams.history import Repeat
+    from streams.ids import erasure_hash
+
+    ledger = PartitionLedger(0, 0.01)
+    for key, score in ((b"gone", 3.0), (b"kept", 1.0)):
+        ledger.count_tier(key, "gold")
+        ledger.index(key, score)
+        ledger.set_buyer(key, True, False)
+        ledger.set_due(key, D0 + 5)
+        ledger.mark_stale(key, D0 + 1)
+        ledger.tickets_waiting[key] = D0 + 2
+        ledger.sample.note(key, Repeat(x=2, t_x=30, age=90, repeat_spend=10), D0)
+        ledger.progress.outbox.append([1.0, f"task-{key!r}", "upsell", key.decode(), "{}"])
+    ledger.erase_customer(b"gone", erasure_hash("gone"), 1_000)
+    ledger.erase_customer(b"gone", erasure_hash("gone"), 500)  # a repeated, older request
+    assert ledger.tiers == {b"kept": "gold"}
+    assert set(ledger.scores) == {b"kept"}
+    assert set(ledger.buyers) == {b"kept"}
+    assert ledger.pop_due(D0 + 9) == {b"kept"}
+    assert ledger.pop_stale(D0 + 9) == {b"kept"}
+    assert set(ledger.tickets_waiting) == {b"kept"}
+    assert len(ledger.sample) == 1
+    assert [entry[3] for entry in ledger.progress.outbox] == ["kept"]
+    assert ledger.progress.erased == {erasure_hash("gone"): 1_000}
+    assert "gone" not in str(ledger.progress.to_json())  # only the hash is kept
+    assert Progress.from_json(ledger.progress.to_json()).erased == ledger.progress.erased
