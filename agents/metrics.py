@@ -284,6 +284,12 @@ class Metrics:
             "vipstream_processing_errors",
             "Unexpected errors while applying a valid event (dead-lettered, worker kept up).",
         )
+        self.loop_stall = FastHistogram(
+            "vipstream_event_loop_stall_seconds",
+            "How late the event loop woke a 10 ms timer: how long something synchronous "
+            "held it (every event and output waited as long).",
+            (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+        )
         self.customers_erased = FastCounter(
             "vipstream_customers_erased",
             "Erasure requests applied (vipstream erase): the customer's state and "
@@ -296,7 +302,14 @@ class Metrics:
             ["topic"],
         )
         r.register(
-            FastCollector([self.processing_errors, self.customers_erased, self.events_erased])
+            FastCollector(
+                [
+                    self.processing_errors,
+                    self.customers_erased,
+                    self.events_erased,
+                    self.loop_stall,
+                ]
+            )
         )
         self.agent_crashes = Counter(
             "vipstream_agent_crashes_total",

@@ -28,7 +28,7 @@ from agents.tools.simulate_io import produce
 from agents.tools.simulator import SimEvent, Simulator
 from bench.deployment import Deployment, patiently, poll_until
 from bench.profile import sampling, summarize
-from bench.soak import INPUT_DELAY, sample
+from bench.soak import INPUT_DELAY, LOOP_STALL, sample
 from tests.support import Worker, wait_for
 
 CONSUMED = "vipstream_events_consumed_total"
@@ -202,6 +202,12 @@ async def latency(
                 "tickets": len(run.opened),
                 "input_delay_p50_seconds": after.quantile(before, INPUT_DELAY, 0.5),
                 "input_delay_p99_seconds": after.quantile(before, INPUT_DELAY, 0.99),
+                # how long something synchronous held the worker's event loop meanwhile
+                # (a 10 ms timer's lateness; upper bounds of histogram buckets)
+                "loop_stall_p99_seconds": after.quantile(before, LOOP_STALL, 0.99),
+                "loop_stalls_over_20ms": after.above(before, LOOP_STALL, 0.02),
+                "loop_stalls_over_100ms": after.above(before, LOOP_STALL, 0.1),
+                "loop_stall_longest_at_most_seconds": after.longest(before, LOOP_STALL),
             }
         )
         if len(results) == 1:

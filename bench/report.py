@@ -182,6 +182,16 @@ def _latency(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
             "processing time - input timestamp",
         )
     )
+    if lat.get("loop_stall_p99_seconds") is not None:
+        rows.append(
+            (
+                f"(c) event loop held, at {lat['rate']:,.0f} events/s (10 ms timer)",
+                f"p99 <= {_s(lat['loop_stall_p99_seconds'])}, "
+                f"longest <= {_s(lat['loop_stall_longest_at_most_seconds'])}",
+                f"{lat['loop_stalls_over_20ms']:,.0f} stalls > 20 ms, "
+                f"{lat['loop_stalls_over_100ms']:,.0f} > 100 ms (target: none > ~20 ms)",
+            )
+        )
 
 
 def _day_close(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:

@@ -41,7 +41,8 @@ RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
 INPUT_DELAY = "vipstream_input_delay_seconds"
 EVENT_LAG = "vipstream_event_lag_seconds"
-HISTOGRAMS = (INPUT_DELAY, EVENT_LAG)
+LOOP_STALL = "vipstream_event_loop_stall_seconds"
+HISTOGRAMS = (INPUT_DELAY, EVENT_LAG, LOOP_STALL)
 
 
 @dataclass
@@ -65,6 +66,29 @@ class Sample:
             if count >= q * total:
                 return bound
         return None
+
+    def _deltas(self, before: Sample, histogram: str) -> list[tuple[float, float]]:
+        now, then = self.buckets.get(histogram, {}), before.buckets.get(histogram, {})
+        return sorted((b, n - then.get(b, 0.0)) for b, n in now.items())
+
+    def above(self, before: Sample, histogram: str, bound: float) -> float:
+        """Observations between `before` and this sample greater than `bound` (one of
+        the histogram's bucket bounds)."""
+        deltas = self._deltas(before, histogram)
+        if not deltas:
+            return 0.0
+        at_most = dict(deltas).get(bound, 0.0)
+        return deltas[-1][1] - at_most
+
+    def longest(self, before: Sample, histogram: str) -> float | None:
+        """The upper bound of the highest bucket that got an observation between
+        `before` and this sample (None: none)."""
+        highest, previous = None, 0.0
+        for bound, count in self._deltas(before, histogram):
+            if count > previous:
+                highest = bound
+            previous = count
+        return highest
 
 
 def sample(worker: Worker, started: float) -> Sample:

@@ -33,6 +33,7 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, erasures_topic, summaries_topic
 from agents.worker.health import Health
+from agents.worker.loop_watch import watch_event_loop
 from agents.worker.web import register_views, routing_client
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,11 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     async def close_value_days() -> None:
         """Close days, publish and merge population summaries, re-tier."""
         await engine.run_forever()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def watch_stalls() -> None:
+        """The event loop's stalls, as a histogram (agents/worker/loop_watch.py)."""
+        await watch_event_loop(metrics)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def count_customers() -> None:
