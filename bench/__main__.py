@@ -18,7 +18,9 @@ in the same run, so the ratios hold even where the absolute figures are noisy:
 - predictive: the purchase and spend models on CDNOW's public history, judged on its
   holdout against a ranking by past revenue (bench/predictive.py);
 - kafka: (a) and (b) again on one Apache Kafka node, after the embedded broker stopped,
-  so the pipeline/floor ratio can be read on both engines.
+  so the pipeline/floor ratio can be read on both engines;
+- peers: on that node and its events, Kafka Streams and Quix Streams keeping a running
+  total per customer (bench/peers.py), at least once and exactly once.
 
 Printed as one table, ratios first; every figure is also written to bench/results/.
 """
@@ -42,9 +44,11 @@ from agents.tools.broker import EmbeddedBroker
 from agents.tools.kafka_broker import KafkaNode
 from agents.tools.simulate_io import produce, write_jsonl
 from agents.tools.simulator import SimulationConfig, Simulator
+from agents.topics import INPUT_EVENT_TYPES
 from bench import population, predictive, report
 from bench import value as value_bench
 from bench.deployment import Deployment
+from bench.peers import run_peers
 from bench.pipeline import LatencyRun, consume_backlog, day_closes, latency, run_floor
 from bench.recovery import recovery
 from tests.support import isolated_env
@@ -60,6 +64,7 @@ SECTIONS = (
     "scaling",
     "retier",
     "kafka",
+    "peers",
     "predictive",
 )
 
@@ -219,6 +224,15 @@ def _on_apache_kafka(
             f"(b) exactly once on Apache Kafka: "
             f"{figures['exactly_once']['events_per_second']:,.0f} events/s"
         )
+        if "peers" not in args.skip:
+            settings = Deployment.of(env, "peers", work / "kafka").settings()
+            figures["peers"] = run_peers(
+                ",".join(settings.bootstrap_servers),
+                [settings.topics.name(k) for k in INPUT_EVENT_TYPES],
+                figures["stream"]["events"],
+                settings.app_id,
+            )
+            _say("peers measured")
     return figures
 
 

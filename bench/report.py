@@ -99,6 +99,29 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
         rows.append(("(b) changelog writes per applied event", f"{per_event:.3f}", ""))
 
 
+def _peers(kafka: dict[str, Any], floor: float | None, rows: list[tuple[str, str, str]]) -> None:
+    """Kafka Streams and Quix Streams on the same events and node (bench/peers.py)."""
+    peers = kafka.get("peers") or {}
+    pipeline = (kafka.get("worker") or {}).get("events_per_second")
+    for key, label in (
+        ("kafka_streams_at_least_once", "Kafka Streams, at least once"),
+        ("kafka_streams_exactly_once_v2", "Kafka Streams, exactly_once_v2"),
+        ("quix_at_least_once", "Quix Streams, at least once"),
+        ("quix_exactly_once", "Quix Streams, exactly once"),
+    ):
+        found = peers.get(key)
+        if not found:
+            continue
+        rate = found["events_per_second"]
+        ratio = _x(rate, floor, "Kafka floor")
+        if pipeline:
+            ratio += f"; vipstream pipeline = {pipeline / rate:.2f} x it"
+        rows.append((f"(p) peer on Apache Kafka: {label}, per-customer sum", _rate(rate), ratio))
+    for key in ("kafka_streams_error", "quix_error"):
+        if peers.get(key):
+            rows.append((f"(p) {key.replace('_', ' ')}", "not measured", peers[key][:120]))
+
+
 def _on_apache_kafka(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
     """(a) and (b) on Apache Kafka, each beside the same figure on the embedded broker."""
     kafka = f.get("kafka")
@@ -114,6 +137,7 @@ def _on_apache_kafka(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> Non
                 _x(floor, embedded_floor, "embedded floor"),
             )
         )
+    _peers(kafka, floor, rows)
     one = kafka.get("worker")
     if not one:
         return

@@ -25,6 +25,24 @@ async def force_metadata_update(consumer: Any) -> None:
     await consumer._client.force_metadata_update()
 
 
+def transactions_failed_by(producer: Any) -> BaseException | None:
+    """The error that made an aiokafka transactional producer's transactions fail for
+    good, None while they have not. When its sender task fails (a newer owner of the
+    transactional id fenced it: ProducerFenced, seen on a produce or an
+    AddPartitionsToTxn answer), aiokafka moves the transaction manager to FATAL_ERROR
+    and the caller only gets IllegalOperation("Can't send messages while not in
+    transaction") from the next send: the cause is kept on the sender task alone
+    (`AIOKafkaProducer._txn_manager`, `._sender.sender_task`; no public API)."""
+    manager = getattr(producer, "_txn_manager", None)
+    if manager is None or not manager.is_fatal_error():
+        return None
+    task = producer._sender.sender_task
+    if task is None or not task.done() or task.cancelled():
+        return None
+    failure: BaseException | None = task.exception()
+    return failure
+
+
 async def create_acl(
     admin: Any,
     *,

@@ -295,6 +295,22 @@ class OutputQueue:
         committed, self._committed = self._committed, None
         return list(zip(owners, records, strict=True)), committed
 
+    def drop(self, partitions: set[int]) -> int:
+        """Exactly once: forget the records queued for these input partitions (revoked:
+        their uncommitted work is dropped with the states it changed, and their next
+        owner, maybe this worker again, does it again from the last commit; sent later,
+        they would be there twice). How many were dropped. At least once, records are
+        sent as they come, and nothing is dropped."""
+        if not self._transactional:
+            return 0
+        kept = [
+            (o, r) for o, r in zip(self._owners, self._pending, strict=True) if o not in partitions
+        ]
+        dropped = len(self._pending) - len(kept)
+        self._owners = [o for o, _ in kept]
+        self._pending = [r for _, r in kept]
+        return dropped
+
     async def flush_forever(self) -> None:
         """Send what is queued at most `linger` seconds after it was queued."""
         self._wake = asyncio.Event()

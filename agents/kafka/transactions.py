@@ -33,11 +33,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced, TransactionalIdAuthorizationFailed
+from aiokafka.errors import (
+    IllegalOperation,
+    KafkaError,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+)
 
 from agents.engine.barrier import Fenced, PartitionCommit
+from agents.faust_port.aiokafka_client import transactions_failed_by
 from agents.kafka.producing import BatchProducer, Written
 from agents.kafka.security import Client, options_of
 from agents.metrics import Metrics
@@ -161,20 +168,14 @@ class PartitionTransactions:
         producer = await batch.started()
         started = time.perf_counter()
         try:
-            await producer.begin_transaction()
             try:
-                sends: list[Awaitable[Written]] = await batch.send_all(part.records)
-                written = list(await asyncio.gather(*sends))
-                if part.offsets:
-                    await producer.send_offsets_to_transaction(
-                        {TopicPartition(t, p): o for (t, p), o in part.offsets.items()},
-                        self._group_id,
-                    )
-                await producer.commit_transaction()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await producer.abort_transaction()
-                self._metrics.transactions.labels("aborted").inc()
+                written = await self._transaction(batch, producer, part)
+            except (IllegalOperation, AssertionError) as exc:
+                # aiokafka's answer once a fence it saw in the background made the
+                # producer's transactions fail for good: name the fence
+                cause = transactions_failed_by(producer)
+                if isinstance(cause, ProducerFenced):
+                    raise cause from exc
                 raise
         except ProducerFenced as exc:
             self._fenced.add(partition)
@@ -188,6 +189,27 @@ class PartitionTransactions:
             raise Fenced({partition}) from exc
         self._metrics.transactions.labels("committed").inc()
         self._metrics.transaction_seconds.observe(time.perf_counter() - started)
+        return written
+
+    async def _transaction(
+        self, batch: BatchProducer, producer: Any, part: PartitionCommit
+    ) -> list[Written]:
+        """One transaction: begin, the records, the offsets, commit; aborted on failure."""
+        await producer.begin_transaction()
+        try:
+            sends: list[Awaitable[Written]] = await batch.send_all(part.records)
+            written = list(await asyncio.gather(*sends))
+            if part.offsets:
+                await producer.send_offsets_to_transaction(
+                    {TopicPartition(t, p): o for (t, p), o in part.offsets.items()},
+                    self._group_id,
+                )
+            await producer.commit_transaction()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.abort_transaction()
+            self._metrics.transactions.labels("aborted").inc()
+            raise
         return written
 
     async def stop(self) -> None:

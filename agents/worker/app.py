@@ -224,6 +224,18 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
 
     @app.on_partitions_revoked.connect
     def forget_moved_customers(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust has committed: what is still queued (exactly once) came from a close or
+        # tiering that ran on meanwhile, whose state changes forget_cache drops; the
+        # outputs go with them, or they would be committed again when redone
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        dropped = queue.drop({tp.partition for tp in revoked})
+        if dropped:
+            log.info(
+                "%d outputs of work not committed before the rebalance dropped (redone by "
+                "the partitions' owners)",
+                dropped,
+                extra={"event": "uncommitted_outputs_dropped", "outputs": dropped},
+            )
         store.forget_cache()
         engine.forget()
         frontier.clear()

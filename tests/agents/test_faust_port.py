@@ -6,6 +6,7 @@ there (when one is fixed upstream, its test here fails and the workaround can go
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -285,3 +286,29 @@ def test_aiokafka_admin_sends_raw_requests_the_port_uses() -> None:
     assert callable(AIOKafkaAdminClient.find_coordinator)
     CreateAclsRequest(2, "t", 3, "User:u", "*", 3, 3)
     HeartbeatRequest("group", -1, "member")
+
+
+async def test_aiokafka_keeps_why_a_producers_transactions_failed_where_the_port_reads_it() -> None:
+    """agents/faust_port/aiokafka_client.py transactions_failed_by: a fence seen by the
+    sender task leaves the transaction manager fatal and the cause on that task."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import ProducerFenced
+
+    from agents.faust_port.aiokafka_client import transactions_failed_by
+
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", transactional_id="canary")
+    assert transactions_failed_by(producer) is None  # not failed
+
+    async def fenced() -> None:
+        raise ProducerFenced()
+
+    task = asyncio.ensure_future(fenced())
+    with contextlib.suppress(ProducerFenced):
+        await task
+    producer._sender._sender_task = task  # what the sender routine's failure leaves
+    manager = producer._txn_manager
+    manager._transaction_waiter = asyncio.get_running_loop().create_future()  # as started
+    manager.fatal_error(ProducerFenced())
+    with contextlib.suppress(ProducerFenced):
+        await manager._transaction_waiter
+    assert isinstance(transactions_failed_by(producer), ProducerFenced)
