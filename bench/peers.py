@@ -50,7 +50,7 @@ def kafka_streams_classpath() -> str:
                 "-B",
                 "-f",
                 str(STREAMS_APP / "pom.xml"),
-                "package",
+                "compile",
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
             ],
