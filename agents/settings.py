@@ -292,6 +292,10 @@ class Settings(BaseSettings):
     #: change (sooner once 5 % of its customers changed), so a start reads the save and the
     #: customers changed since instead of every state (agents/engine/checkpoint.py).
     checkpoint_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: Something synchronous that holds the worker's event loop this long is logged
+    #: (`event_loop_stalled`, with where it was held; at most a line per 10 s). Every
+    #: stall is in the `vipstream_event_loop_stall_seconds` histogram.
+    stall_log_seconds: Annotated[float, Field(gt=0, le=600)] = 0.5
 
     topics: TopicSettings = TopicSettings()
     kafka: KafkaSettings = KafkaSettings()

@@ -49,7 +49,14 @@ from bench import population, predictive, report
 from bench import value as value_bench
 from bench.deployment import Deployment
 from bench.peers import run_peers
-from bench.pipeline import LatencyRun, consume_backlog, day_closes, latency, run_floor
+from bench.pipeline import (
+    LatencyRun,
+    consume_backlog,
+    day_closes,
+    latency,
+    run_floor,
+    stall_spots,
+)
 from bench.recovery import recovery
 from tests.support import isolated_env
 
@@ -309,7 +316,11 @@ def _pipeline(run: _Run) -> None:
         _say(f"(f) two workers: {figures['two_workers']['events_per_second']:,.0f} events/s")
     if "throughput" in skip and "latency" in skip:
         return
-    one = Deployment.of(env, "one", work)
+    # json logs, and every stall of 50 ms or more logged with where it was held: (c)
+    # and (g) report the spots
+    one = Deployment.of(
+        env, "one", work, VIPSTREAM_LOG_FORMAT="json", VIPSTREAM_STALL_LOG_SECONDS="0.05"
+    )
     figures["seed_one"] = _seed(one, templates, stream.customers)
     try:
         figures["worker"] = consume_backlog(
@@ -327,11 +338,15 @@ def _pipeline(run: _Run) -> None:
                 figures["worker"]["events_per_second"] / figures["floor"]["events_per_second"]
             )
         if "latency" not in skip:
+            since = time.time()
             figures["latency"] = _latency(args, one, stream, figures["worker"])
+            figures["latency"]["stall_spots"] = stall_spots(one.workers[0].log_path, since)
             last_event = stream.start.timestamp() + (stream.days + 1) * DAY
+            since = time.time()
             figures["day_close"] = asyncio.run(
                 day_closes(one, one.settings(), last_event=last_event, days=args.close_days)
             )
+            figures["day_close"]["stall_spots"] = stall_spots(one.workers[0].log_path, since)
             close = figures["day_close"]
             _say(
                 f"(g) day close -> last output: p50 {close['p50_seconds']} s, "

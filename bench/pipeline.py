@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -405,3 +406,26 @@ def _wait_for_the_last_commit(deployment: Deployment, quiet_seconds: float = 12.
         return time.perf_counter() - seen[1] >= quiet_seconds
 
     wait_for(quiet, timeout=300, what="the changelog writes to settle", interval=1.0)
+
+
+def stall_spots(log: Path, since: float, top: int = 6) -> dict[str, Any]:
+    """The worker's `event_loop_stalled` lines (JSON log) logged after `since` (epoch
+    seconds): how many stalls, the longest, and the code the watchdog found the loop
+    held in most often (10 ms samples, summed over them)."""
+    spots: Counter[str] = Counter()
+    stalls, longest = 0, 0.0
+    for line in log.read_bytes().splitlines():
+        if b"event_loop_stalled" not in line or not line.startswith(b"{"):
+            continue
+        entry = orjson.loads(line)
+        if datetime.fromisoformat(entry["ts"]).timestamp() < since:
+            continue
+        stalls += 1 + int(entry.get("held_back", 0))
+        longest = max(longest, float(entry.get("longest_seconds", entry["seconds"])))
+        spots.update(entry.get("samples", {}))
+    return {
+        "stalls": stalls,
+        "longest_seconds": longest,
+        "samples": sum(spots.values()),
+        "spots": dict(spots.most_common(top)),
+    }

@@ -216,6 +216,24 @@ def _latency(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 f"{lat['loop_stalls_over_100ms']:,.0f} > 100 ms (target: none > ~20 ms)",
             )
         )
+    _stall_spots("(c)", lat.get("stall_spots"), rows)
+
+
+def _stall_spots(
+    section: str, found: dict[str, Any] | None, rows: list[tuple[str, str, str]]
+) -> None:
+    """Where the loop was held during a section (the worker's stall log, 10 ms samples)."""
+    if not found or not found["stalls"]:
+        return
+    rows.append(
+        (
+            f"{section} stalls >= 50 ms (worker log): where",
+            f"{found['stalls']:,} stalls, longest {_s(found['longest_seconds'])}",
+            f"{found['samples']:,} samples of 10 ms",
+        )
+    )
+    for spot, count in found["spots"].items():
+        rows.append((f"    {spot[:70]}", f"{count:,} samples", ""))
 
 
 def _day_close(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
@@ -231,6 +249,7 @@ def _day_close(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
             "the contract allows 30 s",
         )
     )
+    _stall_spots("(g)", close.get("stall_spots"), rows)
 
 
 def _state(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:

@@ -149,6 +149,20 @@ class PartitionLedger:
         #: a close or a tiering is part-way through (its candidates are in flight): the
         #: ledger is not consistent with the states until it ends
         self.busy = False
+        #: the task ids of `progress.outbox`, and the list and length they were taken from
+        self._queued: tuple[list[list[Any]] | None, int, set[str]] = (None, 0, set())
+
+    def queued_task_ids(self) -> set[str]:
+        """The ids of the care tasks in the outbox (kept up to date as entries are
+        appended; taken again when the outbox is replaced or shrinks)."""
+        outbox = self.progress.outbox
+        source, length, ids = self._queued
+        if source is not outbox or length > len(outbox):
+            source, length, ids = outbox, 0, set()
+        if length < len(outbox):
+            ids.update(entry[1] for entry in outbox[length:])
+        self._queued = (outbox, len(outbox), ids)
+        return ids
 
     # -- index ---------------------------------------------------------------------------
     def index(self, key: bytes, score: float | None) -> None:

@@ -243,7 +243,7 @@ class Tiering:
         tasks wait for the dialer budget (`_release_outbox`, when the day is tiered). The
         outbox is part of the partition's progress, written with the customer states, so
         a crash mid-day loses no task and a re-tiering repeats none."""
-        queued = {entry[1] for entry in ledger.progress.outbox}
+        queued = ledger.queued_task_ids()
         for event in outputs.care_outputs(customer_id, day, found, emitted_at=self._now()):
             if not isinstance(event, CareTask):
                 self._outputs.emit("basic_question_spikes", ledger.partition, key, event)

@@ -318,7 +318,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     @app.task  # type: ignore[untyped-decorator]
     async def watch_stalls() -> None:
         """The event loop's stalls, as a histogram (agents/worker/loop_watch.py)."""
-        await watch_event_loop(metrics)
+        await watch_event_loop(metrics, logged=settings.stall_log_seconds)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def count_customers() -> None:

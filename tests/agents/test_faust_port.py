@@ -312,3 +312,26 @@ async def test_aiokafka_keeps_why_a_producers_transactions_failed_where_the_port
     with contextlib.suppress(ProducerFenced):
         await manager._transaction_waiter
     assert isinstance(transactions_failed_by(producer), ProducerFenced)
+
+
+# -- another thread's stack (the event-loop stall watchdog) -------------------------------
+def test_another_threads_stack_can_be_read() -> None:
+    import threading
+
+    from agents.faust_port.threads import stack_of
+
+    seen: list[str] = []
+
+    def look() -> None:
+        frame = stack_of(main)
+        while frame is not None:
+            seen.append(frame.f_code.co_name)
+            frame = frame.f_back
+
+    main = threading.get_ident()
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join()
+    assert seen[0] != "look"  # the main thread's stack (waiting in `join`), not this one's
+    assert "test_another_threads_stack_can_be_read" in seen
+    assert stack_of(-1) is None

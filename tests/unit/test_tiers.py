@@ -436,3 +436,26 @@ def test_the_percentile_cut_score_is_exact(values: list[float], probe: float, cu
     for value in [probe, *values, threshold, math.nextafter(threshold, math.inf)]:
         if math.isfinite(value):
             assert (ranks.percentile(value) >= cut) == (value > threshold), value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["append", "replace", "erase", "look"]), st.integers(0, 5)))
+)
+def test_the_queued_task_ids_follow_the_outbox(steps: list[tuple[str, int]]) -> None:
+    """However the outbox changes (tasks appended, the list replaced when released, a
+    customer's entries filtered out by an erasure), the ids the tiering checks against
+    are exactly the outbox's."""
+    ledger = PartitionLedger(0, 0.01)
+    serial = 0
+    for action, n in steps:
+        outbox = ledger.progress.outbox
+        if action == "append":
+            for _ in range(n):
+                serial += 1
+                outbox.append([1.0, f"t{serial}", "churn_risk", f"c{serial % 3}", "{}"])
+        elif action == "replace":
+            ledger.progress.outbox = outbox[:n]
+        elif action == "erase":
+            ledger.erase_customer(f"c{n % 3}".encode(), f"h{n}", 0)
+        assert ledger.queued_task_ids() == {entry[1] for entry in ledger.progress.outbox}
