@@ -290,6 +290,18 @@ class Metrics:
             "held it (every event and output waited as long).",
             (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
         )
+        self.gc_pause = FastHistogram(
+            "vipstream_gc_full_collection_seconds",
+            "Python's full (oldest-generation) garbage collections, how long each held the "
+            "worker: they scan every object, decoded customer states included.",
+            (0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+        )
+        self.gc_frozen = FastGauge(
+            "vipstream_gc_frozen_objects",
+            "Objects moved out of the garbage collector's sight after a full collection "
+            "(gc_freeze): steady when the live objects are; a steady climb would be "
+            "garbage the collector can no longer see.",
+        )
         self.customers_erased = FastCounter(
             "vipstream_customers_erased",
             "Erasure requests applied (vipstream erase): the customer's state and "
@@ -308,6 +320,8 @@ class Metrics:
                     self.customers_erased,
                     self.events_erased,
                     self.loop_stall,
+                    self.gc_pause,
+                    self.gc_frozen,
                 ]
             )
         )

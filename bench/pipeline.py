@@ -29,7 +29,7 @@ from agents.tools.simulate_io import produce
 from agents.tools.simulator import SimEvent, Simulator
 from bench.deployment import Deployment, patiently, poll_until
 from bench.profile import sampling, summarize
-from bench.soak import INPUT_DELAY, LOOP_STALL, sample
+from bench.soak import GC_FULL, INPUT_DELAY, LOOP_STALL, Sample, sample
 from tests.support import Worker, wait_for
 
 CONSUMED = "vipstream_events_consumed_total"
@@ -209,6 +209,7 @@ async def latency(
                 "loop_stalls_over_20ms": after.above(before, LOOP_STALL, 0.02),
                 "loop_stalls_over_100ms": after.above(before, LOOP_STALL, 0.1),
                 "loop_stall_longest_at_most_seconds": after.longest(before, LOOP_STALL),
+                **full_collections(before, after),
             }
         )
         if len(results) == 1:
@@ -334,6 +335,7 @@ async def day_closes(
     )
     await consumer.start()
     closes = []
+    before = patiently(functools.partial(sample, worker, 0.0))
     try:
         tps = [TopicPartition(n, p) for n in names for p in range(settings.kafka.partitions)]
         consumer.assign(tps)
@@ -370,8 +372,12 @@ async def day_closes(
             previous = closed_day
     finally:
         await consumer.stop()
+    after = patiently(functools.partial(sample, worker, 0.0))
     lasts = sorted(c["last_output_seconds"] for c in closes if c["last_output_seconds"])
     return {
+        **full_collections(before, after),
+        "loop_stalls_over_100ms": after.above(before, LOOP_STALL, 0.1),
+        "loop_stall_longest_at_most_seconds": after.longest(before, LOOP_STALL),
         "days": closes,
         "p50_seconds": statistics.median(lasts) if lasts else None,
         "max_seconds": max(lasts) if lasts else None,
@@ -406,6 +412,16 @@ def _wait_for_the_last_commit(deployment: Deployment, quiet_seconds: float = 12.
         return time.perf_counter() - seen[1] >= quiet_seconds
 
     wait_for(quiet, timeout=300, what="the changelog writes to settle", interval=1.0)
+
+
+def full_collections(before: Sample, after: Sample) -> dict[str, Any]:
+    """Python's full garbage collections in the worker between two samples."""
+    return {
+        "gc_full_collections": after.above(before, GC_FULL, 0.0)
+        if after.buckets.get(GC_FULL)
+        else None,
+        "gc_full_longest_at_most_seconds": after.longest(before, GC_FULL),
+    }
 
 
 def stall_spots(log: Path, since: float, top: int = 6) -> dict[str, Any]:

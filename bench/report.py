@@ -216,7 +216,23 @@ def _latency(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 f"{lat['loop_stalls_over_100ms']:,.0f} > 100 ms (target: none > ~20 ms)",
             )
         )
+    _full_collections("(c)", lat, rows)
     _stall_spots("(c)", lat.get("stall_spots"), rows)
+
+
+def _full_collections(
+    section: str, found: dict[str, Any], rows: list[tuple[str, str, str]]
+) -> None:
+    if found.get("gc_full_collections") is None:
+        return
+    rows.append(
+        (
+            f"{section} Python full garbage collections meanwhile",
+            f"{found['gc_full_collections']:,.0f}, longest <= "
+            f"{_s(found['gc_full_longest_at_most_seconds'])}",
+            "each scans every live object (decoded states included)",
+        )
+    )
 
 
 def _stall_spots(
@@ -249,6 +265,15 @@ def _day_close(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
             "the contract allows 30 s",
         )
     )
+    if close.get("loop_stall_longest_at_most_seconds") is not None:
+        rows.append(
+            (
+                "(g) event loop held during the closes",
+                f"longest <= {_s(close['loop_stall_longest_at_most_seconds'])}",
+                f"{close['loop_stalls_over_100ms']:,.0f} stalls > 100 ms",
+            )
+        )
+    _full_collections("(g)", close, rows)
     _stall_spots("(g)", close.get("stall_spots"), rows)
 
 

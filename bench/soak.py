@@ -42,7 +42,8 @@ MIB = 1024 * 1024
 INPUT_DELAY = "vipstream_input_delay_seconds"
 EVENT_LAG = "vipstream_event_lag_seconds"
 LOOP_STALL = "vipstream_event_loop_stall_seconds"
-HISTOGRAMS = (INPUT_DELAY, EVENT_LAG, LOOP_STALL)
+GC_FULL = "vipstream_gc_full_collection_seconds"
+HISTOGRAMS = (INPUT_DELAY, EVENT_LAG, LOOP_STALL, GC_FULL)
 
 
 @dataclass

@@ -10,7 +10,9 @@ synchronous snapshot sees a consistent cut:
    framework's list of acknowledged offsets, which can commit past an event its stream
    dropped,
 2. the outputs queued so far (those events' outputs, and possibly a few more),
-3. every customer state changed since the last commit, encoded as it is now.
+3. every customer state changed since the last commit, as it is now (encoded in slices
+   that let events flow meanwhile: agents/engine/store.py `cut`; a state an event is
+   about to change is encoded first, so the snapshot holds it as of the cut).
 
 Then, while events keep flowing:
 
@@ -114,8 +116,10 @@ class CommitBarrier:
         confirm_state: Callable[[StateSnapshot, list[Any]], None],
         observe_seconds: Callable[[float], None],
         frontier: InputFrontier | None = None,
+        encode_state: Callable[[StateSnapshot], Awaitable[None]] | None = None,
     ) -> None:
         self._frontier = frontier
+        self._encode_state = encode_state
         self._take_outputs = take_outputs
         self._snapshot_state = snapshot_state
         self._write_state = write_state
@@ -134,6 +138,7 @@ class CommitBarrier:
         outputs = self._take_outputs()
         state = self._snapshot_state()
         # -- durability, in order, while events keep flowing ----------------------------
+        await self._encoded(state)
         await committer.drain()
         await await_delivery(outputs, "output events")
         changelog = await self._write_state(state)
@@ -152,6 +157,11 @@ class CommitBarrier:
         else:
             self._remember_refused(committer, offsets, before)
         return committed
+
+    async def _encoded(self, state: StateSnapshot) -> None:
+        """The snapshot's states encoded as of the cut, in slices (CustomerStore.encode)."""
+        if self._encode_state is not None:
+            await self._encode_state(state)
 
     def _committable(self, committer: Committer, topics: Any) -> dict[Any, int]:
         """Input partitions: the frontier where it is past the committed offset (the
@@ -276,6 +286,7 @@ class TransactionalBarrier(CommitBarrier):
         confirm_state: Callable[[Snapshot, list[Any]], None],
         observe_seconds: Callable[[float], None],
         frontier: InputFrontier | None = None,
+        encode_state: Callable[[Snapshot], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(
             take_outputs=list,
@@ -284,6 +295,7 @@ class TransactionalBarrier(CommitBarrier):
             confirm_state=confirm_state,
             observe_seconds=observe_seconds,
             frontier=frontier,
+            encode_state=encode_state,
         )
         self._take_records = take_records
         self._changelog_topic = changelog_topic
@@ -308,6 +320,7 @@ class TransactionalBarrier(CommitBarrier):
         records, done = self._take_records()
         state: Snapshot = self._snapshot_state()
         try:
+            await self._encoded(state)
             await committer.drain()  # the value summaries (Faust's producer)
             owned = self._transactions.owned
             parts = {partition: PartitionCommit() for partition in owned}

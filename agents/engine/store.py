@@ -14,8 +14,10 @@ the states it covers.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,10 +43,13 @@ SnapshotHook = Callable[
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The states and records changed since the previous snapshot, encoded."""
+    """The states and records changed since the previous snapshot, encoded (once
+    `CustomerStore.encode` has run for a snapshot taken with `cut`)."""
 
     number: int
     changes: list[Change] = field(default_factory=list)
+    #: customers whose change in `changes` may still be a placeholder (`cut`)
+    pending: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.changes)
@@ -139,6 +144,9 @@ class CustomerStore:
         #: loads a partition's patches (by building its ledger) before one of its states
         #: is decoded: an event can arrive before the engine has built the ledger
         self.ensure_patches: Callable[[int], None] | None = None
+        #: customers of a `cut` not encoded yet -> the snapshot's changes and the index of
+        #: its placeholder there: encoded before anything can change them (`_freeze`)
+        self._unencoded: dict[bytes, tuple[list[Change], int]] = {}
 
     @property
     def local(self) -> LocalStore:
@@ -151,6 +159,8 @@ class CustomerStore:
         caller knows it, spares a store that keeps one database per partition a search."""
         state = self._cache.get(key)
         if state is not None:
+            if self._unencoded and key in self._unencoded:
+                self._freeze(key)  # the caller may change it: as of the cut first
             return state
         if key in self._deleted or key in self._inflight_deleted:
             return None  # the local store still has it until the tombstone is confirmed
@@ -174,6 +184,8 @@ class CustomerStore:
         """Record a state whose change is derived figures only (`streams.valuation
         .Derived`): they reach the changelog compactly, in the next snapshot's journal
         (agents/engine/checkpoint.py), not as a write of the whole state."""
+        if self._unencoded and key in self._unencoded:
+            self._freeze(key)
         if key in self._dirty:
             self._cache[key] = state  # the whole state is written anyway
             return
@@ -203,6 +215,8 @@ class CustomerStore:
     def delete(self, key: bytes, partition: int) -> None:
         """Forget a customer (an erasure): a tombstone reaches the changelog at the next
         commit, and the local store drops the key once it is confirmed."""
+        if self._unencoded and key in self._unencoded:
+            self._freeze(key)
         self._dirty.pop(key, None)
         self._patched.pop(key, None)
         self._patches.get(partition, {}).pop(key, None)
@@ -211,6 +225,8 @@ class CustomerStore:
 
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
         """Record a changed state; it reaches the changelog at the next commit."""
+        if self._unencoded and key in self._unencoded:
+            self._freeze(key)
         self._deleted.pop(key, None)  # a customer again (new events after its erasure)
         self._dirty[key] = partition  # before admitting: eviction must never pick it
         if key not in self._cache:
@@ -253,6 +269,18 @@ class CustomerStore:
         Starts a new change set: a customer changed after this call is in the next
         snapshot. Until `confirm()`, the snapshot's states stay readable from memory.
         """
+        snapshot = self.cut()
+        for key in snapshot.pending:
+            if key in self._unencoded:
+                self._freeze(key)
+        return snapshot
+
+    def cut(self) -> Snapshot:
+        """`snapshot()`, with the customer states left to encode (`encode`): the cut is
+        synchronous and quick, the encoding (~30 us a state) runs in slices that let the
+        event loop go on. A state of the cut is encoded as it was at the cut all the same:
+        the store's every way to a state (get, put, patch, delete) encodes a state of an
+        unfinished cut before it hands the state out or replaces it."""
         number = next(self._snapshots)
         before: list[Change] = []
         after: list[Change] = []
@@ -280,8 +308,10 @@ class CustomerStore:
         ):
             return Snapshot(number)
         changes: list[Change] = list(before)
+        pending = list(self._dirty)
         for key, partition in self._dirty.items():
-            changes.append((key, partition, encode_state(self._cache[key])))
+            self._unencoded[key] = (changes, len(changes))
+            changes.append((key, partition, b""))  # a placeholder until encoded
             self._inflight[key] = number
         for key, partition in self._deleted.items():
             changes.append((key, partition, None))
@@ -297,7 +327,27 @@ class CustomerStore:
         self._dirty.clear()
         self._deleted.clear()
         self._dirty_records.clear()
-        return Snapshot(number, changes)
+        return Snapshot(number, changes, pending)
+
+    async def encode(self, snapshot: Snapshot, *, slice_seconds: float = 0.01) -> None:
+        """Encode the states of a `cut` still waiting, yielding to the event loop every
+        `slice_seconds`."""
+        unencoded = self._unencoded
+        deadline = time.perf_counter() + slice_seconds
+        for key in snapshot.pending:
+            entry = unencoded.get(key)
+            if entry is None or entry[0] is not snapshot.changes:
+                continue  # encoded already (something asked for it since the cut)
+            self._freeze(key)
+            if time.perf_counter() > deadline:
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + slice_seconds
+
+    def _freeze(self, key: bytes) -> None:
+        """Encode a state of an unfinished cut, as it is now, i.e. as of the cut."""
+        changes, index = self._unencoded.pop(key)
+        _, partition, _ = changes[index]
+        changes[index] = (key, partition, encode_state(self._cache[key]))
 
     def confirm(self, snapshot: Snapshot, offsets: dict[int, int]) -> None:
         """The broker acknowledged the snapshot: write it to the local store, with the

@@ -172,7 +172,8 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     if transactions is None:
         app.barrier = CommitBarrier(
             take_outputs=queue.take,
-            snapshot_state=store.snapshot,
+            snapshot_state=store.cut,
+            encode_state=store.encode,
             write_state=_counting_writes(changelog, metrics),
             confirm_state=lambda snapshot, acks: store.confirm(snapshot, highest_offsets(acks)),
             observe_seconds=metrics.commit_flush.observe,
@@ -186,7 +187,8 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
 
         app.barrier = TransactionalBarrier(
             take_records=queue.take_records,
-            snapshot_state=store.snapshot,
+            snapshot_state=store.cut,
+            encode_state=store.encode,
             changelog_topic=changelog.topic,
             transactions=transactions,
             confirm_state=confirm_committed,
@@ -318,7 +320,9 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     @app.task  # type: ignore[untyped-decorator]
     async def watch_stalls() -> None:
         """The event loop's stalls, as a histogram (agents/worker/loop_watch.py)."""
-        await watch_event_loop(metrics, logged=settings.stall_log_seconds)
+        await watch_event_loop(
+            metrics, logged=settings.stall_log_seconds, gc_freeze=settings.gc_freeze
+        )
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def count_customers() -> None:

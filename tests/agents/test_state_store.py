@@ -140,3 +140,50 @@ def test_highest_offsets_per_partition() -> None:
     acks = [SimpleNamespace(partition=p, offset=o) for p, o in [(0, 5), (1, 2), (0, 9), (0, 7)]]
     assert highest_offsets(acks) == {0: 9, 1: 2}
     assert highest_offsets([]) == {}
+
+
+async def test_a_cut_holds_every_state_as_of_the_cut_however_it_changes_meanwhile(
+    any_app: VipApp,
+) -> None:
+    """The barrier cuts synchronously and encodes in slices while events flow: a state
+    changed after the cut (through get/put, a patch, a deletion) is in the cut as it was,
+    and in the next snapshot as it is."""
+    store = make_store(any_app)
+    for i in range(6):
+        store.put(f"C{i}".encode(), 0, CustomerState(f"C{i}", 1, 2, revenue=i))
+    cut = store.cut()
+    changed = store.get(b"C1", 0)
+    assert changed is not None
+    changed.revenue = 99  # an event applied after the cut
+    store.put(b"C1", 0, changed)
+    store.put(b"C2", 0, CustomerState("C2", 1, 2, revenue=77))  # a new object
+    store.delete(b"C3", 0)  # erased
+    kept = store.get(b"C4", 0)  # only read
+    patched = store.get(b"C5", 0)
+    assert patched is not None
+    patched.revenue = 55
+    store.patch(b"C5", 0, patched)
+    await store.encode(cut, slice_seconds=0.0)  # a yield after every state
+    encoded = {key: decode_state(v) for key, _, v in cut.changes if v}
+    assert {k: s.revenue for k, s in encoded.items()} == {f"C{i}".encode(): i for i in range(6)}
+    assert kept is not None
+    assert kept.revenue == 4
+    store.confirm(cut, {0: 1})
+    following = store.snapshot()
+    assert {
+        key: None if v is None else decode_state(v).revenue
+        for key, _, v in following.changes
+        if not key.startswith(b"\x00")
+    } == {b"C1": 99, b"C2": 77, b"C3": None}
+
+
+async def test_a_cut_holds_placeholders_until_encoded(
+    any_app: VipApp,
+) -> None:
+    store = make_store(any_app)
+    store.put(b"C1", 0, CustomerState("C1", 1, 2, revenue=5))
+    cut = store.cut()
+    assert cut.changes == [(b"C1", 0, b"")]  # a placeholder until encoded
+    await store.encode(cut)
+    (change,) = cut.changes
+    assert decode_state(change[2] or b"").revenue == 5

@@ -88,3 +88,73 @@ def test_where_names_the_engine_step_that_called_into_the_pure_logic() -> None:
     assert caller.endswith(" test_where_names_the_engine_step_that_called_into_the_pure_logic")
     assert own.startswith("streams/units.py:"), spot
     assert own.endswith(" day_of"), spot
+
+
+def test_full_garbage_collections_are_timed() -> None:
+    import gc
+
+    from agents.worker.loop_watch import FullCollections
+
+    metrics = Metrics()
+    with FullCollections(metrics):
+        gc.collect(0)  # a young one: not counted
+        gc.collect()
+    assert metrics.gc_pause.count == 1
+    assert gc.callbacks == [c for c in gc.callbacks if "FullCollections" not in repr(c)]
+
+
+def test_a_stall_in_a_garbage_collection_is_named_so(caplog: pytest.LogCaptureFixture) -> None:
+    """A collection holds the GIL, so the watchdog can only look when it ends: the spot
+    is then the collection's timing callback, reported as the collection."""
+    import gc
+
+    from agents.worker.loop_watch import GARBAGE_COLLECTION
+
+    heap = [[i] for i in range(3_000_000)]  # a collection of this takes a while
+
+    async def run() -> None:
+        watch = asyncio.create_task(watch_event_loop(Metrics(), interval=0.01, logged=0.05))
+        await asyncio.sleep(0.05)
+        gc.collect()
+        await asyncio.sleep(0.05)
+        watch.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="agents.worker.loop_watch"):
+        asyncio.run(run())
+    del heap
+    (stall,) = [r for r in caplog.records if getattr(r, "event", None) == "event_loop_stalled"]
+    assert stall.where == GARBAGE_COLLECTION  # type: ignore[attr-defined]
+
+
+def test_a_full_collection_freezes_its_survivors_when_asked() -> None:
+    """gc_freeze: the survivors of a full collection leave the collector's sight (the next
+    one does not scan them again); garbage is still freed."""
+    import gc
+    import weakref
+
+    from agents.worker.loop_watch import FullCollections
+
+    class Node:
+        pass
+
+    metrics = Metrics()
+    try:
+        with FullCollections(metrics, freeze=True) as collections:
+            kept = [Node() for _ in range(1000)]
+            gc.collect()
+            assert collections.freeze_due
+            collections.maybe_freeze()
+            assert not collections.freeze_due
+            assert gc.get_freeze_count() >= len(kept)
+            assert metrics.gc_frozen.value == gc.get_freeze_count()
+            cycle = Node()
+            cycle.self = cycle  # type: ignore[attr-defined]
+            gone = weakref.ref(cycle)
+            del cycle
+            gc.collect()  # garbage made after the freeze is still collected
+            assert gone() is None
+        with FullCollections(metrics, freeze=False) as plain:
+            gc.collect()
+            assert not plain.freeze_due
+    finally:
+        gc.unfreeze()
