@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeVar
 
 from agents.engine.book import Book, day_text
 from agents.engine.population import GlobalDay, Population, is_fit_day
@@ -25,14 +26,28 @@ from streams.value import expected_lifetime_years
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 2000  # customers handled between two yields to the event loop
+#: the longest a close or tiering works before it lets the event loop run other work
+#: (events, commits, the web): the loop's stalls stay about this short
+SLICE_SECONDS = 0.01
 #: at most this many days of summaries are kept for partitions that fall behind
 _KEPT_DAYS = 64
+_T = TypeVar("_T")
 
 
-def chunks(keys: list[bytes]) -> Iterable[list[bytes]]:
-    for start in range(0, len(keys), _CHUNK):
-        yield keys[start : start + _CHUNK]
+async def paced(
+    items: Iterable[_T],
+    slice_seconds: float = SLICE_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> AsyncIterator[_T]:
+    """The items, with a turn of the event loop whenever `slice_seconds` of work on them
+    have passed (customers differ too much in cost for a fixed count per turn). The
+    caller checks after each item whether it may go on (a rebalance meanwhile)."""
+    deadline = clock() + slice_seconds
+    for item in items:
+        yield item
+        if clock() >= deadline:
+            await asyncio.sleep(0)
+            deadline = clock() + slice_seconds
 
 
 class DayCloser:
@@ -90,12 +105,13 @@ class DayCloser:
         ledger.busy = True  # its candidates are out of the ledger until the day is closed
         try:
             candidates = ledger.pop_stale(day) | ledger.pop_due(day)
-            for chunk in chunks(sorted(candidates)):
-                for key in chunk:
-                    self._close_customer(ledger, key, day, lifetime, model)
-                await asyncio.sleep(0)
+            async for key in paced(sorted(candidates)):
                 if book.generation != generation:
                     return  # revoked meanwhile: the new owner closes the day again
+                self._close_customer(ledger, key, day, lifetime, model)
+            await asyncio.sleep(0)
+            if book.generation != generation:
+                return
             progress.closed_day = day
         finally:
             ledger.busy = False

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from agents.engine.book import Book, day_text
-from agents.engine.closing import DayCloser, chunks
+from agents.engine.closing import DayCloser, paced
 from agents.engine.outputs import Outputs
 from agents.engine.population import GlobalDay, Population
 from agents.engine.summaries import SummaryPublisher
@@ -79,12 +79,13 @@ class Tiering:
         ledger.busy = True  # its candidates are out of the ledger until the day is tiered
         try:
             revalued, ledger.to_tier = ledger.to_tier, set()
-            for chunk in chunks(sorted(candidates)):
-                for key in chunk:
-                    changes += self._tier_customer(ledger, key, day, merged, key in revalued)
-                await asyncio.sleep(0)
+            async for key in paced(sorted(candidates)):
                 if book.generation != generation:
                     return  # revoked meanwhile: the new owner tiers the day again
+                changes += self._tier_customer(ledger, key, day, merged, key in revalued)
+            await asyncio.sleep(0)
+            if book.generation != generation:
+                return
             self._release_outbox(ledger, day)
             progress.tiered_day = day
         finally:
@@ -202,18 +203,19 @@ class Tiering:
         book = self._book
         generation = book.generation
         judged = sorted(key for key, tier in ledger.tiers.items() if tier != "new")
-        for chunk in chunks(judged):
-            for key in chunk:
-                state = book.store.get(key, ledger.partition)
-                if state is None or state.tiered_day is None:
-                    continue
-                published = state.published
-                self._maybe_publish(ledger, key, state, state.tiered_day, merged)
-                if state.published != published:
-                    book.store.patch(key, ledger.partition, state)
-            await asyncio.sleep(0)
+        async for key in paced(judged):
             if book.generation != generation:
                 return False
+            state = book.store.get(key, ledger.partition)
+            if state is None or state.tiered_day is None:
+                continue
+            published = state.published
+            self._maybe_publish(ledger, key, state, state.tiered_day, merged)
+            if state.published != published:
+                book.store.patch(key, ledger.partition, state)
+        await asyncio.sleep(0)
+        if book.generation != generation:
+            return False
         ledger.progress.snapshot_complete = True
         book.touch_progress(ledger)
         log.info(
