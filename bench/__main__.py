@@ -306,6 +306,9 @@ def _pipeline(run: _Run) -> None:
     if "throughput" not in skip:
         figures["floor"] = run_floor(env, events, work)
         _say(f"(a) floor: {figures['floor']['events_per_second']:,.0f} events/s")
+        # like for like with the peers' sums: vipstream's per-event path alone
+        figures["aggregation"] = run_floor(env, events, work, "bench.aggregation_app")
+        _say(f"(a') aggregation only: {figures['aggregation']['events_per_second']:,.0f} events/s")
     if "scaling" not in skip:
         two = Deployment.of(env, "two", work)
         figures["seed_two"] = _seed(two, templates, stream.customers)

@@ -37,12 +37,15 @@ CPU = "process_cpu_seconds_total"
 COMMITS = "vipstream_commit_flush_seconds_count"
 
 
-def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
+def run_floor(
+    env: dict[str, str], events: int, work: Path, module: str = "bench.floor_app"
+) -> dict[str, Any]:
     """(a) A bare Faust agent that decodes the same events: events/s from its first to
-    its last event."""
-    floor_env = {**env, "BENCH_WEB_PORT": str(free_port()), "BENCH_DATADIR": str(work / "floor")}
+    its last event. `module`: another such app (bench/aggregation_app.py)."""
+    name = module.rsplit(".", 1)[-1]
+    floor_env = {**env, "BENCH_WEB_PORT": str(free_port()), "BENCH_DATADIR": str(work / name)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.floor_app", str(events)],
+        [sys.executable, "-m", module, str(events)],
         env=floor_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # Faust logs (and so prints) to stderr
@@ -62,8 +65,9 @@ def run_floor(env: dict[str, str], events: int, work: Path) -> dict[str, Any]:
                     "cpu_seconds": result["cpu_seconds"],
                     "cpus_used": result["cpu_seconds"] / result["seconds"],
                     "cpu_microseconds_per_event": result["cpu_seconds"] / events * 1e6,
+                    **{k: v for k, v in result.items() if k not in {"events", "seconds"}},
                 }
-        raise RuntimeError("the floor app exited without a result")
+        raise RuntimeError(f"{module} exited without a result")
     finally:
         process.terminate()
         process.wait(30)

@@ -64,6 +64,7 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
     two = f.get("two_workers")
     if floor:
         rows.append(("(a) floor: bare Faust agent, JSON decode only", _rate(floor), "1.00 (floor)"))
+    _aggregation(f.get("aggregation"), floor, "floor", rows)
     if one:
         rate, tiered = one["events_per_second"], one["events_per_second_tiered"]
         rows.append(("(b) pipeline, one worker: consumed", _rate(rate), _x(rate, floor, "floor")))
@@ -82,7 +83,12 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
             ratio += f" ({rate / floor:.2f} x floor)"
         rows.append(("(f) pipeline, two workers in one group: consumed", _rate(rate), ratio))
     floor_cpu = f.get("floor", {}).get("cpu_microseconds_per_event")
-    for name, run in (("floor", f.get("floor")), ("one worker", one), ("two workers", two)):
+    for name, run in (
+        ("floor", f.get("floor")),
+        ("aggregation only", f.get("aggregation")),
+        ("one worker", one),
+        ("two workers", two),
+    ):
         if run and "cpus_used" in run:
             per_event = run["cpu_microseconds_per_event"]
             broker = run.get("broker_cpus_used")
@@ -99,10 +105,27 @@ def _throughput(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
         rows.append(("(b) changelog writes per applied event", f"{per_event:.3f}", ""))
 
 
+def _aggregation(
+    run: dict[str, Any] | None, floor: float | None, what: str, rows: list[tuple[str, str, str]]
+) -> None:
+    """(a') vipstream's per-event path alone (bench/aggregation_app.py)."""
+    if not run:
+        return
+    rate = run["events_per_second"]
+    rows.append(
+        (
+            "(a') vipstream aggregation only: per-event path, no close",
+            _rate(rate),
+            _x(rate, floor, what) + f"; {run.get('state_writes', 0):,} state writes",
+        )
+    )
+
+
 def _peers(kafka: dict[str, Any], floor: float | None, rows: list[tuple[str, str, str]]) -> None:
     """Kafka Streams and Quix Streams on the same events and node (bench/peers.py)."""
     peers = kafka.get("peers") or {}
     pipeline = (kafka.get("worker") or {}).get("events_per_second")
+    aggregation = (kafka.get("aggregation") or {}).get("events_per_second")
     for key, label in (
         ("kafka_streams_at_least_once", "Kafka Streams, at least once"),
         ("kafka_streams_exactly_once_v2", "Kafka Streams, exactly_once_v2"),
@@ -116,6 +139,8 @@ def _peers(kafka: dict[str, Any], floor: float | None, rows: list[tuple[str, str
         ratio = _x(rate, floor, "Kafka floor")
         if pipeline:
             ratio += f"; vipstream pipeline = {pipeline / rate:.2f} x it"
+        if aggregation:
+            ratio += f", aggregation only = {aggregation / rate:.2f} x it"
         rows.append((f"(p) peer on Apache Kafka: {label}, per-customer sum", _rate(rate), ratio))
     for key in ("kafka_streams_error", "quix_error"):
         if peers.get(key):
@@ -137,6 +162,7 @@ def _on_apache_kafka(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> Non
                 _x(floor, embedded_floor, "embedded floor"),
             )
         )
+    _aggregation(kafka.get("aggregation"), floor, "Kafka floor", rows)
     _peers(kafka, floor, rows)
     one = kafka.get("worker")
     if not one:
