@@ -237,6 +237,16 @@ async def latency(
         latencies = sorted(
             (outputs[t] - opened[t]) / 1000 for t in run.opened if t in outputs and t in opened
         )
+        if run.opened:
+            first = min(opened[t] for t in run.opened if t in opened)
+            worst = sorted(
+                ((outputs[t] - opened[t]) / 1000, (opened[t] - first) / 1000)
+                for t in run.opened
+                if t in outputs and t in opened
+            )[-20:]
+            # when in the run the slowest tickets were opened (clustered: something held
+            # the worker then; spread: the fetch and send path)
+            result["slowest"] = [[round(at, 3), round(lat, 3)] for lat, at in worst]
         result.update(
             matched=len(latencies),
             p50_seconds=_quantile(latencies, 0.5),

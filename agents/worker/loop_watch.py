@@ -72,6 +72,10 @@ def _describe(frame: FrameType) -> str:
     return f"{short}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
+#: the frozen-objects gauge is counted at most this often
+_FROZEN_COUNT_SECONDS = 60.0
+
+
 class FullCollections:
     """Times Python's full garbage collections (`gc.callbacks`): a full collection
     scans every live object, and with a worker's decoded states (some 300 objects a
@@ -90,11 +94,17 @@ class FullCollections:
         #: a full collection ended: freeze its survivors at the next chance (not from
         #: within the collector's callback)
         self.freeze_due = False
+        self._counted_at: float | None = None
 
     def maybe_freeze(self) -> None:
-        if self.freeze_due:
-            self.freeze_due = False
-            gc.freeze()
+        if not self.freeze_due:
+            return
+        self.freeze_due = False
+        gc.freeze()
+        now = time.monotonic()
+        if self._counted_at is None or now - self._counted_at >= _FROZEN_COUNT_SECONDS:
+            self._counted_at = now
+            # a walk over every frozen object (tens of ms at millions): once a minute
             self._metrics.gc_frozen.set(gc.get_freeze_count())
 
     def __enter__(self) -> FullCollections:
