@@ -241,13 +241,8 @@ class Book:
         now = self._monotonic()
         max_bytes = self.settings.kafka.max_message_bytes
         urgent = self.urgent()
-        for partition, ledger in self.ledgers.items():
-            own = self.journals.get(partition)
-            if own is None or ledger.busy:
-                continue
-            if not self.policy.due(own, ledger.customers, now, urgent=urgent):
-                continue
-            journal = own
+        for partition in self._checkpoints_due(now, urgent):
+            ledger, journal = self.ledgers[partition], self.journals[partition]
             number = journal.last_number + 1
             saved = ledger.to_checkpoint()
             saved["patches"] = patches_json(self.store.patches_of(partition).items())
@@ -260,6 +255,24 @@ class Book:
             ledger.progress.checkpoint = journal.reference.to_json()
             self.touch_progress(ledger)
         return before, after
+
+    def _checkpoints_due(self, now: float, urgent: bool) -> list[int]:
+        """The partitions to checkpoint in this snapshot: every one that has none yet,
+        all that are due when the worker stops or its partitions move, else the due one
+        checkpointed longest ago (each gets its turn). Encoding a ledger holds the event
+        loop (~0.1 s at 12k customers); spread over commits, the stalls stay one
+        partition's."""
+        due = []
+        for partition, ledger in self.ledgers.items():
+            journal = self.journals.get(partition)
+            if journal is None or ledger.busy:
+                continue
+            if self.policy.due(journal, ledger.customers, now, urgent=urgent):
+                due.append((journal.reference is not None, journal.last_checkpoint, partition))
+        if urgent or not due:
+            return [partition for _, _, partition in due]
+        due.sort()
+        return [partition for has, _, partition in due if not has] or [due[0][2]]
 
     def _journal_wrapped(self, partition: int) -> None:
         """The journal outran its ring before a checkpoint could be taken (a close that

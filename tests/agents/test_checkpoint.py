@@ -332,3 +332,32 @@ async def test_a_state_read_before_its_ledger_is_built_gets_its_patch(
         state = h.store.get(key, partition)
         assert state is not None
         assert encode_state(state) == expected[key]
+
+
+async def test_checkpoints_are_spread_over_commits(history: list[SimEvent]) -> None:
+    """Encoding a ledger holds the event loop: once every partition has a checkpoint, a
+    snapshot carries at most one partition's, the one checkpointed longest ago, so each
+    partition's turn comes round (here every commit is due for all of them)."""
+    run = Run(settings_of(1.0), history)
+    h = run.harness()
+    per_snapshot: list[set[int]] = []
+    for at in range(0, len(history), COMMIT_EVERY):
+        for event in history[at : at + COMMIT_EVERY]:
+            run.now[0] = event.occurred_at
+            h.apply(event.topic, event.key, event.value, timestamp=event.occurred_at)
+        await h.settle()
+        snapshot = h.store.snapshot()
+        per_snapshot.append(
+            {p for key, p, _ in snapshot.changes if key.startswith(b"\x00ledger\x00")}
+        )
+        h.store.confirm(snapshot, {})
+    partitions = set(range(run.settings.kafka.partitions))
+    first = next(
+        i for i in range(len(per_snapshot)) if set().union(*per_snapshot[: i + 1]) == partitions
+    )
+    later = per_snapshot[first + 1 :]
+    assert later
+    assert all(len(found) <= 1 for found in later)
+    counts = Counter(p for found in later for p in found)
+    assert set(counts) == partitions
+    assert max(counts.values()) - min(counts.values()) <= 2  # in turn
