@@ -72,15 +72,20 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(lambda: local_store_of(table), capacity=settings.state_cache_customers)
-    # outputs and state snapshots: record batches on a producer of their own
-    # (agents/kafka/producing.py); Faust's producer carries the partitions' value summaries
+    # outputs and state snapshots: record batches on producers of their own
+    # (agents/kafka/producing.py); Faust's producer carries the partitions' value summaries.
+    # Two, not one: a producer has one request in flight per broker, and a commit's state
+    # snapshot (megabytes after a close) would hold every output queued behind it
     client = client_options(settings)
-    producer = BatchProducer(
-        client,
-        max_message_bytes=kafka.max_message_bytes,
-        delivery_timeout_seconds=kafka.delivery_timeout_seconds,
+    producer, state_producer = (
+        BatchProducer(
+            client,
+            max_message_bytes=kafka.max_message_bytes,
+            delivery_timeout_seconds=kafka.delivery_timeout_seconds,
+        )
+        for _ in range(2)
     )
-    changelog = ChangelogWriter(producer, table.changelog_topic.get_topic_name())
+    changelog = ChangelogWriter(state_producer, table.changelog_topic.get_topic_name())
     exactly_once = settings.processing_guarantee == "exactly_once"
     queue = OutputQueue(
         producer,
@@ -249,6 +254,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     @app.on_before_shutdown.connect
     async def stop_producer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await producer.stop()  # after Faust's last commit, which stopping the consumer made
+        await state_producer.stop()
         if transactions is not None:
             await transactions.stop()
         await reader.close()
