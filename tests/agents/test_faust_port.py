@@ -335,3 +335,19 @@ def test_another_threads_stack_can_be_read() -> None:
     assert seen[0] != "look"  # the main thread's stack (waiting in `join`), not this one's
     assert "test_another_threads_stack_can_be_read" in seen
     assert stack_of(-1) is None
+
+
+# -- no count-based commit inline in the message loop ------------------------------------
+def test_commits_run_on_the_interval_only(settings: Any) -> None:
+    """Faust commits every `broker_commit_every` messages inside the loop that feeds the
+    agent (which then waits for the whole commit): the worker sets a count it never
+    reaches. Canary: the consumer still takes its count from that setting."""
+    from faust.transport.consumer import Consumer as BaseConsumer
+
+    from agents.worker.app import create_app
+
+    app = create_app(settings)
+    assert app.conf.broker_commit_every >= 2**62
+    consumer = app.consumer
+    assert isinstance(consumer, BaseConsumer)
+    assert consumer._commit_every == app.conf.broker_commit_every
