@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,29 +244,43 @@ class PartitionLedger:
     def to_checkpoint(self) -> dict[str, Any]:
         """Everything above in JSON form (customer ids as text): what a start reads
         instead of every customer's state (agents/engine/checkpoint.py)."""
-        by_tier: dict[str, list[str]] = {}
-        for key, tier in self.tiers.items():
-            by_tier.setdefault(tier, []).append(key.decode())
-        scores = {
-            str(bucket): [[key.decode(), self.scores[key]] for key in members]
-            for bucket, members in self.members.items()
-        }
-        live_due = [[key.decode(), day] for key, day in self._due_day.items()]
-        return {
-            "tiers": by_tier,
-            "summary": self.summary.to_json(),
-            "scores": scores,
-            "buyers": [[key.decode(), silent] for key, silent in self.buyers.items()],
-            "due": live_due,
-            "to_tier": [key.decode() for key in self.to_tier],
-            "stale": {
-                str(day): [key.decode() for key in keys]
-                for day, keys in self._stale.items()
-                if keys
-            },
-            "tickets": [[key.decode(), day] for key, day in self.tickets_waiting.items()],
-            "sample": self.sample.to_json(),
-        }
+        return self.checkpoint_copy()()
+
+    def checkpoint_copy(self) -> Callable[[], dict[str, Any]]:
+        """`to_checkpoint` in two steps: copies of what it reads, now (shallow copies
+        of dicts and sets, quick), and a function that makes the JSON from the copies,
+        whenever and wherever it runs (another thread: the ledger may change meanwhile)."""
+        tiers = dict(self.tiers)
+        scores = dict(self.scores)
+        members = {bucket: list(keys) for bucket, keys in self.members.items()}
+        buyers = dict(self.buyers)
+        due = dict(self._due_day)
+        to_tier = list(self.to_tier)
+        stale = {day: list(keys) for day, keys in self._stale.items() if keys}
+        tickets = dict(self.tickets_waiting)
+        summary = self.summary.to_json()
+        sample = [list(entry) for entry in self.sample.to_json()]
+
+        def build() -> dict[str, Any]:
+            by_tier: dict[str, list[str]] = {}
+            for key, tier in tiers.items():
+                by_tier.setdefault(tier, []).append(key.decode())
+            return {
+                "tiers": by_tier,
+                "summary": summary,
+                "scores": {
+                    str(bucket): [[key.decode(), scores[key]] for key in keys]
+                    for bucket, keys in members.items()
+                },
+                "buyers": [[key.decode(), silent] for key, silent in buyers.items()],
+                "due": [[key.decode(), day] for key, day in due.items()],
+                "to_tier": [key.decode() for key in to_tier],
+                "stale": {str(day): [key.decode() for key in keys] for day, keys in stale.items()},
+                "tickets": [[key.decode(), day] for key, day in tickets.items()],
+                "sample": sample,
+            }
+
+        return build
 
     def load_checkpoint(self, data: dict[str, Any]) -> None:
         """Take the index, sets and counts of `to_checkpoint` (on an empty ledger)."""

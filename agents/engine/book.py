@@ -12,19 +12,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 import orjson
 
 from agents.engine.checkpoint import (
+    JOURNAL_RING,
     CheckpointError,
     CheckpointPolicy,
     Journal,
+    PendingCheckpoint,
     Reference,
     decode_checkpoint,
     encode_checkpoint,
     patches_json,
     patches_of_json,
     read_journal,
+    run_now,
 )
 from agents.engine.store import Change, CustomerStore
 from agents.settings import Settings
@@ -89,6 +94,9 @@ class Book:
         #: whether the worker is stopping or rebalancing (the commit then checkpoints
         #: every partition with changes: agents/worker/app.py sets it)
         self.urgent: Callable[[], bool] = lambda: False
+        #: runs a checkpoint's encoding (a thread in the worker: agents/worker/app.py);
+        #: by default at once, here
+        self.offload: Callable[[Callable[[], list[tuple[bytes, bytes]]]], Future[Any]] = run_now
         #: partition -> its closed day as of the previous snapshot, and as of the one
         #: before (durable: a snapshot is taken only once the previous one is)
         self._snapshotted: dict[int, int | None] = {}
@@ -239,22 +247,55 @@ class Book:
             self._snapshotted[partition] = ledger.progress.closed_day
         after: list[Change] = []
         now = self._monotonic()
-        max_bytes = self.settings.kafka.max_message_bytes
         urgent = self.urgent()
+        for partition, journal in self.journals.items():
+            pending = journal.pending
+            if pending is not None and (urgent or pending.records.done()):
+                after.extend(self._take_checkpoint(partition, journal, pending))
         for partition in self._checkpoints_due(now, urgent):
             ledger, journal = self.ledgers[partition], self.journals[partition]
-            number = journal.last_number + 1
-            saved = ledger.to_checkpoint()
-            saved["patches"] = patches_json(self.store.patches_of(partition).items())
-            records = encode_checkpoint(partition, number, saved, max_bytes)
-            after.extend((key, partition, value) for key, value in records)
-            journal.reference = Reference(number, len(records), journal.next_number)
-            journal.last_number = number
-            journal.journaled = set()
-            journal.last_checkpoint = now
-            ledger.progress.checkpoint = journal.reference.to_json()
-            self.touch_progress(ledger)
+            pending = self._start_checkpoint(partition, ledger, journal, now)
+            if urgent:  # the worker stops or its partitions move: no next snapshot
+                after.extend(self._take_checkpoint(partition, journal, pending))
         return before, after
+
+    def _start_checkpoint(
+        self, partition: int, ledger: PartitionLedger, journal: Journal, now: float
+    ) -> PendingCheckpoint:
+        """Copy the ledger as of this snapshot (quick) and encode the copy off the event
+        loop (`offload`); the records go out with the next snapshot (`_take_checkpoint`),
+        naming the journal from the one after this snapshot's: a start reads the
+        checkpoint, then the customers journaled since this snapshot."""
+        number = journal.last_number + 1
+        build = ledger.checkpoint_copy()
+        patches = list(self.store.patches_of(partition).items())
+        max_bytes = self.settings.kafka.max_message_bytes
+
+        def encode() -> list[tuple[bytes, bytes]]:
+            saved = build()
+            saved["patches"] = patches_json(patches)
+            return encode_checkpoint(partition, number, saved, max_bytes)
+
+        journal.pending = PendingCheckpoint(number, journal.next_number, self.offload(encode))
+        journal.last_number = number
+        journal.journaled = set()
+        journal.last_checkpoint = now
+        return journal.pending
+
+    def _take_checkpoint(
+        self, partition: int, journal: Journal, pending: PendingCheckpoint
+    ) -> list[Change]:
+        """The records of an encoded checkpoint, and the partition's progress naming it
+        (written after them in the same snapshot)."""
+        journal.pending = None
+        if journal.next_number - pending.journal_from >= JOURNAL_RING:
+            return []  # the journal it needs is overwritten already: the next one is due
+        records = pending.records.result()
+        journal.reference = Reference(pending.number, len(records), pending.journal_from)
+        ledger = self.ledgers[partition]
+        ledger.progress.checkpoint = journal.reference.to_json()
+        self.touch_progress(ledger)
+        return [(key, partition, value) for key, value in records]
 
     def _checkpoints_due(self, now: float, urgent: bool) -> list[int]:
         """The partitions to checkpoint in this snapshot: every one that has none yet,
@@ -265,7 +306,7 @@ class Book:
         due = []
         for partition, ledger in self.ledgers.items():
             journal = self.journals.get(partition)
-            if journal is None or ledger.busy:
+            if journal is None or ledger.busy or journal.pending is not None:
                 continue
             if self.policy.due(journal, ledger.customers, now, urgent=urgent):
                 due.append((journal.reference is not None, journal.last_checkpoint, partition))

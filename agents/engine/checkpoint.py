@@ -29,7 +29,12 @@ are written in one atomic batch per partition.
 
 A partition's ledger is checkpointed when no close or tiering is part-way through it
 (`PartitionLedger.busy`: their candidate sets are in flight), once enough of its
-customers are journaled or enough time has passed (`CheckpointPolicy`). A journal that
+customers are journaled or enough time has passed (`CheckpointPolicy`), one partition per
+snapshot. The ledger is copied at a snapshot (shallow copies of its dicts and sets) and
+the copy encoded off the event loop (`Book.offload`, a thread in the worker); its records
+and the progress naming it go with the first later snapshot after the encoding is done,
+the journal counted from the snapshot after the copy's. A snapshot taken while the worker
+stops or its partitions move waits for it. A journal that
 would overrun its ring, or a checkpoint that cannot be read, falls back to building the
 ledger from every state (logged), and the next snapshot writes a new checkpoint.
 """
@@ -39,8 +44,9 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -52,6 +58,7 @@ JOURNAL_RING = 4096
 #: customers per journal record (a record stays far below any message size limit)
 JOURNAL_KEYS = 8_000
 _NUMBER = struct.Struct(">Q")
+_T = TypeVar("_T")
 _CHUNK_HEAD = struct.Struct(">QII")  # checkpoint number, index, count
 
 
@@ -192,6 +199,26 @@ def patches_of_json(rows: list[list[Any]]) -> dict[bytes, Derived]:
     return {text.encode(): as_derived(derived) for text, *derived in rows}
 
 
+@dataclass(frozen=True)
+class PendingCheckpoint:
+    """A checkpoint of the ledger as of one snapshot, encoded off the event loop."""
+
+    number: int
+    journal_from: int  # the first journal number after that snapshot
+    records: Future[list[tuple[bytes, bytes]]]
+
+
+def run_now(work: Callable[[], _T]) -> Future[_T]:
+    """`work` run at once, as a finished future (the engine's harness and the backfill,
+    where nothing waits on the event loop meanwhile)."""
+    done: Future[_T] = Future()
+    try:
+        done.set_result(work())
+    except Exception as exc:  # handed to whoever takes the result
+        done.set_exception(exc)
+    return done
+
+
 @dataclass
 class Journal:
     """A partition's journal and checkpoint bookkeeping on this worker."""
@@ -204,6 +231,8 @@ class Journal:
     #: customers journaled since the checkpoint
     journaled: set[bytes] = field(default_factory=set)
     last_checkpoint: float = 0.0
+    #: a checkpoint taken at a snapshot, being encoded, for the next snapshot
+    pending: PendingCheckpoint | None = None
 
     def records(
         self,
