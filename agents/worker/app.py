@@ -260,7 +260,8 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     async def stop_producer(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await producer.stop()  # after Faust's last commit, which stopping the consumer made
         await state_producer.stop()
-        checkpoint_thread.shutdown(wait=False)
+        # (the checkpoint thread stays: a commit may still come, and waits for it; idle,
+        # it ends with the process)
         if transactions is not None:
             await transactions.stop()
         await reader.close()

@@ -159,3 +159,34 @@ def test_data_endpoints_need_a_bearer_token_and_routing_carries_it_over_https(
                     interval=0.5,
                 )
     assert "first-token-7c1d0e" not in one.log_path.read_text()
+
+
+def test_a_worker_stopped_right_after_changes_exits_cleanly(
+    make_worker: WorkerFactory, env: dict[str, str]
+) -> None:
+    """SIGTERM with changes not yet committed: the stop's commits (which checkpoint
+    every changed ledger, encoded in the checkpoint thread) go through, the worker exits
+    0 with no error logged, and a restart starts from those checkpoints."""
+    worker = make_worker().start().wait_healthy()
+    customers = [f"S{i}".encode() for i in range(12)]
+    produce(
+        env,
+        [
+            ("orders", key, f.raw(f.order(customer_id=key.decode(), amount=3.0)))
+            for key in customers
+        ],
+    )
+    wait_for(
+        lambda: all(worker.get(f"/customers/{k.decode()}")[0] == 200 for k in customers),
+        timeout=30,
+        what="the orders applied",
+    )
+    assert worker.stop() == 0
+    log = worker.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000 :][:6000]
+    with running(make_worker("again")) as restarted:
+        restarted.wait_healthy()
+        for key in customers:
+            status, body = restarted.get(f"/customers/{key.decode()}")
+            assert status == 200
+            assert body["lifetime_revenue"] == 3.0
