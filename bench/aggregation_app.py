@@ -13,7 +13,6 @@ line when N events were applied.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
@@ -29,28 +28,14 @@ from agents.kafka.producing import BatchProducer, ChangelogWriter
 from agents.kafka.security import client_options
 from agents.metrics import Metrics
 from agents.settings import load_settings
-from agents.topics import INPUT_EVENT_TYPES
-from agents.worker.app import faust_options
+from bench.floor_app import bench_app
 
 
 def main() -> None:
     target = int(sys.argv[1])
     settings = load_settings()
     kafka = settings.kafka
-    app = faust.App(
-        f"{settings.app_id}-aggregation",
-        store="memory://",
-        web_port=int(os.environ["BENCH_WEB_PORT"]),
-        datadir=os.environ["BENCH_DATADIR"],
-        **faust_options(settings),
-    )
-    topic = app.topic(
-        *[settings.topics.name(k) for k in INPUT_EVENT_TYPES],
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app, topic = bench_app(settings, "aggregation")
     changelog_topic = app.topic(
         f"{settings.app_id}-aggregation-changelog",
         partitions=kafka.partitions,

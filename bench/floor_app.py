@@ -14,16 +14,16 @@ from typing import Any
 import faust
 import orjson
 
-from agents.settings import load_settings
+from agents.settings import Settings, load_settings
 from agents.topics import INPUT_EVENT_TYPES
 from agents.worker.app import faust_options
 
 
-def main() -> None:
-    target = int(sys.argv[1])
-    settings = load_settings()
+def bench_app(settings: Settings, name: str) -> tuple[faust.App, Any]:
+    """A Faust app of its own group (`<app_id>-<name>`) with the workers' options, and
+    the input topics as raw bytes (the floor's and bench/aggregation_app.py's)."""
     app = faust.App(
-        f"{settings.app_id}-floor",
+        f"{settings.app_id}-{name}",
         store="memory://",
         web_port=int(os.environ["BENCH_WEB_PORT"]),
         datadir=os.environ["BENCH_DATADIR"],
@@ -36,6 +36,12 @@ def main() -> None:
         key_serializer="raw",
         value_serializer="raw",
     )
+    return app, topic
+
+
+def main() -> None:
+    target = int(sys.argv[1])
+    app, topic = bench_app(load_settings(), "floor")
     progress: dict[str, Any] = {"count": 0, "first": None, "cpu": None}
 
     @app.agent(topic)
