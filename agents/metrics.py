@@ -296,11 +296,10 @@ class Metrics:
             "worker: they scan every object, decoded customer states included.",
             (0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
         )
-        self.gc_frozen = FastGauge(
-            "vipstream_gc_frozen_objects",
-            "Objects moved out of the garbage collector's sight after a full collection "
-            "(gc_freeze): steady when the live objects are; a steady climb would be "
-            "garbage the collector can no longer see.",
+        self.gc_freezes = FastCounter(
+            "vipstream_gc_freezes",
+            "Times the live objects were moved out of the garbage collector's sight "
+            "(gc_freeze: after a full collection or a ledger build).",
         )
         self.customers_erased = FastCounter(
             "vipstream_customers_erased",
@@ -321,7 +320,7 @@ class Metrics:
                     self.events_erased,
                     self.loop_stall,
                     self.gc_pause,
-                    self.gc_frozen,
+                    self.gc_freezes,
                 ]
             )
         )

@@ -296,11 +296,12 @@ class Settings(BaseSettings):
     #: (`event_loop_stalled`, with where it was held; at most a line per 10 s). Every
     #: stall is in the `vipstream_event_loop_stall_seconds` histogram.
     stall_log_seconds: Annotated[float, Field(gt=0, le=600)] = 0.5
-    #: After each full garbage collection, move its survivors out of the collector's
-    #: sight (gc.freeze), so the next one scans only what became long-lived since: full
-    #: collections over every decoded state held the event loop for seconds at 100k
+    #: After each full garbage collection, and after a ledger is built (which decodes
+    #: states by the thousand), move the live objects out of the collector's sight
+    #: (gc.freeze), so the next full collection scans only what became long-lived since:
+    #: full collections over every decoded state held the event loop for seconds at 100k
     #: customers. The cost: a reference cycle among objects frozen alive that dies later
-    #: is never collected (`vipstream_gc_frozen_objects` shows whether that adds up).
+    #: is never collected (the resident memory per customer shows whether that adds up).
     gc_freeze: bool = True
 
     topics: TopicSettings = TopicSettings()

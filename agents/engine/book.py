@@ -94,6 +94,9 @@ class Book:
         #: whether the worker is stopping or rebalancing (the commit then checkpoints
         #: every partition with changes: agents/worker/app.py sets it)
         self.urgent: Callable[[], bool] = lambda: False
+        #: called after a ledger is built (the worker freezes what the build decoded out of
+        #: the garbage collector's sight: agents/worker/loop_watch.py)
+        self.ledger_built: Callable[[], None] = lambda: None
         #: runs a checkpoint's encoding (a thread in the worker: agents/worker/app.py);
         #: by default at once, here
         self.offload: Callable[[Callable[[], list[tuple[bytes, bytes]]]], Future[Any]] = run_now
@@ -385,6 +388,7 @@ class Book:
                 "closed_through": day_text(ledger.progress.closed_day),
             },
         )
+        self.ledger_built()
         return ledger
 
     def _new_ledger(self, partition: int, progress: Progress) -> PartitionLedger:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +176,10 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     # 100k customers ~0.1 s a partition): it goes out with a later commit
     checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-checkpoint")
     engine.book.offload = checkpoint_thread.submit
+    if settings.gc_freeze:
+        # a ledger built from every state decodes them all: long-lived objects by the
+        # million, which the first full collection would scan for seconds
+        engine.book.ledger_built = gc.freeze
     events = EventPath(settings, store, metrics, outputs, book=engine)
     # the engine notes the offset of every message it applies (for its caught-up test)
     metrics.consumer_lag.watch(lambda: input_lag(app.consumer, input_names, engine.processed_next))

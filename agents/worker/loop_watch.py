@@ -72,10 +72,6 @@ def _describe(frame: FrameType) -> str:
     return f"{short}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
-#: the frozen-objects gauge is counted at most this often
-_FROZEN_COUNT_SECONDS = 60.0
-
-
 class FullCollections:
     """Times Python's full garbage collections (`gc.callbacks`): a full collection
     scans every live object, and with a worker's decoded states (some 300 objects a
@@ -85,7 +81,8 @@ class FullCollections:
     the collector's sight (`gc.freeze`), so the next one scans only what became
     long-lived since. Reference counting still frees them; what the collector no longer
     finds is a reference cycle among objects frozen alive that dies later (customer
-    states hold none; the gauge `vipstream_gc_frozen_objects` shows whether it grows)."""
+    states hold none; the worker's resident memory per customer shows whether that adds
+    up)."""
 
     def __init__(self, metrics: Metrics, *, freeze: bool = False) -> None:
         self._metrics = metrics
@@ -94,18 +91,13 @@ class FullCollections:
         #: a full collection ended: freeze its survivors at the next chance (not from
         #: within the collector's callback)
         self.freeze_due = False
-        self._counted_at: float | None = None
 
     def maybe_freeze(self) -> None:
         if not self.freeze_due:
             return
         self.freeze_due = False
-        gc.freeze()
-        now = time.monotonic()
-        if self._counted_at is None or now - self._counted_at >= _FROZEN_COUNT_SECONDS:
-            self._counted_at = now
-            # a walk over every frozen object (tens of ms at millions): once a minute
-            self._metrics.gc_frozen.set(gc.get_freeze_count())
+        gc.freeze()  # a splice of lists; counting what is frozen would walk all of it
+        self._metrics.gc_freezes.inc()
 
     def __enter__(self) -> FullCollections:
         gc.callbacks.append(self.callback)
