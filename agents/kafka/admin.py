@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -65,7 +66,7 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
         if missing:
             await _wait_for_leaders(admin, [p.name for p in missing], wait_seconds=30.0)
         partitioned = [p.name for p in plan if p.partitions == settings.kafka.partitions]
-        for described in await admin.describe_topics(partitioned):
+        for described in await _described(admin, partitioned, wait_seconds=30.0):
             count = len(described["partitions"])
             if count != settings.kafka.partitions:
                 raise TopicError(
@@ -75,6 +76,22 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                 )
     finally:
         await admin.close()
+
+
+async def _described(
+    admin: AIOKafkaAdminClient, topics: list[str], *, wait_seconds: float
+) -> list[dict[str, Any]]:
+    """The topics described, asking again for any with no partitions: in a cluster, the
+    broker asked may not know a topic created a moment ago on another (seen with three
+    nodes under load); after `wait_seconds` what it says stands."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    found = {d["topic"]: d for d in await admin.describe_topics(topics)}
+    while True:
+        unknown = [t for t in topics if not found.get(t, {}).get("partitions")]
+        if not unknown or asyncio.get_running_loop().time() >= deadline:
+            return [found.get(t, {"topic": t, "partitions": []}) for t in topics]
+        await asyncio.sleep(0.2)
+        found.update({d["topic"]: d for d in await admin.describe_topics(unknown)})
 
 
 async def _wait_for_leaders(

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 
 from agents.faust_port.threads import stack_of
 from agents.logs import Throttle
@@ -32,8 +32,8 @@ LOGGED_STALL_SECONDS = 0.5
 SAMPLE_AFTER_SECONDS = 0.02
 _ROOT = str(Path(__file__).resolve().parents[2])
 _LIBRARIES = f"{_ROOT}/.venv/"
-#: the spot of a full garbage collection: it holds the GIL, so the watchdog samples the
-#: loop thread when the collection's end is being timed (`FullCollections.callback`)
+#: the spot of a garbage collection: it holds the GIL, so the watchdog samples the loop
+#: thread when the collection's callbacks run (`FullCollections.callback`, or another's)
 GARBAGE_COLLECTION = "python: garbage collection"
 _CALLERS = (f"{_ROOT}/agents/", f"{_ROOT}/bench/", f"{_ROOT}/tests/")
 
@@ -47,7 +47,7 @@ def where(frame: FrameType | None) -> str:
     fix), the engine or worker code that called it when that is another frame (which
     step of the close, the tiering, the event path), and the innermost frame of all
     when that is a library's; each as `file:line function`."""
-    if frame is not None and frame.f_code is FullCollections.callback.__code__:
+    if frame is not None and frame.f_code in _collector_callbacks():
         return GARBAGE_COLLECTION  # the GIL was held by the collection; this runs after
     innermost = _describe(frame) if frame is not None else "?"
     while frame is not None and not _own(frame.f_code.co_filename):
@@ -64,6 +64,17 @@ def where(frame: FrameType | None) -> str:
     ):
         spot = f"{_describe(caller)} > {spot}"
     return spot
+
+
+def _collector_callbacks() -> set[CodeType]:
+    """The code of every `gc.callbacks` entry (ours times the collection; a library may
+    have its own): the loop thread runs them as a collection ends."""
+    found = set()
+    for callback in gc.callbacks:
+        code = getattr(getattr(callback, "__func__", callback), "__code__", None)
+        if isinstance(code, CodeType):
+            found.add(code)
+    return found
 
 
 def _describe(frame: FrameType) -> str:

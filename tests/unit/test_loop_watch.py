@@ -112,6 +112,11 @@ def test_a_stall_in_a_garbage_collection_is_named_so(caplog: pytest.LogCaptureFi
 
     heap = [[i] for i in range(3_000_000)]  # a collection of this takes a while
 
+    def another_librarys(phase: str, info: dict[str, int]) -> None:
+        """Runs first as a collection ends (hypothesis installs one like it)."""
+        if phase == "stop":
+            sum(range(20_000))
+
     async def run() -> None:
         watch = asyncio.create_task(watch_event_loop(Metrics(), interval=0.01, logged=0.05))
         await asyncio.sleep(0.05)
@@ -119,8 +124,12 @@ def test_a_stall_in_a_garbage_collection_is_named_so(caplog: pytest.LogCaptureFi
         await asyncio.sleep(0.05)
         watch.cancel()
 
-    with caplog.at_level(logging.WARNING, logger="agents.worker.loop_watch"):
-        asyncio.run(run())
+    gc.callbacks.insert(0, another_librarys)
+    try:
+        with caplog.at_level(logging.WARNING, logger="agents.worker.loop_watch"):
+            asyncio.run(run())
+    finally:
+        gc.callbacks.remove(another_librarys)
     del heap
     (stall,) = [r for r in caplog.records if getattr(r, "event", None) == "event_loop_stalled"]
     assert stall.where == GARBAGE_COLLECTION  # type: ignore[attr-defined]
