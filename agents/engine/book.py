@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from agents.engine.checkpoint import (
-    JOURNAL_RING,
     CheckpointError,
     CheckpointPolicy,
     Journal,
@@ -291,7 +290,7 @@ class Book:
         """The records of an encoded checkpoint, and the partition's progress naming it
         (written after them in the same snapshot)."""
         journal.pending = None
-        if journal.next_number - pending.journal_from >= JOURNAL_RING:
+        if not journal.keeps(pending.journal_from):
             return []  # the journal it needs is overwritten already: the next one is due
         records = pending.records.result()
         journal.reference = Reference(pending.number, len(records), pending.journal_from)

@@ -256,9 +256,13 @@ class Journal:
             journaled.update(part)
             journaled.update(key for key, _ in some)
         reference = self.reference
-        if reference is not None and self.next_number - reference.journal_from >= JOURNAL_RING:
+        if reference is not None and not self.keeps(reference.journal_from):
             self.reference = None  # the ring would overwrite what a start must read
         return changes
+
+    def keeps(self, journal_from: int) -> bool:
+        """Whether the ring still holds every journal record from `journal_from` on."""
+        return self.next_number - journal_from < JOURNAL_RING
 
 
 @dataclass(frozen=True, slots=True)

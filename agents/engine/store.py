@@ -159,8 +159,8 @@ class CustomerStore:
         caller knows it, spares a store that keeps one database per partition a search."""
         state = self._cache.get(key)
         if state is not None:
-            if self._unencoded and key in self._unencoded:
-                self._freeze(key)  # the caller may change it: as of the cut first
+            if self._unencoded:
+                self._settle(key)  # the caller may change it: as of the cut first
             return state
         if key in self._deleted or key in self._inflight_deleted:
             return None  # the local store still has it until the tombstone is confirmed
@@ -184,8 +184,8 @@ class CustomerStore:
         """Record a state whose change is derived figures only (`streams.valuation
         .Derived`): they reach the changelog compactly, in the next snapshot's journal
         (agents/engine/checkpoint.py), not as a write of the whole state."""
-        if self._unencoded and key in self._unencoded:
-            self._freeze(key)
+        if self._unencoded:
+            self._settle(key)
         if key in self._dirty:
             self._cache[key] = state  # the whole state is written anyway
             return
@@ -215,8 +215,8 @@ class CustomerStore:
     def delete(self, key: bytes, partition: int) -> None:
         """Forget a customer (an erasure): a tombstone reaches the changelog at the next
         commit, and the local store drops the key once it is confirmed."""
-        if self._unencoded and key in self._unencoded:
-            self._freeze(key)
+        if self._unencoded:
+            self._settle(key)
         self._dirty.pop(key, None)
         self._patched.pop(key, None)
         self._patches.get(partition, {}).pop(key, None)
@@ -225,8 +225,8 @@ class CustomerStore:
 
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
         """Record a changed state; it reaches the changelog at the next commit."""
-        if self._unencoded and key in self._unencoded:
-            self._freeze(key)
+        if self._unencoded:
+            self._settle(key)
         self._deleted.pop(key, None)  # a customer again (new events after its erasure)
         self._dirty[key] = partition  # before admitting: eviction must never pick it
         if key not in self._cache:
@@ -271,8 +271,7 @@ class CustomerStore:
         """
         snapshot = self.cut()
         for key in snapshot.pending:
-            if key in self._unencoded:
-                self._freeze(key)
+            self._settle(key)
         return snapshot
 
     def cut(self) -> Snapshot:
@@ -342,6 +341,12 @@ class CustomerStore:
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)
                 deadline = time.perf_counter() + slice_seconds
+
+    def _settle(self, key: bytes) -> None:
+        """Before a state is handed out or replaced: encode it if an unfinished cut
+        still waits for it (callers test `_unencoded` first: empty between commits)."""
+        if key in self._unencoded:
+            self._freeze(key)
 
     def _freeze(self, key: bytes) -> None:
         """Encode a state of an unfinished cut, as it is now, i.e. as of the cut."""
