@@ -76,6 +76,10 @@ class KafkaSettings(Section):
     standby_replicas: Annotated[int, Field(ge=0, le=3)] = 0
     #: A request to the broker that takes longer than this fails and is retried.
     request_timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 30.0
+    #: A worker restores the state table's changelog partitions it is assigned with a
+    #: plain consumer, in bulk, before Faust's recovery reads what is left (at most 70 %
+    #: of request_timeout_seconds, then Faust reads the rest): see README "Restarts".
+    bulk_restore: bool = True
     #: The largest message a worker produces: a customer's whole state is one changelog
     #: message. Faust's producer limit, and the state changelog topic's
     #: max.message.bytes (Apache Kafka's broker default is 1 MB).

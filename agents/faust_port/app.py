@@ -7,6 +7,9 @@
   fetches with vipstream's `fetch_max_wait` (agents/faust_port/consumer.py).
 - `VipApp._on_partitions_assigned` (private, overridden): with exactly-once, the
   previous owners of the assigned partitions are fenced before Faust recovers them.
+- `VipApp._on_partitions_assigned` also installs, once, the bulk changelog restore on
+  Faust's recovery (`before_recovery`, set by agents/worker/app.py: see
+  agents/faust_port/restore.py).
 - `VipApp._on_agent_error` (private, overridden): Faust restarts a crashed agent and only
   logs it; vipstream counts it for an alert.
 - `count_recovery` wraps the table's `apply_changelog_batch` on the instance, to count
@@ -48,6 +51,8 @@ class VipApp(faust.App):
     barrier: CommitBarrier
     bootstrap_servers: list[str]
     vip: Any  # the worker's handles (agents/worker/app.py)
+    #: called with Faust's table recovery before each assignment is recovered
+    before_recovery: Callable[[Any], None] | None = None
     _committed_labels: set[tuple[str, str]] = set()  # noqa: RUF012 (replaced, not mutated)
 
     def _new_consumer(self) -> Any:
@@ -86,6 +91,9 @@ class VipApp(faust.App):
                 )
                 await self.crash(exc)
                 return
+        if self.before_recovery is not None:
+            tables: Any = self.tables
+            self.before_recovery(tables.recovery)
         await super()._on_partitions_assigned(assigned, generation_id)
 
     @mode.Service.task

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -25,7 +26,9 @@ from agents.engine.store import CustomerStore, Snapshot, highest_offsets
 from agents.engine.value import ValueEngine
 from agents.faust_port.app import VipApp, count_recovery, faust_options
 from agents.faust_port.consumer import FaustPositions, committed_offsets, input_lag
+from agents.faust_port.restore import install_bulk_restore
 from agents.faust_port.stores import local_store_of
+from agents.kafka.bulk_read import read_spans
 from agents.kafka.producing import BatchProducer, ChangelogWriter, OutputQueue
 from agents.kafka.refetch import PartitionReader
 from agents.kafka.security import client_options
@@ -108,6 +111,22 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         else None
     )
     count_recovery(table, metrics)
+    if kafka.bulk_restore:
+        app.before_recovery = functools.partial(
+            install_bulk_restore,
+            changelog_topic=table.changelog_topic.get_topic_name(),
+            local=lambda: local_store_of(table),
+            read=functools.partial(
+                read_spans,
+                client,
+                max_message_bytes=kafka.max_message_bytes,
+                read_committed=settings.processing_guarantee == "exactly_once",
+                # Faust gives up on its recovery after this (see restore.py)
+                seconds=0.7 * kafka.request_timeout_seconds,
+                request_timeout_seconds=kafka.request_timeout_seconds,
+            ),
+            counted=metrics.count_restored_in_bulk,
+        )
     output_names = {key: settings.topics.name(key) for key in OUTPUT_TOPICS}
 
     def send(topic_key: str, partition: int, key: bytes | None, value: bytes | None) -> None:

@@ -351,3 +351,34 @@ def test_commits_run_on_the_interval_only(settings: Any) -> None:
     consumer = app.consumer
     assert isinstance(consumer, BaseConsumer)
     assert consumer._commit_every == app.conf.broker_commit_every
+
+
+def test_faust_recovery_builds_active_offsets_after_the_highwaters_where_restore_hooks_in(
+    app: VipApp,
+) -> None:
+    """agents/faust_port/restore.py replaces `Recovery._build_offsets` on the instance and
+    reads `active_offsets` and `active_highwaters`: the restore relies on Faust calling it
+    for the active partitions after it learnt their high watermarks, and before it seeks."""
+    import inspect
+
+    from faust.tables.recovery import Recovery
+
+    assert list(inspect.signature(Recovery._build_offsets).parameters) == [
+        "self",
+        "consumer",
+        "tps",
+        "destination",
+        "title",
+    ]
+    import re
+
+    source = inspect.getsource(Recovery._restart_recovery.fun)  # a mode ServiceTask
+    highwaters = source.index("self._build_highwaters")
+    found = re.search(r"_build_offsets\)\(\s*consumer, assigned_active_tps, active_offsets", source)
+    assert found is not None
+    seek = source.index("self._seek_offsets")
+    assert highwaters < found.start() < seek
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+    assert isinstance(recovery.active_offsets, dict)
+    assert isinstance(recovery.active_highwaters, dict)
+    assert recovery.active_offsets is not recovery.standby_offsets

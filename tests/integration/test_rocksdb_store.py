@@ -1,6 +1,7 @@
 """The persistent table store: a worker restarted on its RocksDB data directory serves the
 same figures as before, having read only what the changelog gained since, where a worker
-with the in-memory store (or a new disk) rebuilds everything from the changelog."""
+with the in-memory store (or a new disk) rebuilds everything from the changelog, in bulk
+(agents/faust_port/restore.py) or through Faust's recovery: the same answers either way."""
 
 from __future__ import annotations
 
@@ -75,12 +76,24 @@ def test_a_restart_on_the_same_disk_reads_only_the_new_changelog(
     rebuilt = make_worker("memory").start().wait_healthy()
     after_rebuild = snapshot(rebuilt, customers)
     from_changelog = rebuilt.metric("vipstream_state_recovered_records_total")
+    in_bulk = rebuilt.metric("vipstream_state_recovered_in_bulk_records_total")
+    replayed = rebuilt.metric("vipstream_events_applied_total")
+    assert rebuilt.stop() == 0
+
+    # Faust's own recovery, one record at a time (agents/faust_port/restore.py off)
+    by_faust = make_worker("faust", VIPSTREAM_KAFKA__BULK_RESTORE="false").start().wait_healthy()
+    after_faust = snapshot(by_faust, customers)
 
     assert before["tiers"][0] == 200
     assert sum(1 for status, _ in before["customers"].values() if status == 200) == len(expected)
     assert after_restart == before, "the restarted worker's answers differ"
     assert after_rebuild == before, "the rebuilt worker's answers differ"
+    assert after_faust == before, "the worker that recovered through Faust answers otherwise"
+    # the rebuild read the changelog in bulk, the last worker through Faust alone
+    assert in_bulk == from_changelog
+    assert by_faust.metric("vipstream_state_recovered_in_bulk_records_total") == 0
+    assert by_faust.metric("vipstream_state_recovered_records_total") >= from_changelog
     # the rebuild read every changelog record; the restart only the few it had not stored
     assert from_changelog >= written
     assert from_disk <= 0.01 * from_changelog, (from_disk, from_changelog)
-    assert rebuilt.metric("vipstream_events_applied_total") == 0  # nothing replayed twice
+    assert replayed == 0  # nothing replayed twice
