@@ -29,6 +29,7 @@ from bench.deployment import Deployment
 from tests.support import wait_for
 
 RECOVERED = "vipstream_state_recovered_records_total"
+RECOVERED_IN_BULK = "vipstream_state_recovered_in_bulk_records_total"
 BASELINE_CUSTOMERS = 100
 
 
@@ -96,6 +97,7 @@ def _start(deployment: Deployment, store: str, datadir: str) -> dict[str, Any]:
     try:
         ready = deployment.wait_ready(timeout=3600)
         recovered = deployment.total(RECOVERED)
+        in_bulk = deployment.total(RECOVERED_IN_BULK)
         rss = deployment.total("process_resident_memory_bytes")
     finally:
         deployment.stop()  # SIGTERM: the worker commits and leaves; RocksDB is closed
@@ -111,6 +113,7 @@ def _start(deployment: Deployment, store: str, datadir: str) -> dict[str, Any]:
         "recovery_and_ledgers_seconds": per_customer,
         "changelog_read_seconds": None if restored is None else restored - started_wall - assigned,
         "records_read": recovered,
+        "records_read_in_bulk": in_bulk,
         "records_per_second": recovered / per_customer if per_customer > 0 else None,
         "rss_bytes": rss,
     }

@@ -363,7 +363,12 @@ def _recovery(f: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
                 f"{seconds:,.0f} s",
                 f"{_x(run['seconds'], base, 'an empty worker')} at {measured:,} "
                 f"({run['seconds']:,.1f} s); {run['records_read']:,.0f} records read"
-                + (f", {rate:,.0f} records/s" if rate else ""),
+                + (f", {rate:,.0f} records/s" if rate else "")
+                + (
+                    f", {run['records_read_in_bulk']:,.0f} of them in bulk"
+                    if run.get("records_read_in_bulk") is not None
+                    else ""
+                ),
             )
         )
     failover = rec.get("standby_failover")

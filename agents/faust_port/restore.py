@@ -109,6 +109,12 @@ async def restore(
         store.write(key[1], [(r.key, r.value) for r in records], records[-1].offset)
         counted(len(records))
 
+    log.info(
+        "restoring %d partitions of %s in bulk",
+        len(spans),
+        changelog_topic,
+        extra={"event": "changelog_restore_started", "partitions": sorted(k[1] for k in spans)},
+    )
     started = time.perf_counter()
     result = await read(spans, apply)
     for key, through in result.through.items():
