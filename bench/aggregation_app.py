@@ -4,7 +4,8 @@ A Faust agent on the same input topics as the pipeline, applying each event thro
 vipstream's own per-event path (agents/engine/events.py: decode, validate, dedupe,
 the customer's rolling buckets and lifetime totals) on a write-back store
 (agents/engine/store.py), whose changed states go to a changelog topic at every commit
-interval, as the worker's do. Left out: the day close, the tiering, the ledgers and
+interval, as the worker's do; Faust's fetch loop is the worker's
+(agents/faust_port/drain.py). Left out: the day close, the tiering, the ledgers and
 their checkpoints, ticket priorities and the commit barrier's ordering.
 
 Run by the benchmark as `python -m bench.aggregation_app N`; prints one `RESULT {json}`
@@ -24,6 +25,7 @@ from agents.engine.barrier import await_delivery
 from agents.engine.events import EventPath, InputMessage
 from agents.engine.outputs import Outputs
 from agents.engine.store import CustomerStore, DictStore, highest_offsets
+from agents.faust_port.app import LeanDrainApp
 from agents.kafka.producing import BatchProducer, ChangelogWriter
 from agents.kafka.security import client_options
 from agents.metrics import Metrics
@@ -35,7 +37,7 @@ def main() -> None:
     target = int(sys.argv[1])
     settings = load_settings()
     kafka = settings.kafka
-    app, topic = bench_app(settings, "aggregation")
+    app, topic = bench_app(settings, "aggregation", LeanDrainApp)
     changelog_topic = app.topic(
         f"{settings.app_id}-aggregation-changelog",
         partitions=kafka.partitions,

@@ -19,10 +19,13 @@ from agents.topics import INPUT_EVENT_TYPES
 from agents.worker.app import faust_options
 
 
-def bench_app(settings: Settings, name: str) -> tuple[faust.App, Any]:
+def bench_app(
+    settings: Settings, name: str, app_class: type[faust.App] = faust.App
+) -> tuple[faust.App, Any]:
     """A Faust app of its own group (`<app_id>-<name>`) with the workers' options, and
-    the input topics as raw bytes (the floor's and bench/aggregation_app.py's)."""
-    app = faust.App(
+    the input topics as raw bytes (the floor's, a bare faust.App, and
+    bench/aggregation_app.py's, with the worker's fetch loop)."""
+    app = app_class(
         f"{settings.app_id}-{name}",
         store="memory://",
         web_port=int(os.environ["BENCH_WEB_PORT"]),

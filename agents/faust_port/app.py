@@ -4,7 +4,8 @@
   Faust creates commits through vipstream's commit barrier (its `force_commit` replaced:
   agents/engine/barrier.py), learns log ends that are right on every broker
   (agents/kafka/highwater.py: the embedded broker's ListOffsets answer falls short), and
-  fetches with vipstream's `fetch_max_wait` (agents/faust_port/consumer.py).
+  fetches with vipstream's `fetch_max_wait` (agents/faust_port/consumer.py), and hands
+  messages over without a race of four futures each (agents/faust_port/drain.py).
 - `VipApp._on_partitions_assigned` (private, overridden): with exactly-once, the
   previous owners of the assigned partitions are fenced before Faust recovers them.
 - `VipApp._on_partitions_assigned` also installs, once, the bulk changelog restore on
@@ -37,6 +38,7 @@ from agents.faust_port.consumer import (
     configure_fetching,
     group_coordination_error,
 )
+from agents.faust_port.drain import install_lean_drain
 from agents.kafka.highwater import committed_highwaters, exact_highwaters
 from agents.kafka.security import client_options, ssl_context
 from agents.metrics import Metrics
@@ -45,7 +47,17 @@ from agents.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class VipApp(faust.App):
+class LeanDrainApp(faust.App):
+    """A Faust app whose consumer hands messages over without Faust's per-message race
+    (agents/faust_port/drain.py); the benchmark's aggregation-only app runs it too."""
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        install_lean_drain(consumer)
+        return consumer
+
+
+class VipApp(LeanDrainApp):
     """A Faust app whose offset commits are preceded by the durability barrier."""
 
     barrier: CommitBarrier

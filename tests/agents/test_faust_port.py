@@ -382,3 +382,92 @@ def test_faust_recovery_builds_active_offsets_after_the_highwaters_where_restore
     assert isinstance(recovery.active_offsets, dict)
     assert isinstance(recovery.active_highwaters, dict)
     assert recovery.active_offsets is not recovery.standby_offsets
+
+
+def test_faust_fetch_loop_is_the_one_drain_py_was_copied_from(app: VipApp) -> None:
+    """agents/faust_port/drain.py is Faust 0.15.3's `Consumer._drain_messages` with the
+    hand-over changed. When an upgrade changes Faust's loop, this fails: compare the two,
+    carry the change over to the copy, then update the digest."""
+    import hashlib
+    import inspect
+
+    source = inspect.getsource(FaustConsumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == (
+        "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+    )
+    assert "await self.wait_first(\n" in source  # the race drain.py avoids
+    # the worker's consumer runs the copy
+    assert app.consumer._drain_messages.__func__.__module__ == "agents.faust_port.drain"  # type: ignore[attr-defined]
+
+
+async def test_the_fetch_loop_hands_messages_over_and_drops_one_a_suspension_interrupts() -> None:
+    """drain.py's loop on a stand-in consumer: each message handed over once, in order;
+    a message whose hand-over outlived a rebalance is not noted as read (Faust seeks
+    afterwards); a hand-over blocked when the flow is suspended is cancelled and the
+    message dropped, as Faust's race drops it; while suspended, Faust's own race."""
+    from agents.faust_port.drain import drain_messages
+
+    class Diag:
+        def set_flag(self, flag: str) -> None: ...
+        def unset_flag(self, flag: str) -> None: ...
+
+    tp = TP("calls", 0)
+    handed: list[int] = []
+    raced: list[int] = []
+
+    class Message:
+        def __init__(self, offset: int) -> None:
+            self.offset = offset
+            self.topic = "calls"
+
+    class Stub:
+        consumer_stopped_errors = ()
+
+        def __init__(self) -> None:
+            self._stopped = asyncio.Event()
+            self.suspend_flow = asyncio.Event()
+            self.app = type("App", (), {"consumer_generation_id": 1})()
+            self.app.topics = type("Topics", (), {"acks_enabled_for": lambda self, t: True})()
+            self._read_offset: dict[TP, int | None] = {tp: None}
+            self.diag = Diag()
+            self._commit_every = None
+            self.should_stop = False
+            # after the rebalance during message 2, Faust seeks back to the committed 2
+            self.batches = [[0, 1, 2], [2, 3], [4], [5]]
+
+        async def callback(self, message: Message) -> None:
+            handed.append(message.offset)
+            if handed == [0, 1, 2]:  # a rebalance while this one is handed over
+                self.app.consumer_generation_id = 2
+            if message.offset == 3:  # blocked (a full buffer) until the flow is suspended
+                asyncio.get_running_loop().call_later(0.05, self.suspend_flow.set)
+                await asyncio.Event().wait()
+
+        async def getmany(self, **options: float) -> Any:
+            if not self.batches:
+                self._stopped.set()
+                return
+            batch = self.batches.pop(0)
+            if batch == [5]:
+                self.suspend_flow.clear()  # the flow resumed
+            for offset in batch:
+                yield tp, Message(offset)
+
+        async def sleep(self, seconds: float) -> None:
+            await asyncio.sleep(seconds)
+
+        async def wait_first(self, *coros: Any) -> None:
+            raced.append(len(coros))
+            for coro in coros:
+                coro.close()
+
+        async def _add_gap(self, *args: Any) -> None:
+            raise AssertionError("no gap expected")
+
+    stub = Stub()
+    fetcher = type("Fetcher", (), {"_stopped": asyncio.Event()})()
+    await asyncio.wait_for(drain_messages(stub, fetcher), timeout=10)
+    # 2 twice: not noted as read before the seek; 3 dropped by the suspension; 4 raced
+    assert handed == [0, 1, 2, 2, 3, 5]
+    assert raced == [2]
+    assert stub._read_offset[tp] == 5
