@@ -7,10 +7,9 @@
   fetches with vipstream's `fetch_max_wait` (agents/faust_port/consumer.py), and hands
   messages over without a race of four futures each (agents/faust_port/drain.py).
 - `VipApp._on_partitions_assigned` (private, overridden): with exactly-once, the
-  previous owners of the assigned partitions are fenced before Faust recovers them.
-- `VipApp._on_partitions_assigned` also installs, once, the bulk changelog restore on
-  Faust's recovery (`before_recovery`, set by agents/worker/app.py: see
-  agents/faust_port/restore.py).
+  previous owners of the assigned partitions are fenced before Faust recovers them; and
+  the bulk changelog restore is installed, once, on Faust's recovery (`before_recovery`,
+  set by agents/worker/app.py: see agents/faust_port/restore.py).
 - `VipApp._on_agent_error` (private, overridden): Faust restarts a crashed agent and only
   logs it; vipstream counts it for an alert.
 - `count_recovery` wraps the table's `apply_changelog_batch` on the instance, to count

@@ -40,6 +40,16 @@ from agents.kafka.bulk_read import Key, ReadResult, Span
 
 log = logging.getLogger(__name__)
 
+#: the share of Faust's wait for `_build_offsets` (`broker_request_timeout`) the bulk read
+#: may take before it leaves the rest to Faust
+SHARE_OF_FAUST_WAIT = 0.7
+
+
+def bulk_read_seconds(request_timeout_seconds: float) -> float:
+    """How long the bulk read may go on, given the timeout Faust's recovery runs with."""
+    return SHARE_OF_FAUST_WAIT * request_timeout_seconds
+
+
 #: reads spans of partitions, handing their records to a callback (read_spans, bound to
 #: the worker's client settings)
 SpanReader = Callable[[dict[Key, Span], Callable[[Key, list[Any]], None]], Awaitable[ReadResult]]

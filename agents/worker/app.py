@@ -26,7 +26,7 @@ from agents.engine.store import CustomerStore, Snapshot, highest_offsets
 from agents.engine.value import ValueEngine
 from agents.faust_port.app import VipApp, count_recovery, faust_options
 from agents.faust_port.consumer import FaustPositions, committed_offsets, input_lag
-from agents.faust_port.restore import install_bulk_restore
+from agents.faust_port.restore import bulk_read_seconds, install_bulk_restore
 from agents.faust_port.stores import local_store_of
 from agents.kafka.bulk_read import read_spans
 from agents.kafka.producing import BatchProducer, ChangelogWriter, OutputQueue
@@ -121,8 +121,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
                 client,
                 max_message_bytes=kafka.max_message_bytes,
                 read_committed=settings.processing_guarantee == "exactly_once",
-                # Faust gives up on its recovery after this (see restore.py)
-                seconds=0.7 * kafka.request_timeout_seconds,
+                seconds=bulk_read_seconds(kafka.request_timeout_seconds),
                 request_timeout_seconds=kafka.request_timeout_seconds,
             ),
             counted=metrics.count_restored_in_bulk,
