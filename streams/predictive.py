@@ -117,7 +117,9 @@ def fit_purchases(
     def negative(log_params: Floats) -> float:
         params = np.exp(log_params)
         ll = purchase_log_likelihood(variant, tuple(params), xs, ts, ages)
-        value = -float(np.dot(counts, ll)) / total
+        # an exactly rounded sum: a BLAS dot product sums in a CPU-dependent order,
+        # and L-BFGS-B's finite differences turn its last bit into a different fit
+        value = -math.fsum((counts * ll).tolist()) / total
         return value if math.isfinite(value) else 1e300
 
     best = _minimise(negative, start or (1.0, 1.0, 1.0, 1.0))
