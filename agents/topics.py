@@ -26,12 +26,18 @@ OUTPUT_TOPICS = (
 COMPACTED = frozenset({"contact_preferences", "customer_tiers"})
 
 
+#: the Faust table of customer states; its changelog is `{app_id}-customer_state-changelog`
+STATE_TABLE = "customer_state"
+
+
 @dataclass(frozen=True)
 class TopicPlan:
     key: str
     name: str
     partitions: int
     compacted: bool
+    #: further topic configs at creation
+    configs: tuple[tuple[str, str], ...] = ()
 
 
 def summaries_topic(settings: Settings) -> str:
@@ -44,17 +50,28 @@ def erasures_topic(settings: Settings) -> str:
     return f"{settings.app_id}-erasures"
 
 
+def changelog_topic(settings: Settings) -> str:
+    """Internal: the state table's changelog, named as Faust names it."""
+    return f"{settings.app_id}-{STATE_TABLE}-changelog"
+
+
 def topic_plan(settings: Settings) -> list[TopicPlan]:
     """Every contract topic with its full name and partition count, and the internal
     topics: the summaries (one partition, compacted: only the latest message per
-    partition matters) and the erasure requests (co-partitioned with the inputs; not
+    partition matters), the erasure requests (co-partitioned with the inputs; not
     compacted: a request is applied once, and retention then deletes the customer id
-    it names)."""
+    it names) and the state table's changelog (co-partitioned, compacted; created here,
+    before Faust starts, as Faust would: when Faust created it, the consumer could join
+    its group before the broker listed the new topic, and Faust's assignor then left the
+    table without partitions until the next rebalance)."""
     keys = [*INPUT_EVENT_TYPES, *OUTPUT_TOPICS]
     partitions = settings.kafka.partitions
     plan = [TopicPlan(k, settings.topics.name(k), partitions, k in COMPACTED) for k in keys]
     plan.append(TopicPlan("value_summaries", summaries_topic(settings), 1, True))
     plan.append(TopicPlan("erasures", erasures_topic(settings), partitions, False))
+    # a customer's state is one message: let the topic take the largest the producer may
+    size = (("max.message.bytes", str(settings.kafka.max_message_bytes)),)
+    plan.append(TopicPlan("changelog", changelog_topic(settings), partitions, True, size))
     return plan
 
 

@@ -43,7 +43,10 @@ async def ensure_topics(settings: Settings, *, wait_seconds: float = 60.0) -> No
                         p.name,
                         p.partitions,
                         settings.kafka.replication_factor,
-                        topic_configs={"cleanup.policy": "compact"} if p.compacted else {},
+                        topic_configs={
+                            **({"cleanup.policy": "compact"} if p.compacted else {}),
+                            **dict(p.configs),
+                        },
                     )
                     for p in missing
                 ]

@@ -36,14 +36,20 @@ from agents.kafka.summaries import follow_summaries
 from agents.kafka.transactions import PartitionTransactions
 from agents.metrics import Metrics
 from agents.settings import Settings
-from agents.topics import INPUT_EVENT_TYPES, OUTPUT_TOPICS, erasures_topic, summaries_topic
+from agents.topics import (
+    INPUT_EVENT_TYPES,
+    OUTPUT_TOPICS,
+    STATE_TABLE,
+    changelog_topic,
+    erasures_topic,
+    summaries_topic,
+)
 from agents.worker.health import Health
 from agents.worker.loop_watch import watch_event_loop
 from agents.worker.web import register_views, routing_client
 
 log = logging.getLogger(__name__)
 
-STATE_TABLE = "customer_state"
 
 __all__ = ["STATE_TABLE", "VipApp", "create_app", "faust_options"]
 
@@ -90,7 +96,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         )
         for _ in range(2)
     )
-    changelog = ChangelogWriter(state_producer, table.changelog_topic.get_topic_name())
+    changelog = ChangelogWriter(state_producer, changelog_topic(settings))
     exactly_once = settings.processing_guarantee == "exactly_once"
     queue = OutputQueue(
         producer,
@@ -114,7 +120,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
     if kafka.bulk_restore:
         app.before_recovery = functools.partial(
             install_bulk_restore,
-            changelog_topic=table.changelog_topic.get_topic_name(),
+            changelog_topic=changelog_topic(settings),
             local=lambda: local_store_of(table),
             read=functools.partial(
                 read_spans,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.settings import Settings, load_settings
-from agents.topics import erasures_topic
+from agents.topics import changelog_topic, erasures_topic, topic_plan
 from agents.worker.app import STATE_TABLE, create_app
 
 
@@ -59,6 +59,18 @@ def test_the_largest_state_fits_the_producer_and_the_changelog_topic(
     changelog = app.tables[STATE_TABLE].changelog_topic  # type: ignore[attr-defined]
     assert changelog.config["max.message.bytes"] == str(largest)
     assert largest > 1_000_000  # Faust's default, below the default caps' largest state
+
+
+def test_start_up_creates_the_changelog_faust_would(app: object, settings: Settings) -> None:
+    """The worker creates the changelog before Faust starts (agents/topics.py says why):
+    Faust's name, partitions and configs, so that Faust finds it as it would have made it."""
+    faust_topic = app.tables[STATE_TABLE].changelog_topic  # type: ignore[attr-defined]
+    (planned,) = [p for p in topic_plan(settings) if p.key == "changelog"]
+    assert planned.name == changelog_topic(settings) == faust_topic.get_topic_name()
+    assert planned.partitions == faust_topic.partitions == settings.kafka.partitions
+    assert planned.compacted
+    assert faust_topic.compacting
+    assert dict(planned.configs) == dict(faust_topic.config)
 
 
 def test_offset_commits_go_through_the_durability_barrier(app: object) -> None:
