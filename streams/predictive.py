@@ -26,15 +26,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import OptimizeResult, minimize
 from scipy.special import gammaln, hyp2f1
 
 from streams.history import SampleEntry
 from streams.units import MONEY_SCALE
+
+if TYPE_CHECKING:  # scipy.optimize is imported where a fit runs: a third of a second
+    from scipy.optimize import OptimizeResult  # of every worker's and command's start
 
 Variant = Literal["bgnbd", "mbgnbd"]
 Floats = NDArray[np.float64]
@@ -130,6 +132,8 @@ def fit_purchases(
 def _minimise(negative: Callable[[Floats], float], start: Sequence[float]) -> OptimizeResult:
     """L-BFGS-B on the parameters' logarithms, kept within e^-_LOG_BOUND..e^_LOG_BOUND (a
     population where nobody seems to drop out drives a and b towards infinity)."""
+    from scipy.optimize import minimize  # noqa: PLC0415 - deferred: see the imports
+
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
     return minimize(
         negative,

@@ -23,8 +23,7 @@ log = logging.getLogger("vipstream.worker")
 
 
 def run_worker(settings: Settings) -> int:
-    import faust
-
+    from agents.faust_port.worker import Worker
     from agents.worker.app import create_app
 
     config = logging_config(settings.log_level, settings.log_format)
@@ -62,9 +61,7 @@ def run_worker(settings: Settings) -> int:
         extra={"event": "worker_settings"},
     )
     # Faust sets up logging again when the worker starts: hand it the same configuration
-    worker = faust.Worker(
-        app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=config
-    )
+    worker = Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=config)
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
 

@@ -471,3 +471,21 @@ async def test_the_fetch_loop_hands_messages_over_and_drops_one_a_suspension_int
     assert handed == [0, 1, 2, 2, 3, 5]
     assert raced == [2]
     assert stub._read_offset[tp] == 5
+
+
+def test_mode_still_closes_its_loop_after_a_one_second_sentinel() -> None:
+    """agents/faust_port/worker.py overrides `_sentinel_task`, the bare one-second sleep
+    mode's Worker runs after everything has stopped and before the loop closes. When mode
+    stops calling it or gives it a purpose, this fails and the override goes."""
+    import inspect
+
+    from mode import Worker as ModeWorker
+
+    from agents.faust_port.worker import Worker
+
+    shutdown = inspect.getsource(ModeWorker._shutdown_loop)
+    assert "ensure_future(self._sentinel_task()" in shutdown
+    sentinel = inspect.getsource(ModeWorker._sentinel_task)
+    assert sentinel.rstrip().endswith("await asyncio.sleep(1.0)")
+    assert sentinel.count("\n") == 2  # the signature and the sleep: nothing else
+    assert Worker._sentinel_task is not ModeWorker._sentinel_task
