@@ -15,6 +15,9 @@
 - `count_recovery` wraps the table's `apply_changelog_batch` on the instance, to count
   the changelog records recovery applies (Faust has no hook for it).
 - A service task watches the consumer's group coordination and the committed offsets.
+- `TableManager.on_start` (a Service hook, overridden with a copy of Faust's body less
+  its first line): Faust sleeps a second first, for tables declared after the app
+  starts; vipstream declares its table before, so every start waited that second.
 
 tests/agents/test_faust_port.py fails when one of these moves upstream.
 """
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+import faust.tables
 import mode
 
 from agents.engine.barrier import CommitBarrier
@@ -44,6 +48,17 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class TableManager(faust.tables.TableManager):
+    """Faust's table manager without the second it waits at start (see the module's
+    docstring). The worker's table is declared, and its changelog topic created
+    (agents/topics.py), before the worker starts."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class LeanDrainApp(faust.App):

@@ -24,7 +24,7 @@ from agents.engine.intake import Intake
 from agents.engine.outputs import Outputs
 from agents.engine.store import CustomerStore, Snapshot, highest_offsets
 from agents.engine.value import ValueEngine
-from agents.faust_port.app import VipApp, count_recovery, faust_options
+from agents.faust_port.app import TableManager, VipApp, count_recovery, faust_options
 from agents.faust_port.consumer import FaustPositions, committed_offsets, input_lag
 from agents.faust_port.restore import bulk_read_seconds, install_bulk_restore
 from agents.faust_port.stores import local_store_of
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         canonical_url=f"{settings.web.scheme}://{settings.advertised_host}:{settings.web.port}",
         web_ssl_context=settings.web.server_ssl_context(),
         HttpClient=routing_client(settings.web),
+        TableManager=TableManager,
         **faust_options(settings),
     )
     app.bootstrap_servers = settings.bootstrap_servers

@@ -489,3 +489,28 @@ def test_mode_still_closes_its_loop_after_a_one_second_sentinel() -> None:
     assert sentinel.rstrip().endswith("await asyncio.sleep(1.0)")
     assert sentinel.count("\n") == 2  # the signature and the sleep: nothing else
     assert Worker._sentinel_task is not ModeWorker._sentinel_task
+
+
+def test_faust_table_manager_starts_as_the_port_copies_it_less_the_sleep(app: VipApp) -> None:
+    """agents/faust_port/app.py's TableManager.on_start is Faust's without the one-second
+    sleep before it. When Faust's body changes, this fails: carry the change over."""
+    import inspect
+
+    from faust.tables import TableManager as FaustTableManager
+
+    from agents.faust_port.app import TableManager
+
+    body = [
+        line.strip()
+        for line in inspect.getsource(FaustTableManager.on_start).splitlines()[1:]
+        if line.strip() and not line.strip().startswith(('"""', "#"))
+    ]
+    assert body == [
+        "await self.sleep(1.0)",
+        "if not self.should_stop:",
+        "await self._update_channels()",
+        "await self.recovery.start()",
+    ]
+    copied = [line.strip() for line in inspect.getsource(TableManager.on_start).splitlines()[1:]]
+    assert copied == body[1:]
+    assert type(app.tables) is TableManager
