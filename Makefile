@@ -32,8 +32,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# the tests without a broker on both cores (pytest-xdist), then those with brokers and
+# worker processes one at a time (their timings are part of what they check); both run,
+# and the target fails if either failed
 test: system-deps install lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/python -m pytest -n 2 -m "not integration and not e2e" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -m "integration or e2e" $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 unit: install
 	$(BIN)/python -m pytest tests/unit tests/agents $(PYTEST_ARGS)
