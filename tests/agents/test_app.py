@@ -128,3 +128,9 @@ async def test_an_agent_crash_is_counted_and_logged(
     record = next(r for r in caplog.records if getattr(r, "event", None) == "agent_crashed")
     assert record.levelname == "ERROR"
     assert record.exc_info is not None
+
+
+def test_standby_records_are_applied_in_batches_of_a_thousand(app: object) -> None:
+    """Faust's default, which the standby failover test's bound on the records a
+    takeover applies relies on (tests/integration/test_crash_and_rebalance.py)."""
+    assert app.tables[STATE_TABLE].standby_buffer_size == 1000  # type: ignore[attr-defined]

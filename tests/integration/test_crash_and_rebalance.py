@@ -374,8 +374,11 @@ def test_a_standby_serves_a_killed_workers_customers_within_seconds(
     # the dead member is noticed after the session timeout; what follows is the standby
     # catching up and the ledgers read from their checkpoints: seconds
     assert serving < session + 15
-    # the standby copies were current: a takeover reads a small tail of the changelog
-    assert caught_up < 0.2 * recovered, (caught_up, recovered)
+    # the standby copies were current: a takeover reads a small tail of the changelog.
+    # Faust applies a standby's records in batches of the table's standby_buffer_size
+    # (1,000), so up to that many read before the kill are applied, and counted, after it
+    buffered = 1000
+    assert caught_up < 0.2 * recovered + buffered, (caught_up, recovered)
     assert built
     assert all("from its checkpoint" in line for line in built), built
 
