@@ -55,6 +55,12 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-{STATE_TABLE}-changelog"
 
 
+def changelog_configs(settings: Settings) -> dict[str, str]:
+    """The changelog's configs beyond compaction: a customer's state is one message, so
+    the topic takes the largest the producer may send."""
+    return {"max.message.bytes": str(settings.kafka.max_message_bytes)}
+
+
 def topic_plan(settings: Settings) -> list[TopicPlan]:
     """Every contract topic with its full name and partition count, and the internal
     topics: the summaries (one partition, compacted: only the latest message per
@@ -69,9 +75,8 @@ def topic_plan(settings: Settings) -> list[TopicPlan]:
     plan = [TopicPlan(k, settings.topics.name(k), partitions, k in COMPACTED) for k in keys]
     plan.append(TopicPlan("value_summaries", summaries_topic(settings), 1, True))
     plan.append(TopicPlan("erasures", erasures_topic(settings), partitions, False))
-    # a customer's state is one message: let the topic take the largest the producer may
-    size = (("max.message.bytes", str(settings.kafka.max_message_bytes)),)
-    plan.append(TopicPlan("changelog", changelog_topic(settings), partitions, True, size))
+    configs = tuple(changelog_configs(settings).items())
+    plan.append(TopicPlan("changelog", changelog_topic(settings), partitions, True, configs))
     return plan
 
 

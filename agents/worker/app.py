@@ -40,6 +40,7 @@ from agents.topics import (
     INPUT_EVENT_TYPES,
     OUTPUT_TOPICS,
     STATE_TABLE,
+    changelog_configs,
     changelog_topic,
     erasures_topic,
     summaries_topic,
@@ -79,8 +80,7 @@ def create_app(settings: Settings) -> VipApp:  # noqa: PLR0915 - the wiring, in 
         value_type=bytes,  # customer id bytes, exactly as on the input topics
         partitions=kafka.partitions,
         options=settings.rocksdb.table_options() if settings.store == "rocksdb://" else None,
-        # a customer's state is one message: let the topic take the largest the producer may
-        extra_topic_configs={"max.message.bytes": str(kafka.max_message_bytes)},
+        extra_topic_configs=changelog_configs(settings),  # as the worker creates it
         help="Per-customer state (streams.customer.CustomerState, encoded by streams.codec).",
     )
     store = CustomerStore(lambda: local_store_of(table), capacity=settings.state_cache_customers)
